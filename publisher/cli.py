@@ -1,0 +1,135 @@
+"""The command line: ``publisher [--config PATH] [-v|-q] COMMAND``.
+
+Exit codes: 0 success; 1 finished but some inputs were rejected (each named
+on stderr as ``path:line: reason``); 2 usage, configuration or environment
+error. Expected failures never show a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from publisher import __version__
+from publisher.build import BuildReport, build_site, check_site
+from publisher.config import Config, load_config
+from publisher.errors import PublisherError
+from publisher.scaffold import scaffold_site
+from publisher.store import StateStore
+
+log = logging.getLogger("publisher")
+
+EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _fail(message: str) -> None:
+    click.echo(str(message), err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _config(ctx: click.Context) -> Config:
+    return load_config(ctx.obj["config_path"])
+
+
+def _report_errors(report: BuildReport) -> int:
+    for error in report.errors:
+        click.echo(str(error), err=True)
+    return EXIT_REJECTED if report.errors else EXIT_OK
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class _Group(click.Group):
+    """Turns expected failures into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PublisherError as exc:
+            _fail(str(exc))
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("publisher.toml"),
+    show_default=True,
+    help="The site's configuration file.",
+)
+@click.option("-v", "--verbose", count=True, help="Say more (twice for debugging).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.version_option(__version__, prog_name="publisher")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path, verbose: int, quiet: bool) -> None:
+    """Publish posts written as files as RSS, Atom and JSON feeds."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx.obj = {"config_path": config_path, "quiet": quiet}
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Rewrite every feed even if unchanged.")
+@click.pass_context
+def build(ctx: click.Context, force: bool) -> None:
+    """Read the content, update the state store and write the feeds."""
+    config = _config(ctx)
+    store = StateStore.open(config.state.path)
+    try:
+        report = build_site(config, store=store, now=_utcnow(), force=force)
+    finally:
+        store.close()
+    code = _report_errors(report)
+    if not ctx.obj["quiet"]:
+        click.echo(
+            f"Built {_plural(len(report.site.posts), 'post')} into {config.relative(config.feeds.out)}/: "
+            f"{len(report.written)} written, {len(report.unchanged)} unchanged"
+            + (f", {_plural(len(report.errors), 'file')} rejected" if report.errors else "")
+        )
+        for name in report.files:
+            click.echo(f"  {config.relative(config.feeds.out / name)}")
+    sys.exit(code)
+
+
+@main.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate the configuration and content; write nothing."""
+    config = _config(ctx)
+    store = StateStore.open(config.state.path, readonly=True)
+    try:
+        report = check_site(config, store=store, now=_utcnow())
+    finally:
+        store.close()
+    code = _report_errors(report)
+    if not ctx.obj["quiet"]:
+        click.echo(
+            f"{config.relative(config.path) if config.path.is_absolute() else config.path}: ok; "
+            f"{_plural(len(report.site.posts), 'post')} would be published"
+            + (f", {_plural(len(report.errors), 'file')} rejected" if report.errors else "")
+        )
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
+@click.pass_context
+def init(ctx: click.Context, directory: Path) -> None:
+    """Create a new site in DIRECTORY (default: here)."""
+    created = scaffold_site(directory, now=_utcnow())
+    if not ctx.obj["quiet"]:
+        for path in created:
+            click.echo(f"created {path}")
+        where = f"cd {directory} && " if directory != Path(".") else ""
+        click.echo(f"Next: {where}publisher build")

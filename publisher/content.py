@@ -1,0 +1,219 @@
+"""The content stage: files become the site's published posts.
+
+``load_posts`` is the I/O edge: it finds the post files under the configured
+paths, reads each with the reader for its extension (plus an optional
+sidecar ``NAME.meta.toml`` beside it) and collects one ``ContentError`` per
+file it cannot publish. ``publish`` is the rest: it sanitises the HTML, holds
+back drafts and future posts, and takes each post's identity and dates from
+the state store, so a post's guid never changes once published.
+
+    posts, errors = load_posts(config)
+    with store.transaction():
+        site, more_errors = publish(posts, store=store, now=now, config=config)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tomllib
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+from publisher.config import Config
+from publisher.errors import ContentError
+from publisher.model import Post, Site
+from publisher.readers import ReadOptions, reader_for
+from publisher.readers.metadata import Metadata, parse_metadata
+from publisher.sanitize import clean_html
+from publisher.store import PostRecord, StateStore
+from publisher.text import one_line, slugify, xml_safe
+
+log = logging.getLogger(__name__)
+
+SIDECAR_SUFFIX = ".meta.toml"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What reading the content folders gave: posts, and the files rejected."""
+
+    posts: tuple[Post, ...]
+    errors: tuple[ContentError, ...]
+
+
+def _post_files(config: Config, errors: list[ContentError]) -> list[Path]:
+    files: list[Path] = []
+    for root in config.content.paths:
+        if root.is_file():
+            files.append(root)
+        elif root.is_dir():
+            for path in sorted(root.rglob("*")):
+                hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
+                if path.is_file() and not hidden and reader_for(path.name):
+                    files.append(path)
+        else:
+            errors.append(ContentError(config.relative(root), None, "no such file or folder"))
+    return list(dict.fromkeys(files))
+
+
+def _sidecar(path: Path, shown: str, config: Config) -> Metadata:
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    if not sidecar.is_file():
+        return Metadata()
+    name = shown + SIDECAR_SUFFIX
+    try:
+        text = sidecar.read_bytes().decode("utf-8-sig")
+        raw = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ContentError(name, 1, "not valid UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        reason = str(exc).split(" (at ")[0]
+        line = int(str(exc).split("at line ")[1].split(",")[0]) if "at line " in str(exc) else 1
+        raise ContentError(name, line, f"not valid TOML: {reason}") from None
+    return parse_metadata(raw, path=name, text=text, first_line=1, tz=config.site.timezone)
+
+
+def read_post(path: Path, config: Config) -> Post:
+    """Read one post file (and its sidecar); raises ``ContentError``."""
+    shown = config.relative(path)
+    reader = reader_for(path.name)
+    if reader is None:
+        raise ContentError(shown, None, f"no reader for {path.suffix or 'files without an extension'}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ContentError(shown, None, f"cannot be read: {exc.strerror}") from None
+    options = ReadOptions(
+        timezone=config.site.timezone,
+        boilerplate=config.content.boilerplate,
+        overlay=_sidecar(path, shown, config),
+    )
+    return reader(data, shown, options)
+
+
+def load_posts(config: Config) -> Loaded:
+    """Read every post file under the configured content paths."""
+    errors: list[ContentError] = []
+    posts: list[Post] = []
+    for path in _post_files(config, errors):
+        try:
+            posts.append(read_post(path, config))
+        except ContentError as exc:
+            errors.append(exc)
+        except Exception as exc:  # a reader bug must not stop the other posts
+            log.debug("reading %s failed", path, exc_info=True)
+            errors.append(ContentError(config.relative(path), None, f"could not be read: {exc!r}"))
+    return Loaded(tuple(posts), tuple(errors))
+
+
+def content_hash(post: Post) -> str:
+    """A digest of what readers see of a post; a change marks it updated."""
+    fields = [
+        post.title,
+        post.content_html,
+        post.summary,
+        list(post.tags),
+        [post.author.name, post.author.email] if post.author else None,
+        post.image,
+        post.url,
+    ]
+    data = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def _tag_uri(site_url: str, published: datetime, post_url: str) -> str:
+    """An RFC 4151 tag URI: unique, and independent of later edits."""
+    host = urlsplit(site_url).hostname or "localhost"
+    path = urlsplit(post_url).path or "/"
+    return f"tag:{host},{published:%Y-%m-%d}:{path}"
+
+
+def _clean(post: Post) -> Post:
+    return replace(
+        post,
+        title=xml_safe(one_line(post.title)),
+        summary=xml_safe(post.summary) if post.summary else None,
+        content_html=clean_html(post.content_html),
+    )
+
+
+def publish(
+    posts: tuple[Post, ...], *, store: StateStore, now: datetime, config: Config
+) -> tuple[Site, tuple[ContentError, ...]]:
+    """Give each publishable post its identity and dates; newest first.
+
+    Must run inside ``store.transaction()``: identities minted here are
+    remembered there.
+    """
+    errors: list[ContentError] = []
+    published: list[Post] = []
+    claimed_ids: dict[str, str] = {}
+    current = {p.source for p in posts}
+    for post in sorted(posts, key=lambda p: p.source):
+        if post.draft:
+            log.info("%s: draft, not published", post.source)
+            continue
+        if post.date is not None and post.date > now:
+            log.info("%s: scheduled for %s, not published yet", post.source, post.date.isoformat())
+            continue
+        post = _clean(post)
+        try:
+            published.append(_identify(post, store, now, config, claimed_ids, current))
+        except ContentError as exc:
+            errors.append(exc)
+    published.sort(key=lambda p: (p.date, p.source), reverse=True)
+    return Site(info=config.site_info, posts=tuple(published)), tuple(errors)
+
+
+def _identify(
+    post: Post,
+    store: StateStore,
+    now: datetime,
+    config: Config,
+    claimed: dict[str, str],
+    current: set[str],
+) -> Post:
+    digest = content_hash(post)
+    record = store.recall(post.source)
+    if record is None:
+        date = post.date or now
+        slug = post.slug or slugify(post.title)
+        updated = post.updated or date
+        first_seen = now
+    else:
+        date = post.date or record.first_seen
+        slug = post.slug or record.slug
+        changed = record.content_hash != digest
+        updated = post.updated or (max(now, date) if changed else record.updated)
+        first_seen = record.first_seen
+    date = date.astimezone(timezone.utc)
+    updated = max(updated.astimezone(timezone.utc), date)
+    local = date.astimezone(config.site.timezone)
+    url = post.url or urljoin(
+        config.site.url,
+        config.content.permalink.format(
+            year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}", slug=slug
+        ),
+    )
+    if post.id:
+        guid = post.id
+    elif record is not None:
+        guid = record.guid
+    else:
+        guid = _tag_uri(config.site.url, local, url)
+        base, n = guid, 2
+        while store.guid_owner(guid) not in (None, post.source) or guid in claimed:
+            guid, n = f"{base}-{n}", n + 1
+    owner = claimed.get(guid) or store.guid_owner(guid)
+    if owner is not None and owner != post.source:
+        if owner in current:
+            raise ContentError(post.source, None, f"id {guid!r} is already used by {owner}")
+        # The file that held this id is gone: the id passes to this post.
+        store.forget(owner)
+    claimed[guid] = post.source
+    store.remember(PostRecord(post.source, guid, slug, first_seen, digest, updated))
+    return replace(post, id=guid, slug=slug, url=url, date=date, updated=updated)

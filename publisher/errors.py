@@ -1,0 +1,44 @@
+"""The error hierarchy: every failure a user can cause is a ``PublisherError``.
+
+The command line turns these into one-line messages and exit codes; anything
+else reaching it is a bug.
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(exc)          # publisher.toml: [site] url: must be an absolute http(s) URL
+"""
+
+from __future__ import annotations
+
+
+class PublisherError(Exception):
+    """Base of every expected failure."""
+
+
+class ConfigError(PublisherError):
+    """The configuration is unusable; each problem is one line of the message."""
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path = path
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{path}: {p}" for p in self.problems))
+
+
+class ContentError(PublisherError):
+    """One input file cannot be published: ``path:line: reason``."""
+
+    def __init__(self, path: str, line: int | None, reason: str):
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {reason}")
+
+
+class StateError(PublisherError):
+    """The state store cannot be opened, read or written."""
+
+
+class OutputError(PublisherError):
+    """An output file cannot be written; the previous one is left intact."""

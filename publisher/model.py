@@ -1,0 +1,112 @@
+"""The content model: frozen values passed between stages.
+
+Readers produce ``Post`` values; the content stage fills in identity
+(``id``, ``url``) and dates and gathers them into a ``Site``; the feed and
+digest stages only read them. Nothing here does I/O or imports the rest of
+the package.
+
+    post = Post(source="posts/hello.txt", title="Hello", content_html="<p>Hi</p>")
+    published = dataclasses.replace(post, id="tag:example.org,2024-01-01:/hello/")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    email: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A paragraph of the author's own text (plain text, not HTML)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """A passage quoted from a source, as in "BBC News reports: …".
+
+    ``lead`` is the verb phrase after the source's name ("reports");
+    ``more`` is the continue-reading marker as written ("[Continue reading…]")
+    and ``more_url`` where it leads, when known.
+    """
+
+    source: str
+    lead: str
+    paragraphs: tuple[str, ...]
+    source_url: str | None = None
+    more: str | None = None
+    more_url: str | None = None
+
+
+Block = Paragraph | Excerpt
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A reader's comment kept with its post (plain-text paragraphs)."""
+
+    number: int
+    author: str
+    paragraphs: tuple[str, ...]
+    date: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Post:
+    """One post, as read from a file and, after the content stage, published.
+
+    ``source`` is the file's path relative to the site (the key the state
+    store remembers it by). ``blocks`` keeps the structure of plain-text
+    posts; every post has ``content_html``. ``date`` and ``updated`` are
+    timezone-aware (UTC once the content stage has run).
+    """
+
+    source: str
+    title: str
+    content_html: str
+    blocks: tuple[Block, ...] = ()
+    summary: str | None = None
+    date: datetime | None = None
+    updated: datetime | None = None
+    id: str | None = None
+    slug: str | None = None
+    url: str | None = None
+    author: Author | None = None
+    tags: tuple[str, ...] = ()
+    draft: bool = False
+    image: str | None = None
+    comments: tuple[Comment, ...] = ()
+    comments_closed: bool = False
+    comments_heading: str | None = None
+
+    @property
+    def excerpts(self) -> tuple[Excerpt, ...]:
+        return tuple(b for b in self.blocks if isinstance(b, Excerpt))
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """What feeds and emails say about the site itself."""
+
+    title: str
+    url: str
+    description: str
+    language: str
+    author: Author
+    feeds_url: str
+
+
+@dataclass(frozen=True)
+class Site:
+    """The published posts, newest first, with the site they belong to."""
+
+    info: SiteInfo
+    posts: tuple[Post, ...] = field(default_factory=tuple)

@@ -1,0 +1,94 @@
+"""Readers turn a file's bytes into a ``Post``: one module per format.
+
+A reader is a pure function ``read(data, path, options) -> Post`` that raises
+``ContentError(path, line, reason)`` for input it cannot publish. The
+registry maps file extensions to readers:
+
+    reader = reader_for("seeds/000_876ff53b270cd303.txt")
+    post = reader(data, "seeds/000_876ff53b270cd303.txt", ReadOptions(timezone=tz))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from zoneinfo import ZoneInfo
+
+from publisher.errors import ContentError
+from publisher.model import Post
+from publisher.readers.metadata import Metadata
+
+# Share-button and plugin lines that WordPress themes append to a post's
+# text; a whole paragraph equal to one of these (ignoring case) is dropped.
+DEFAULT_BOILERPLATE: tuple[str, ...] = (
+    "Print Friendly, PDF & Email",
+    "Print Friendly",
+    "Print Friendly and PDF",
+    "Share this:",
+    "Like this:",
+    "Like Loading...",
+    "Like Loading…",
+    "Related",
+    "Click to share on Twitter (Opens in new window)",
+    "Click to share on Facebook (Opens in new window)",
+    "Click to email this to a friend (Opens in new window)",
+    "Click to print (Opens in new window)",
+)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a reader needs beyond the bytes: no I/O, no clock."""
+
+    timezone: ZoneInfo = ZoneInfo("UTC")
+    boilerplate: tuple[str, ...] = DEFAULT_BOILERPLATE
+    overlay: Metadata = field(default_factory=Metadata)
+
+
+Reader = Callable[[bytes, str, ReadOptions], Post]
+
+_BOMS = {
+    b"\xff\xfe": "UTF-16 (little-endian)",
+    b"\xfe\xff": "UTF-16 (big-endian)",
+}
+
+
+def decode(data: bytes, path: str) -> str:
+    """UTF-8 text (a BOM allowed) with LF line ends, or a ``ContentError``.
+
+    The error names the line and column of the first undecodable byte.
+    """
+    for bom, name in _BOMS.items():
+        if data.startswith(bom):
+            raise ContentError(path, 1, f"file is {name}; save it as UTF-8")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = data[exc.start]
+        raise ContentError(
+            path, line, f"not valid UTF-8 (byte 0x{byte:02x} at column {column})"
+        ) from None
+    if not text.strip():
+        raise ContentError(path, 1, "empty file")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _registry() -> dict[str, Reader]:
+    from publisher.readers import text
+
+    return {".txt": text.read, ".text": text.read}
+
+
+def extensions() -> tuple[str, ...]:
+    """The file extensions that have a reader."""
+    return tuple(_registry())
+
+
+def reader_for(path: str) -> Reader | None:
+    """The reader for ``path`` by its extension, or None if there is none."""
+    return _registry().get(PurePath(path).suffix.lower())

@@ -1,0 +1,58 @@
+"""Front matter: a ``---`` YAML or ``+++`` TOML block at the top of a post.
+
+    meta, body, body_line = split_front_matter(text, "posts/a.txt")
+    # meta == {"date": ..., "tags": [...]}; body starts at line ``body_line``
+
+Errors are ``ContentError`` with the line in the file where the problem is.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from typing import Any
+
+import yaml
+
+from publisher.errors import ContentError
+
+_FENCES = {"---": "yaml", "+++": "toml"}
+_TOML_LINE = re.compile(r"at line (\d+)")
+
+
+def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
+    """Split ``text`` into (metadata, body, line number where the body starts)."""
+    lines = text.split("\n")
+    fence = lines[0].strip() if lines else ""
+    if fence not in _FENCES:
+        return {}, text, 1
+    for index in range(1, len(lines)):
+        if lines[index].strip() == fence:
+            block = "\n".join(lines[1:index])
+            meta = _parse(block, _FENCES[fence], path)
+            return meta, "\n".join(lines[index + 1 :]), index + 2
+    raise ContentError(path, 1, f"front matter opened with {fence!r} is never closed")
+
+
+def _parse(block: str, kind: str, path: str) -> dict[str, Any]:
+    if kind == "toml":
+        try:
+            data = tomllib.loads(block)
+        except tomllib.TOMLDecodeError as exc:
+            match = _TOML_LINE.search(str(exc))
+            line = int(match.group(1)) + 1 if match else 1
+            message = str(exc).split(" (at ")[0]
+            raise ContentError(path, line, f"front matter is not valid TOML: {message}") from exc
+        return data
+    try:
+        data = yaml.safe_load(block)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ContentError(path, line, f"front matter is not valid YAML: {problem}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ContentError(path, 2, "front matter must be a mapping of keys to values")
+    return data

@@ -1,0 +1,176 @@
+"""Post metadata, uniform across formats: front matter and sidecar files.
+
+Keys: ``title``, ``date``, ``updated``, ``id``, ``slug``, ``url``, ``tags``,
+``categories``, ``author``, ``summary``, ``draft``, ``image``,
+``canonical_url`` and, for link-blog posts, ``sources`` (a table of source
+name to URL, used for the cite and continue-reading links). Other keys are
+ignored, so front matter written for Jekyll or Hugo still reads.
+
+    meta = parse_metadata(raw, path="posts/a.md", text=front_matter_text, tz=ZoneInfo("UTC"))
+    meta.date  # aware datetime, naive values taken in the site's time zone
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from publisher.errors import ContentError
+from publisher.model import Author
+
+
+@dataclass(frozen=True)
+class Metadata:
+    title: str | None = None
+    date: datetime | None = None
+    updated: datetime | None = None
+    id: str | None = None
+    slug: str | None = None
+    url: str | None = None
+    tags: tuple[str, ...] = ()
+    author: Author | None = None
+    summary: str | None = None
+    draft: bool = False
+    image: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def key_line(text: str, key: str, first_line: int = 1) -> int:
+    """The line where ``key`` is set in a front-matter or TOML ``text``."""
+    pattern = re.compile(rf"^\s*['\"]?{re.escape(key)}['\"]?\s*[:=]")
+    for offset, line in enumerate(text.split("\n")):
+        if pattern.match(line):
+            return first_line + offset
+    return first_line
+
+
+def parse_date(value: Any, tz: ZoneInfo) -> datetime:
+    """A timezone-aware datetime from a TOML/YAML value or a string.
+
+    Accepts ISO 8601 (with or without a colon in the offset, ``Z``, a space
+    instead of ``T``, a bare date) and RFC 2822. Naive values are taken in
+    ``tz``. Raises ``ValueError`` with a readable reason.
+    """
+    if isinstance(value, datetime):
+        result = value
+    elif isinstance(value, date):
+        result = datetime.combine(value, time())
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            result = datetime.fromisoformat(text)
+        except ValueError as iso_error:
+            try:
+                result = email.utils.parsedate_to_datetime(text)
+            except (TypeError, ValueError, IndexError):
+                raise ValueError(f"{text!r} is not a date ({iso_error})") from None
+    else:
+        raise ValueError(f"expected a date, got {type(value).__name__}")
+    if result.tzinfo is None:
+        result = result.replace(tzinfo=tz)
+    return result
+
+
+def _text(value: Any, key: str) -> str:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value).strip()
+    raise ValueError(f"{key} must be text, got {type(value).__name__}")
+
+
+def _text_list(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [part for part in value.split(",")]
+    elif isinstance(value, list):
+        items = [_text(item, key) for item in value]
+    else:
+        raise ValueError(f"{key} must be a list of text, got {type(value).__name__}")
+    return tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
+
+
+def _url(value: Any, key: str) -> str:
+    text = _text(value, key)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{key} must be an absolute http(s) URL, got {text!r}")
+    return text
+
+
+def _author(value: Any) -> Author:
+    if isinstance(value, str):
+        name, addr = email.utils.parseaddr(value)
+        if addr and "@" in addr:
+            return Author(name=name or addr, email=addr)
+        return Author(name=value.strip())
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        extra = set(value) - {"name", "email", "url"}
+        if extra:
+            raise ValueError(f"author has unknown keys: {', '.join(sorted(extra))}")
+        return Author(name=value["name"].strip(), email=value.get("email"), url=value.get("url"))
+    raise ValueError("author must be a name, 'Name <email>', or a table with name/email/url")
+
+
+def _bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "false", "no"):
+        return value.strip().lower() in ("true", "yes")
+    raise ValueError(f"{key} must be true or false, got {value!r}")
+
+
+def _sources(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError("sources must be a table of source name = URL")
+    return {_text(name, "sources"): _url(url, f"sources.{name}") for name, url in value.items()}
+
+
+def parse_metadata(
+    raw: dict[str, Any], *, path: str, text: str, first_line: int, tz: ZoneInfo
+) -> Metadata:
+    """Check and convert ``raw``; the first bad key raises ``ContentError`` at its line."""
+    fields: dict[str, Any] = {}
+    converters = {
+        "title": lambda v: _text(v, "title"),
+        "date": lambda v: parse_date(v, tz),
+        "updated": lambda v: parse_date(v, tz),
+        "id": lambda v: _text(v, "id"),
+        "slug": lambda v: _text(v, "slug"),
+        "url": lambda v: _url(v, "url"),
+        "canonical_url": lambda v: _url(v, "canonical_url"),
+        "summary": lambda v: _text(v, "summary"),
+        "draft": lambda v: _bool(v, "draft"),
+        "image": lambda v: _text(v, "image"),
+        "author": _author,
+        "sources": _sources,
+    }
+    tags: list[str] = []
+    for key, value in raw.items():
+        try:
+            if key in ("tags", "categories"):
+                tags.extend(_text_list(value, key))
+            elif key in converters:
+                fields[key] = converters[key](value)
+        except ValueError as exc:
+            raise ContentError(path, key_line(text, key, first_line), f"{key}: {exc}") from None
+    if "canonical_url" in fields:
+        fields.setdefault("url", fields.pop("canonical_url"))
+    fields.pop("canonical_url", None)
+    if tags:
+        fields["tags"] = tuple(dict.fromkeys(tags))
+    return Metadata(**fields)
+
+
+def merge(base: Metadata, overlay: Metadata) -> Metadata:
+    """``overlay``'s set fields win over ``base``'s (sidecar over front matter)."""
+    defaults = Metadata()
+    merged = {
+        name: getattr(overlay, name)
+        if getattr(overlay, name) != getattr(defaults, name)
+        else getattr(base, name)
+        for name in Metadata.__dataclass_fields__
+    }
+    return Metadata(**merged)

@@ -1,0 +1,218 @@
+"""The state store: what publisher remembers between runs, in one SQLite file.
+
+It owns identity (each post's guid and slug, fixed the first time the post
+is published), dates (first seen; updated when the content hash changes) and
+the record of builds. Every change happens inside ``transaction()``, so a
+crash leaves the file as it was before or after, never in between.
+
+    store = StateStore.open(Path(".publisher/state.db"))
+    with store.transaction():
+        record = store.recall("seeds/a.txt")
+        store.remember(PostRecord(...))
+    store.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from publisher.errors import StateError
+
+log = logging.getLogger(__name__)
+
+# Each entry moves the schema from version N to N+1 (PRAGMA user_version).
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE posts (
+        source TEXT PRIMARY KEY,
+        guid TEXT NOT NULL UNIQUE,
+        slug TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    CREATE TABLE builds (
+        id INTEGER PRIMARY KEY,
+        finished TEXT NOT NULL,
+        posts INTEGER NOT NULL,
+        rejected INTEGER NOT NULL,
+        written INTEGER NOT NULL
+    );
+    """,
+)
+
+
+@dataclass(frozen=True)
+class PostRecord:
+    """What the store keeps of a published post."""
+
+    source: str
+    guid: str
+    slug: str
+    first_seen: datetime
+    content_hash: str
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    finished: datetime
+    posts: int
+    rejected: int
+    written: int
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def _from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+class StateStore:
+    """SQLite-backed state; ``readonly`` stores keep changes in memory only."""
+
+    def __init__(self, connection: sqlite3.Connection, path: str, readonly: bool = False):
+        self._db = connection
+        self._path = path
+        self.readonly = readonly
+        self._pending: dict[str, PostRecord] = {}
+
+    @classmethod
+    def open(cls, path: Path, readonly: bool = False) -> StateStore:
+        """Open (creating when writable) the store at ``path``.
+
+        A read-only store of a file that does not exist yet is empty.
+        """
+        shown = str(path)
+        try:
+            if readonly:
+                if not path.exists():
+                    db = sqlite3.connect(":memory:")
+                else:
+                    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(path, timeout=10)
+            db.isolation_level = None  # transactions are explicit
+            store = cls(db, shown, readonly)
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(
+                f"{shown}: cannot use the state database ({exc}); "
+                "if it is damaged, restore it from a backup or move it aside to start afresh"
+            ) from exc
+        except OSError as exc:
+            raise StateError(f"{shown}: cannot open the state database: {exc.strerror}") from exc
+        return store
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(_MIGRATIONS):
+            raise StateError(
+                f"{self._path}: written by a newer publisher (schema {version}); upgrade publisher"
+            )
+        if version == len(_MIGRATIONS):
+            return
+        if self.readonly and version != 0:
+            raise StateError(f"{self._path}: needs an upgrade; run `publisher build` first")
+        if not self.readonly:
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for number in range(version, len(_MIGRATIONS)):
+                for statement in _MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number + 1}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All changes inside commit together, or none do."""
+        if self.readonly:
+            yield
+            self._pending.clear()
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StateError(f"{self._path}: {exc} (is another publisher running?)") from exc
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def recall(self, source: str) -> PostRecord | None:
+        if source in self._pending:
+            return self._pending[source]
+        row = self._db.execute(
+            "SELECT source, guid, slug, first_seen, content_hash, updated FROM posts WHERE source = ?",
+            (source,),
+        ).fetchone()
+        if row is None:
+            return None
+        return PostRecord(row[0], row[1], row[2], _from_iso(row[3]), row[4], _from_iso(row[5]))
+
+    def guid_owner(self, guid: str) -> str | None:
+        """The source that holds ``guid``, if any."""
+        for record in self._pending.values():
+            if record.guid == guid:
+                return record.source
+        row = self._db.execute("SELECT source FROM posts WHERE guid = ?", (guid,)).fetchone()
+        return row[0] if row else None
+
+    def remember(self, record: PostRecord) -> None:
+        if self.readonly:
+            self._pending[record.source] = record
+            return
+        self._db.execute(
+            """INSERT INTO posts (source, guid, slug, first_seen, content_hash, updated)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(source) DO UPDATE SET
+                 guid = excluded.guid, slug = excluded.slug,
+                 content_hash = excluded.content_hash, updated = excluded.updated""",
+            (
+                record.source,
+                record.guid,
+                record.slug,
+                _iso(record.first_seen),
+                record.content_hash,
+                _iso(record.updated),
+            ),
+        )
+
+    def forget(self, source: str) -> None:
+        """Drop what is remembered of ``source`` (its file is gone)."""
+        self._pending.pop(source, None)
+        if not self.readonly:
+            self._db.execute("DELETE FROM posts WHERE source = ?", (source,))
+
+    def record_build(self, build: BuildRecord) -> None:
+        if self.readonly:
+            return
+        self._db.execute(
+            "INSERT INTO builds (finished, posts, rejected, written) VALUES (?, ?, ?, ?)",
+            (_iso(build.finished), build.posts, build.rejected, build.written),
+        )
+
+    def last_build(self) -> BuildRecord | None:
+        row = self._db.execute(
+            "SELECT finished, posts, rejected, written FROM builds ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return BuildRecord(_from_iso(row[0]), row[1], row[2], row[3]) if row else None
+
+    def close(self) -> None:
+        self._db.close()
