@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from publisher.errors import ConfigError
 from publisher.model import Author, SiteInfo
 from publisher.readers import DEFAULT_BOILERPLATE
+from publisher.readers.frontmatter import toml_error
 
 DEFAULT_PERMALINK = "{year}/{month}/{slug}/"
 
@@ -236,13 +237,12 @@ def load_config(path: Path) -> Config:
     except OSError as exc:
         raise ConfigError(shown, [f"cannot be read: {exc.strerror}"]) from None
     try:
-        raw = tomllib.loads(data.decode("utf-8-sig"))
+        text = data.decode("utf-8-sig")
+        raw = tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(shown, ["is not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        reason = str(exc).split(" (at ")[0]
-        line = match.group(1) if match else "1"
+        line, reason = toml_error(exc, text)
         raise ConfigError(f"{shown}:{line}", [f"not valid TOML: {reason}"]) from None
     problems: list[str] = []
     values = _read_sections(raw, problems)

@@ -27,6 +27,7 @@ from publisher.config import Config
 from publisher.errors import ContentError
 from publisher.model import Post, Site
 from publisher.readers import ReadOptions, reader_for
+from publisher.readers.frontmatter import toml_error
 from publisher.readers.metadata import Metadata, parse_metadata
 from publisher.sanitize import clean_html
 from publisher.store import PostRecord, StateStore
@@ -71,8 +72,7 @@ def _sidecar(path: Path, shown: str, config: Config) -> Metadata:
     except UnicodeDecodeError:
         raise ContentError(name, 1, "not valid UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
-        reason = str(exc).split(" (at ")[0]
-        line = int(str(exc).split("at line ")[1].split(",")[0]) if "at line " in str(exc) else 1
+        line, reason = toml_error(exc, text)
         raise ContentError(name, line, f"not valid TOML: {reason}") from None
     return parse_metadata(raw, path=name, text=text, first_line=1, tz=config.site.timezone)
 

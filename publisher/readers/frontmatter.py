@@ -17,7 +17,16 @@ import yaml
 from publisher.errors import ContentError
 
 _FENCES = {"---": "yaml", "+++": "toml"}
-_TOML_LINE = re.compile(r"at line (\d+)")
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML that leaves timestamps as text, for ``parse_date`` to check."""
+
+
+_YamlLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+_TOML_WHERE = re.compile(r" \(at (?:line (\d+), column \d+|end of document)\)$")
 
 
 def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
@@ -34,18 +43,26 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
     raise ContentError(path, 1, f"front matter opened with {fence!r} is never closed")
 
 
+def toml_error(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int, str]:
+    """(line, reason) of a TOML error in ``text``; "end of document" is its last line."""
+    message = str(exc)
+    match = _TOML_WHERE.search(message)
+    if match is None:
+        return 1, message
+    line = int(match.group(1)) if match.group(1) else max(1, len(text.rstrip("\n").split("\n")))
+    return line, message[: match.start()]
+
+
 def _parse(block: str, kind: str, path: str) -> dict[str, Any]:
     if kind == "toml":
         try:
             data = tomllib.loads(block)
         except tomllib.TOMLDecodeError as exc:
-            match = _TOML_LINE.search(str(exc))
-            line = int(match.group(1)) + 1 if match else 1
-            message = str(exc).split(" (at ")[0]
-            raise ContentError(path, line, f"front matter is not valid TOML: {message}") from exc
+            line, reason = toml_error(exc, block)
+            raise ContentError(path, line + 1, f"front matter is not valid TOML: {reason}") from exc
         return data
     try:
-        data = yaml.safe_load(block)
+        data = yaml.load(block, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1

@@ -1,0 +1,61 @@
+"""Shared fixtures: the repository's sample site, copied into a temp folder."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+SEED = REPO / "seeds" / "000_876ff53b270cd303.txt"
+
+# A fixed clock for everything that takes ``now``.
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def sample_site(tmp_path: Path) -> Path:
+    """A copy of the sample site (config and seeds, no feeds or state)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(REPO / "publisher.toml", site / "publisher.toml")
+    shutil.copytree(REPO / "seeds", site / "seeds")
+    return site
+
+
+def write_config(site: Path, extra: str = "", **site_keys: str) -> Path:
+    """Write a minimal valid publisher.toml into ``site``."""
+    keys = {"title": '"Test Site"', "url": '"https://example.org/"', "timezone": '"UTC"'}
+    keys.update(site_keys)
+    lines = ["[site]"] + [f"{k} = {v}" for k, v in keys.items()]
+    lines += ['author = { name = "Editor", email = "editor@example.org" }', "", "[content]", 'paths = ["posts"]', ""]
+    path = site / "publisher.toml"
+    path.write_text("\n".join(lines) + extra, encoding="utf-8")
+    (site / "posts").mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def blank_site(tmp_path: Path) -> Path:
+    """A site with a minimal config and an empty posts folder."""
+    site = tmp_path / "blank"
+    site.mkdir()
+    write_config(site)
+    return site
+
+
+def build(site: Path, now: datetime = NOW, force: bool = False):
+    """Run a build of the site in ``site`` with its own state store."""
+    from publisher.build import build_site
+    from publisher.config import load_config
+    from publisher.store import StateStore
+
+    config = load_config(site / "publisher.toml")
+    store = StateStore.open(config.state.path)
+    try:
+        return build_site(config, store=store, now=now, force=force)
+    finally:
+        store.close()

@@ -1,0 +1,121 @@
+"""The content stage: identity and dates from the state store, drafts, ids."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import feedparser
+
+from .conftest import NOW, build, write_config
+
+
+def post(site: Path, name: str, text: str) -> Path:
+    path = site / "posts" / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def entries(site: Path) -> list:
+    return feedparser.parse((site / "feeds" / "atom.xml").read_bytes()).entries
+
+
+def test_id_and_link_survive_an_edited_title(blank_site: Path) -> None:
+    path = post(blank_site, "a.txt", "+++\ndate = 2024-03-01T10:00:00Z\n+++\nFirst title\n\nBody.\n")
+    build(blank_site)
+    (before,) = entries(blank_site)
+    assert before.link == "https://example.org/2024/03/first-title/"
+
+    path.write_text("+++\ndate = 2024-03-01T10:00:00Z\n+++\nA better title\n\nBody, edited.\n", encoding="utf-8")
+    later = NOW + timedelta(days=1)
+    report = build(blank_site, now=later)
+    (after,) = entries(blank_site)
+    assert after.title == "A better title"
+    assert (after.id, after.link) == (before.id, before.link)
+    assert after.published == before.published
+    # The change is dated when it was first seen.
+    assert after.updated == later.isoformat()
+    assert set(report.written) == {"rss.xml", "atom.xml", "feed.json"}
+
+    # Seen again unchanged, on another day: nothing moves, nothing is written.
+    report = build(blank_site, now=later + timedelta(days=1))
+    assert entries(blank_site)[0].updated == later.isoformat()
+    assert report.written == ()
+
+
+def test_undated_post_keeps_its_first_seen_date(blank_site: Path) -> None:
+    post(blank_site, "a.txt", "Undated\n\nBody.\n")
+    build(blank_site)
+    build(blank_site, now=NOW + timedelta(hours=5))
+    (entry,) = entries(blank_site)
+    assert entry.published == NOW.isoformat()
+    assert entry.id == f"tag:example.org,{NOW:%Y-%m-%d}:/{NOW:%Y/%m}/undated/"
+
+
+def test_drafts_and_future_posts_are_held_back(blank_site: Path) -> None:
+    post(blank_site, "draft.txt", "---\ndraft: true\ndate: 2024-01-01T00:00:00Z\n---\nDraft\n\nx\n")
+    post(blank_site, "future.txt", f"---\ndate: {(NOW + timedelta(days=1)).isoformat()}\n---\nFuture\n\nx\n")
+    post(blank_site, "now.txt", "---\ndate: 2024-01-01T00:00:00Z\n---\nPublished\n\nx\n")
+    report = build(blank_site)
+    assert [p.title for p in report.site.posts] == ["Published"]
+    assert [e.title for e in entries(blank_site)] == ["Published"]
+    # Once its time has come, the scheduled post appears.
+    report = build(blank_site, now=NOW + timedelta(days=2))
+    assert [p.title for p in report.site.posts] == ["Future", "Published"]
+
+
+def test_duplicate_ids_reject_the_second_file(blank_site: Path) -> None:
+    post(blank_site, "a.txt", "---\nid: urn:x:1\ndate: 2024-01-01T00:00:00Z\n---\nA\n\nx\n")
+    post(blank_site, "b.txt", "---\nid: urn:x:1\ndate: 2024-01-02T00:00:00Z\n---\nB\n\nx\n")
+    report = build(blank_site)
+    assert [p.title for p in report.site.posts] == ["A"]
+    assert [str(e) for e in report.errors] == ["posts/b.txt: id 'urn:x:1' is already used by posts/a.txt"]
+
+
+def test_same_title_twice_gets_distinct_ids(blank_site: Path) -> None:
+    post(blank_site, "a.txt", "---\ndate: 2024-01-01T00:00:00Z\n---\nSame\n\nx\n")
+    post(blank_site, "b.txt", "---\ndate: 2024-01-01T08:00:00Z\n---\nSame\n\ny\n")
+    report = build(blank_site)
+    ids = [p.id for p in report.site.posts]
+    assert len(set(ids)) == 2 and report.errors == ()
+
+
+def test_id_of_a_deleted_post_can_be_taken_over(blank_site: Path) -> None:
+    old = post(blank_site, "old.txt", "---\nid: urn:x:1\ndate: 2024-01-01T00:00:00Z\n---\nOld\n\nx\n")
+    build(blank_site)
+    old.unlink()
+    post(blank_site, "new.txt", "---\nid: urn:x:1\ndate: 2024-01-01T00:00:00Z\n---\nNew\n\nx\n")
+    report = build(blank_site)
+    assert report.errors == ()
+    assert [(p.title, p.id) for p in report.site.posts] == [("New", "urn:x:1")]
+
+
+def test_state_store_is_a_real_sqlite_file_with_the_identity(blank_site: Path) -> None:
+    post(blank_site, "a.txt", "---\ndate: 2024-01-01T00:00:00Z\n---\nA\n\nx\n")
+    report = build(blank_site)
+    db = sqlite3.connect(blank_site / ".publisher" / "state.db")
+    rows = db.execute("SELECT source, guid, slug FROM posts").fetchall()
+    assert rows == [("posts/a.txt", report.site.posts[0].id, "a")]
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert db.execute("SELECT posts, rejected FROM builds").fetchall() == [(1, 0)]
+
+
+def test_rejected_post_leaves_the_others_published(blank_site: Path) -> None:
+    post(blank_site, "good.txt", "---\ndate: 2024-01-01T00:00:00Z\n---\nGood\n\nx\n")
+    post(blank_site, "bad.txt", "---\ndate: 2024-13-01\n---\nBad\n\nx\n")
+    (blank_site / "posts" / "notes.rst").write_text("not a post format we read")
+    report = build(blank_site)
+    assert [p.title for p in report.site.posts] == ["Good"]
+    assert [(e.path, e.line) for e in report.errors] == [("posts/bad.txt", 2)]
+
+
+def test_permalink_pattern_and_explicit_url(blank_site: Path) -> None:
+    write_config(blank_site, extra='permalink = "posts/{year}-{month}-{day}-{slug}.html"\n')
+    post(blank_site, "a.txt", "---\ndate: 2024-02-03T10:00:00Z\n---\nA post\n\nx\n")
+    post(blank_site, "b.txt", "---\ndate: 2024-02-04T10:00:00Z\nurl: https://elsewhere.example/b\n---\nB\n\nx\n")
+    report = build(blank_site)
+    assert [p.url for p in report.site.posts] == [
+        "https://elsewhere.example/b",
+        "https://example.org/posts/2024-02-03-a-post.html",
+    ]

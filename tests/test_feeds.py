@@ -1,0 +1,208 @@
+"""The feeds, read back by a real feed client and checked against the schemas."""
+
+from __future__ import annotations
+
+import calendar
+import json
+from pathlib import Path
+
+from datetime import datetime, timezone
+
+import fastfeedparser
+import feedparser
+import jsonschema
+import pytest
+from lxml import etree
+
+from .conftest import DATA, NOW, REPO, build, write_config
+
+SCHEMAS = DATA / "schemas"
+ATOM_NS = "{http://www.w3.org/2005/Atom}"
+FEEDS = ("rss.xml", "atom.xml", "feed.json")
+
+
+def read_feed(path: Path):
+    """A real feed client's view of a feed: feedparser for RSS and Atom;
+    feedparser 6 has no JSON Feed support, so fastfeedparser reads that one."""
+    data = path.read_bytes()
+    if path.suffix == ".json":
+        parsed = fastfeedparser.parse(data.decode("utf-8"))  # raises on a broken feed
+        parsed["bozo"] = 0
+        return parsed
+    return feedparser.parse(data)
+
+
+def published(entry) -> datetime:
+    if entry.get("published_parsed"):
+        return datetime.fromtimestamp(calendar.timegm(entry.published_parsed), timezone.utc)
+    return datetime.fromisoformat(entry.published)
+
+
+@pytest.fixture
+def built(sample_site: Path) -> Path:
+    report = build(sample_site)
+    assert report.errors == ()
+    return sample_site / "feeds"
+
+
+@pytest.mark.parametrize("name", FEEDS)
+def test_feedparser_reads_the_seed(built: Path, name: str) -> None:
+    parsed = read_feed(built / name)
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
+    assert parsed.feed.title == "War in Context"
+    assert parsed.feed.link == "https://example.org/"
+    (entry,) = parsed.entries
+    assert entry.title == "The U.S. has been speaking to Hamas through back channels for more than six months"
+    assert entry.link == (
+        "https://example.org/2014/06/"
+        "the-us-has-been-speaking-to-hamas-through-back-channels-for-more-than-six-months/"
+    )
+    # 09:12 in New York on 5 June 2014 (the sidecar's date) is 13:12 UTC.
+    assert published(entry) == datetime(2014, 6, 5, 13, 12, tzinfo=timezone.utc)
+    assert entry.author == "Editor" or entry.author.startswith("Editor")
+    assert entry.id.startswith("tag:example.org,2014-06-05:")
+    html = entry.content[0]["value"]
+    assert "Sheera Frenkel" in html and "BBC News" in html
+    assert "United States officials have been holding secret back-channel talks" in html
+    assert "watched “very closely”" in html
+    assert [t["term"] for t in entry.tags] == ["Hamas", "United States", "Palestine"]
+
+
+def test_atom_validates_against_rfc4287_schema(built: Path) -> None:
+    schema = etree.RelaxNG(etree.parse(str(SCHEMAS / "atom.rng")))
+    doc = etree.parse(str(built / "atom.xml"))
+    assert schema.validate(doc), schema.error_log
+    # RFC 4287 4.1.1: an author on the feed or on every entry (a Schematron rule
+    # the RELAX NG schema leaves out).
+    root = doc.getroot()
+    entries = root.findall(f"{ATOM_NS}entry")
+    assert root.find(f"{ATOM_NS}author") is not None or all(
+        e.find(f"{ATOM_NS}author") is not None for e in entries
+    )
+    links = {(l.get("rel"), l.get("href")) for l in root.findall(f"{ATOM_NS}link")}
+    assert ("self", "https://example.org/feeds/atom.xml") in links
+    assert ("alternate", "https://example.org/") in links
+    entry = entries[0]
+    assert entry.find(f"{ATOM_NS}content").get("type") == "html"
+    assert entry.find(f"{ATOM_NS}summary").text.startswith("Sheera Frenkel reports:")
+    assert root.find(f"{ATOM_NS}updated").text == "2014-06-05T13:12:00+00:00"
+
+
+def test_json_feed_validates_against_schema(built: Path) -> None:
+    schema = json.loads((SCHEMAS / "jsonfeed-1.1.schema.json").read_text())
+    feed = json.loads((built / "feed.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    errors = [e.message for e in validator.iter_errors(feed)]
+    assert errors == []
+    assert feed["feed_url"] == "https://example.org/feeds/feed.json"
+    (item,) = feed["items"]
+    assert item["date_published"] == "2014-06-05T13:12:00+00:00"
+    assert "<cite>BBC News</cite>" in item["content_html"]
+
+
+def test_schemas_reject_broken_feeds(built: Path) -> None:
+    """The validators used above can fail: a broken feed does not pass them."""
+    schema = etree.RelaxNG(etree.parse(str(SCHEMAS / "atom.rng")))
+    doc = etree.parse(str(built / "atom.xml"))
+    entry = doc.getroot().find(f"{ATOM_NS}entry")
+    entry.remove(entry.find(f"{ATOM_NS}id"))
+    assert not schema.validate(doc)
+    feed = json.loads((built / "feed.json").read_text(encoding="utf-8"))
+    del feed["items"][0]["id"]
+    json_schema = json.loads((SCHEMAS / "jsonfeed-1.1.schema.json").read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(feed, json_schema, format_checker=jsonschema.FormatChecker())
+
+
+def test_rss_has_the_expected_elements(built: Path) -> None:
+    ns = {
+        "atom": "http://www.w3.org/2005/Atom",
+        "content": "http://purl.org/rss/1.0/modules/content/",
+        "dc": "http://purl.org/dc/elements/1.1/",
+    }
+    channel = etree.parse(str(built / "rss.xml")).getroot().find("channel")
+    self_link = channel.find("atom:link", ns)
+    assert (self_link.get("rel"), self_link.get("href")) == ("self", "https://example.org/feeds/rss.xml")
+    assert channel.findtext("link") == "https://example.org/"
+    assert channel.findtext("lastBuildDate") == "Thu, 05 Jun 2014 13:12:00 +0000"
+    item = channel.find("item")
+    assert item.find("content:encoded", ns).text.startswith('<p class="excerpt-source">')
+    assert item.findtext("description").startswith("Sheera Frenkel reports:")
+    assert item.findtext("dc:creator", namespaces=ns) == "Editor"
+    assert [c.text for c in item.findall("category")] == ["Hamas", "United States", "Palestine"]
+    guid = item.find("guid")
+    assert guid.get("isPermaLink") == "false" and guid.text.startswith("tag:example.org,")
+
+
+def test_committed_feeds_are_what_a_fresh_build_writes(built: Path) -> None:
+    for name in FEEDS:
+        assert (built / name).read_bytes() == (REPO / "feeds" / name).read_bytes(), name
+
+
+def test_builds_are_deterministic_and_rewrite_nothing(sample_site: Path, tmp_path: Path) -> None:
+    first = build(sample_site)
+    assert set(first.written) == set(FEEDS)
+    stamps = {n: (sample_site / "feeds" / n).stat().st_mtime_ns for n in FEEDS}
+    contents = {n: (sample_site / "feeds" / n).read_bytes() for n in FEEDS}
+    later = NOW.replace(year=2027)
+    second = build(sample_site, now=later)
+    assert second.written == ()
+    assert {n: (sample_site / "feeds" / n).stat().st_mtime_ns for n in FEEDS} == stamps
+    # An independent build elsewhere, on another day, gives the same bytes.
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(sample_site, other, ignore=shutil.ignore_patterns("feeds", ".publisher"))
+    build(other, now=later)
+    assert {n: (other / "feeds" / n).read_bytes() for n in FEEDS} == contents
+
+
+def _post(site: Path, name: str, text: str) -> None:
+    (site / "posts" / name).write_text(text, encoding="utf-8")
+
+
+def test_items_limit_keeps_the_newest(blank_site: Path) -> None:
+    write_config(blank_site, extra="[feeds]\nitems = 3\n")
+    for day in range(1, 8):
+        _post(blank_site, f"p{day}.txt", f"+++\ndate = 2024-01-0{day}T10:00:00Z\n+++\nPost {day}\n\nBody {day}.\n")
+    build(blank_site)
+    for name in FEEDS:
+        parsed = read_feed(blank_site / "feeds" / name)
+        assert [e.title for e in parsed.entries] == ["Post 7", "Post 6", "Post 5"], name
+
+
+def test_summary_only_feeds(blank_site: Path) -> None:
+    write_config(blank_site, extra="[feeds]\nfull_content = false\n")
+    _post(blank_site, "a.txt", "+++\ndate = 2024-01-01T10:00:00Z\n+++\nA\n\nThe body text.\n")
+    build(blank_site)
+    rss = (blank_site / "feeds" / "rss.xml").read_text()
+    assert "content:encoded" not in rss and "<description>The body text.</description>" in rss
+    item = json.loads((blank_site / "feeds" / "feed.json").read_text())["items"][0]
+    assert "content_html" not in item and item["content_text"] == "The body text."
+
+
+def test_control_characters_never_reach_the_xml(blank_site: Path) -> None:
+    _post(
+        blank_site,
+        "ctl.txt",
+        "+++\ndate = 2024-01-01T10:00:00Z\n+++\nBell\x07 title\x1b\n\nBody \x00with\x0b controls\ufffe.\n",
+    )
+    report = build(blank_site)
+    assert report.errors == ()
+    for name in FEEDS:
+        parsed = read_feed(blank_site / "feeds" / name)
+        assert parsed.bozo == 0, name
+        assert parsed.entries[0].title == "Bell title"
+        assert "Body with controls." in parsed.entries[0].content[0]["value"]
+
+
+def test_entry_without_author_uses_the_site_author_and_own_author_wins(blank_site: Path) -> None:
+    _post(blank_site, "a.txt", "+++\ndate = 2024-01-01T10:00:00Z\n+++\nA\n\nx\n")
+    _post(
+        blank_site,
+        "b.txt",
+        '+++\ndate = 2024-01-02T10:00:00Z\nauthor = "Jane Roe <jane@example.org>"\n+++\nB\n\nx\n',
+    )
+    build(blank_site)
+    parsed = feedparser.parse((blank_site / "feeds" / "atom.xml").read_bytes())
+    assert [(e.title, e.author_detail.name) for e in parsed.entries] == [("B", "Jane Roe"), ("A", "Editor")]
