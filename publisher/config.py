@@ -41,10 +41,22 @@ class SiteSettings:
 
 
 @dataclass(frozen=True)
+class FeedSource:
+    """An existing feed read as a source of posts: a URL or a local file."""
+
+    name: str
+    url: str | None = None
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
 class ContentSettings:
     paths: tuple[Path, ...]
     permalink: str
     boilerplate: tuple[str, ...]
+    feeds: tuple[FeedSource, ...] = ()
+    fetch_timeout: float = 20.0
+    fetch_max_bytes: int = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,8 @@ class FeedSettings:
     url: str
     items: int
     full_content: bool
+    hub: str | None = None
+    stylesheet: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,10 +118,16 @@ def _nonempty(value: Any) -> str:
     return value.strip()
 
 
-def _http_url(value: Any) -> str:
+def _absolute_url(value: Any) -> str:
     parts = urlsplit(_text(value))
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise _Invalid(f"must be an absolute http(s) URL (got {value!r})")
+    return value
+
+
+def _http_url(value: Any) -> str:
+    """An absolute URL of a folder (site, feeds): always ends in a slash."""
+    value = _absolute_url(value)
     return value if value.endswith("/") else value + "/"
 
 
@@ -171,6 +191,35 @@ def _permalink(value: Any) -> str:
     return text
 
 
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise _Invalid(f"must be a number greater than 0 (got {value!r})")
+    return float(value)
+
+
+def _feed_sources(value: Any) -> tuple[FeedSource, ...]:
+    if not isinstance(value, list):
+        raise _Invalid('must be an array of tables: [[content.feeds]] url = "https://…/feed.xml"')
+    sources = []
+    for number, table in enumerate(value, 1):
+        where = f"entry {number}"
+        if not isinstance(table, dict):
+            raise _Invalid(f"{where}: must be a table with url or path")
+        unknown = sorted(set(table) - {"url", "path", "name"})
+        if unknown:
+            raise _Invalid(f"{where}: unknown keys {', '.join(unknown)} (known: url, path, name)")
+        if ("url" in table) == ("path" in table):
+            raise _Invalid(f"{where}: needs exactly one of url or path")
+        try:
+            url = _absolute_url(table["url"]) if "url" in table else None
+            path = Path(_nonempty(table["path"])) if "path" in table else None
+            name = _nonempty(table.get("name", url or str(path)))
+        except _Invalid as exc:
+            raise _Invalid(f"{where}: {exc}") from None
+        sources.append(FeedSource(name=name, url=url, path=path))
+    return tuple(sources)
+
+
 # section -> key -> (converter, default or _REQUIRED)
 _REQUIRED = object()
 _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
@@ -186,12 +235,17 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "paths": (_string_list, ["posts"]),
         "permalink": (_permalink, DEFAULT_PERMALINK),
         "boilerplate": (_string_list, list(DEFAULT_BOILERPLATE)),
+        "feeds": (_feed_sources, []),
+        "fetch_timeout": (_positive_number, 20),
+        "fetch_max_bytes": (_positive_int, 20_000_000),
     },
     "feeds": {
         "out": (_nonempty, "feeds"),
         "url": (_http_url, None),
         "items": (_positive_int, 20),
         "full_content": (_bool, True),
+        "hub": (_absolute_url, None),
+        "stylesheet": (_bool, False),
     },
     "state": {
         "path": (_nonempty, ".publisher/state.db"),
@@ -270,12 +324,19 @@ def load_config(path: Path) -> Config:
             paths=tuple(root / p for p in content["paths"]),
             permalink=content["permalink"],
             boilerplate=content["boilerplate"],
+            feeds=tuple(
+                FeedSource(s.name, s.url, root / s.path if s.path else None) for s in content["feeds"]
+            ),
+            fetch_timeout=content["fetch_timeout"],
+            fetch_max_bytes=content["fetch_max_bytes"],
         ),
         feeds=FeedSettings(
             out=out,
             url=feeds["url"] or urljoin(site["url"], out.name + "/"),
             items=feeds["items"],
             full_content=feeds["full_content"],
+            hub=feeds["hub"],
+            stylesheet=feeds["stylesheet"],
         ),
         state=StateSettings(path=root / values["state"]["path"]),
     )

@@ -26,7 +26,7 @@ from urllib.parse import urljoin, urlsplit
 from publisher.config import Config
 from publisher.errors import ContentError
 from publisher.model import Post, Site
-from publisher.readers import ReadOptions, reader_for
+from publisher.readers import ReadOptions, ReadResult, reader_for
 from publisher.readers.frontmatter import toml_error
 from publisher.readers.metadata import Metadata, parse_metadata
 from publisher.sanitize import clean_html
@@ -77,8 +77,8 @@ def _sidecar(path: Path, shown: str, config: Config) -> Metadata:
     return parse_metadata(raw, path=name, text=text, first_line=1, tz=config.site.timezone)
 
 
-def read_post(path: Path, config: Config) -> Post:
-    """Read one post file (and its sidecar); raises ``ContentError``."""
+def read_file(path: Path, config: Config) -> ReadResult:
+    """Read one content file (and its sidecar); raises ``ContentError``."""
     shown = config.relative(path)
     reader = reader_for(path.name)
     if reader is None:
@@ -101,7 +101,9 @@ def load_posts(config: Config) -> Loaded:
     posts: list[Post] = []
     for path in _post_files(config, errors):
         try:
-            posts.append(read_post(path, config))
+            result = read_file(path, config)
+            posts.extend(result.posts)
+            errors.extend(result.errors)
         except ContentError as exc:
             errors.append(exc)
         except Exception as exc:  # a reader bug must not stop the other posts

@@ -51,12 +51,20 @@ Block = Paragraph | Excerpt
 
 @dataclass(frozen=True)
 class Comment:
-    """A reader's comment kept with its post (plain-text paragraphs)."""
+    """A reader's comment kept with its post (plain-text paragraphs).
+
+    ``number`` is its position under the post (1-based); ``id`` the source's
+    own id where it has one; ``parent`` the ``number`` of the comment it
+    answers, for threaded comments.
+    """
 
     number: int
     author: str
     paragraphs: tuple[str, ...]
     date: datetime | None = None
+    id: str | None = None
+    parent: int | None = None
+    author_url: str | None = None
 
 
 @dataclass(frozen=True)

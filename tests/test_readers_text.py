@@ -125,8 +125,9 @@ def test_crlf_and_bom_read_the_same(seed: Post, seed_bytes: bytes) -> None:
     assert read(variant, "seeds/seed.txt", ReadOptions()) == seed
 
 
-def test_registry_maps_txt_to_this_reader() -> None:
-    assert reader_for("posts/A.TXT") is read
+def test_registry_maps_txt_to_this_reader(seed: Post, seed_bytes: bytes) -> None:
+    result = reader_for("posts/A.TXT")(seed_bytes, "seeds/seed.txt", ReadOptions())
+    assert result.posts == (seed,) and result.errors == ()
     assert reader_for("posts/a.rst") is None
 
 

@@ -1,15 +1,20 @@
-"""Readers turn a file's bytes into a ``Post``: one module per format.
+"""Readers turn a file's bytes into posts: one module per format.
 
-A reader is a pure function ``read(data, path, options) -> Post`` that raises
-``ContentError(path, line, reason)`` for input it cannot publish. The
-registry maps file extensions to readers:
+Each format's module has a pure function ``read(data, path, options)`` that
+returns a ``Post`` (one post per file) or a ``ReadResult`` (a file holding
+many posts, such as a WordPress export, where one bad item must not cost the
+others), and raises ``ContentError(path, line, reason)`` for a file it cannot
+publish at all. The registry maps file extensions to those modules, imported
+when first needed, and always hands back a ``ReadResult``:
 
     reader = reader_for("seeds/000_876ff53b270cd303.txt")
-    post = reader(data, "seeds/000_876ff53b270cd303.txt", ReadOptions(timezone=tz))
+    result = reader(data, "seeds/000_876ff53b270cd303.txt", ReadOptions(timezone=tz))
+    result.posts, result.errors
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -46,7 +51,26 @@ class ReadOptions:
     overlay: Metadata = field(default_factory=Metadata)
 
 
-Reader = Callable[[bytes, str, ReadOptions], Post]
+@dataclass(frozen=True)
+class ReadResult:
+    """The posts a file gave, and the items in it that were rejected."""
+
+    posts: tuple[Post, ...]
+    errors: tuple[ContentError, ...] = ()
+
+
+Reader = Callable[[bytes, str, ReadOptions], ReadResult]
+
+# extension -> (module, what to install if its library is missing)
+_MODULES: dict[str, tuple[str, str | None]] = {
+    ".txt": ("publisher.readers.text", None),
+    ".text": ("publisher.readers.text", None),
+    ".md": ("publisher.readers.markdown", "markdown-it-py mdit-py-plugins"),
+    ".markdown": ("publisher.readers.markdown", "markdown-it-py mdit-py-plugins"),
+    ".html": ("publisher.readers.html", None),
+    ".htm": ("publisher.readers.html", None),
+    ".xml": ("publisher.readers.wxr", None),
+}
 
 _BOMS = {
     b"\xff\xfe": "UTF-16 (little-endian)",
@@ -78,17 +102,25 @@ def decode(data: bytes, path: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _registry() -> dict[str, Reader]:
-    from publisher.readers import text
-
-    return {".txt": text.read, ".text": text.read}
-
-
 def extensions() -> tuple[str, ...]:
     """The file extensions that have a reader."""
-    return tuple(_registry())
+    return tuple(_MODULES)
 
 
 def reader_for(path: str) -> Reader | None:
     """The reader for ``path`` by its extension, or None if there is none."""
-    return _registry().get(PurePath(path).suffix.lower())
+    entry = _MODULES.get(PurePath(path).suffix.lower())
+    if entry is None:
+        return None
+    module_name, install = entry
+
+    def read(data: bytes, shown: str, options: ReadOptions) -> ReadResult:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            hint = f"; install {install}" if install else ""
+            raise ContentError(shown, None, f"cannot read this format: {exc}{hint}") from None
+        result = module.read(data, shown, options)
+        return result if isinstance(result, ReadResult) else ReadResult((result,))
+
+    return read
