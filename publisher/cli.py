@@ -18,12 +18,14 @@ from publisher import __version__
 from publisher.build import BuildReport, build_site, check_site
 from publisher.config import Config, load_config
 from publisher.errors import PublisherError
+from publisher.feeds import ATOM, JSON_FEED, RSS
 from publisher.scaffold import scaffold_site
 from publisher.store import StateStore
 
 log = logging.getLogger("publisher")
 
 EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
+MAIN_FEEDS = (RSS, ATOM, JSON_FEED)
 
 
 def _utcnow() -> datetime:
@@ -97,8 +99,16 @@ def build(ctx: click.Context, force: bool) -> None:
             f"{len(report.written)} written, {len(report.unchanged)} unchanged"
             + (f", {_plural(len(report.errors), 'file')} rejected" if report.errors else "")
         )
-        for name in report.files:
+        main_feeds = [name for name in report.files if name in MAIN_FEEDS]
+        for name in main_feeds:
             click.echo(f"  {config.relative(config.feeds.out / name)}")
+        others = len(report.files) - len(main_feeds)
+        if others:
+            click.echo(f"  and {_plural(others, 'more file')} (tag, author, comment and archive feeds)")
+        if report.removed:
+            click.echo(f"  removed {_plural(len(report.removed), 'feed')} no longer produced")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
     sys.exit(code)
 
 

@@ -1,35 +1,139 @@
 """Feeds: a ``Site`` becomes RSS 2.0, Atom 1.0 and JSON Feed 1.1 bytes.
 
 Pure: no clock, no disk. The same site gives the same bytes, so an
-unchanged rebuild rewrites nothing; the feed's own date is its newest
+unchanged rebuild rewrites nothing; each feed's own date is its newest
 post's. feedgen builds RSS and Atom (entries appended in order, every date
 set explicitly: its defaults are "now" and prepend); JSON Feed is written
 from the same model.
 
-    files = build_feeds(site, items=20, full_content=True)
-    files["rss.xml"]   # bytes
+Besides the main feeds: one feed per tag (``tags/<slug>.xml``,
+``.atom.xml``, ``.json``) and per author (``authors/…``), a comments feed
+(``comments.xml``) when posts have comments, and RFC 5005 archives
+(``archive/atom-N.xml``, ``archive/rss-N.xml``) when there are more posts
+than a feed holds.
+
+    files = build_feeds(site, FeedOptions(items=20))
+    files["rss.xml"], files["tags/hamas.atom.xml"]   # bytes
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from publisher import __version__
-from publisher.model import Author, Post, Site
-from publisher.text import xml_safe
+from publisher.model import Author, Comment, Post, Site
+from publisher.text import slugify, summarize, xml_safe
 
 RSS = "rss.xml"
 ATOM = "atom.xml"
 JSON_FEED = "feed.json"
+COMMENTS = "comments.xml"
+STYLESHEET = "feed.xsl"
+MANAGED_FOLDERS = ("tags", "authors", "archive")
 GENERATOR = "publisher"
 GENERATOR_URI = "https://pypi.org/project/publisher/"
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+HISTORY_NS = "http://purl.org/syndication/history/1.0"
+SLASH_NS = "http://purl.org/rss/1.0/modules/slash/"
+WFW_NS = "http://wellformedweb.org/CommentAPI/"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _feed_updated(posts: tuple[Post, ...]) -> datetime:
+@dataclass(frozen=True)
+class FeedOptions:
+    """How feeds are written (from ``[feeds]`` in the config)."""
+
+    items: int = 20
+    full_content: bool = True
+    hub: str | None = None
+    stylesheet: bool = False
+
+
+@dataclass(frozen=True)
+class _Links:
+    """Links a feed document carries besides self and alternate."""
+
+    prev_archive: str | None = None
+    next_archive: str | None = None
+    current: str | None = None
+    archive: bool = False
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One feed: which posts, under which name, with which title."""
+
+    stem: str  # "" for the main feeds, "tags/hamas" for a tag's
+    title: str
+    description: str
+    posts: tuple[Post, ...]
+    links: _Links = field(default_factory=_Links)
+
+
+# -- feedgen extensions: the namespaces feedgen itself does not write ---------
+
+
+class _FeedExtension(BaseExtension):
+    """RFC 5005 archive links and WebSub hub links for RSS; fh:archive for both."""
+
+    def __init__(self) -> None:
+        self.rss_links: list[tuple[str, str]] = []
+        self.archive = False
+        self.comment_counts = False
+
+    def extend_ns(self) -> dict[str, str]:
+        namespaces = {}
+        if self.archive:
+            namespaces["fh"] = HISTORY_NS
+        if self.comment_counts:
+            namespaces.update(slash=SLASH_NS, wfw=WFW_NS)
+        return namespaces
+
+    def extend_rss(self, feed):
+        channel = feed[0]
+        # After the self link feedgen wrote, before the items.
+        position = next(i for i, el in enumerate(channel) if el.tag == f"{{{ATOM_NS}}}link") + 1
+        for rel, href in self.rss_links:
+            channel.insert(position, etree.Element(f"{{{ATOM_NS}}}link", href=href, rel=rel))
+            position += 1
+        if self.archive:
+            channel.insert(position, etree.Element(f"{{{HISTORY_NS}}}archive"))
+        return feed
+
+    def extend_atom(self, feed):
+        if self.archive:
+            first_entry = next((i for i, el in enumerate(feed) if el.tag == f"{{{ATOM_NS}}}entry"), len(feed))
+            feed.insert(first_entry, etree.Element(f"{{{HISTORY_NS}}}archive"))
+        return feed
+
+
+class _EntryExtension(BaseEntryExtension):
+    """slash:comments and wfw:commentRss on RSS items, as WordPress writes them."""
+
+    def __init__(self) -> None:
+        self.count: int | None = None
+        self.comments_feed: str | None = None
+
+    def extend_rss(self, entry):
+        if self.comments_feed:
+            etree.SubElement(entry, f"{{{WFW_NS}}}commentRss").text = self.comments_feed
+        if self.count is not None:
+            etree.SubElement(entry, f"{{{SLASH_NS}}}comments").text = str(self.count)
+        return entry
+
+
+# -- building ------------------------------------------------------------------
+
+
+def _updated(posts: tuple[Post, ...]) -> datetime:
     return max((p.updated or p.date or _EPOCH for p in posts), default=_EPOCH)
 
 
@@ -37,26 +141,53 @@ def _author(post: Post, site: Site) -> Author:
     return post.author or site.info.author
 
 
-def _generator(site: Site, posts: tuple[Post, ...], self_url: str, media_type: str) -> FeedGenerator:
+def _person(author: Author) -> dict[str, str]:
+    person = {"name": xml_safe(author.name)}
+    if author.email:
+        person["email"] = author.email
+    return person
+
+
+def _url(site: Site, name: str) -> str:
+    return site.info.feeds_url + name
+
+
+def _generator(site: Site, spec: _Spec, name: str, media_type: str, options: FeedOptions) -> FeedGenerator:
     info = site.info
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
-    fg.id(info.url)
-    fg.title(xml_safe(info.title))
-    fg.subtitle(xml_safe(info.description) or xml_safe(info.title))
+    fg.register_extension("publisher", _FeedExtension, _EntryExtension)
+    fg.id(_url(site, name))
+    fg.title(xml_safe(spec.title))
+    fg.subtitle(xml_safe(spec.description) or xml_safe(spec.title))
     # feedgen gives RSS's <link> the last link set: the site, not the feed.
-    fg.link(href=self_url, rel="self", type=media_type)
+    fg.link(href=_url(site, name), rel="self", type=media_type)
+    links = spec.links
+    extra = [("hub", options.hub)] if options.hub else []
+    extra += [
+        (rel, href)
+        for rel, href in (
+            ("current", links.current),
+            ("prev-archive", links.prev_archive),
+            ("next-archive", links.next_archive),
+        )
+        if href
+    ]
+    for rel, href in extra:
+        fg.link(href=href, rel=rel)
     fg.link(href=info.url, rel="alternate", type="text/html")
+    fg.publisher.rss_links = extra
+    fg.publisher.archive = links.archive
     fg.language(info.language)
-    fg.author({"name": xml_safe(info.author.name), **({"email": info.author.email} if info.author.email else {})})
+    fg.author(_person(info.author))
     fg.generator(GENERATOR, version=__version__, uri=GENERATOR_URI)
     fg.docs("https://www.rssboard.org/rss-specification")
-    fg.updated(_feed_updated(posts))
+    fg.updated(_updated(spec.posts))
     return fg
 
 
-def _add_entries(fg: FeedGenerator, site: Site, posts: tuple[Post, ...], full_content: bool) -> None:
-    for post in posts:
+def _add_entries(fg: FeedGenerator, site: Site, spec: _Spec, options: FeedOptions, comments: bool) -> None:
+    for post in spec.posts:
         author = _author(post, site)
         fe = fg.add_entry(order="append")
         fe.id(post.id)
@@ -65,31 +196,40 @@ def _add_entries(fg: FeedGenerator, site: Site, posts: tuple[Post, ...], full_co
         fe.link(href=post.url, rel="alternate")
         fe.published(post.date)
         fe.updated(post.updated or post.date)
-        fe.author({"name": xml_safe(author.name), **({"email": author.email} if author.email else {})})
+        fe.author(_person(author))
         fe.dc.dc_creator(xml_safe(author.name))
         for tag in post.tags:
             fe.category(term=xml_safe(tag))
         if post.summary:
             fe.summary(post.summary)
             fe.description(post.summary)
-        if full_content:
+        if options.full_content:
             fe.content(post.content_html, type="html")
+        if comments and post.comments:
+            fe.comments(post.url + "#comments")
+            fe.publisher.count = len(post.comments)
+            fe.publisher.comments_feed = _url(site, COMMENTS)
 
 
-def build_rss(site: Site, *, items: int, full_content: bool) -> bytes:
-    posts = site.posts[:items]
-    fg = _generator(site, posts, site.info.feeds_url + RSS, "application/rss+xml")
-    _add_entries(fg, site, posts, full_content)
-    # feedgen's RSS author needs an email; dc:creator names every author instead.
-    return fg.rss_str(pretty=True)
+def _stylesheet(data: bytes, site: Site, options: FeedOptions) -> bytes:
+    if not options.stylesheet:
+        return data
+    declaration, _, rest = data.partition(b"\n")
+    href = _url(site, STYLESHEET).encode()
+    return declaration + b'\n<?xml-stylesheet type="text/xsl" href="' + href + b'"?>\n' + rest
 
 
-def build_atom(site: Site, *, items: int, full_content: bool) -> bytes:
-    posts = site.posts[:items]
-    fg = _generator(site, posts, site.info.feeds_url + ATOM, "application/atom+xml")
-    fg.id(site.info.feeds_url + ATOM)
-    _add_entries(fg, site, posts, full_content)
-    return fg.atom_str(pretty=True)
+def _rss(site: Site, spec: _Spec, name: str, options: FeedOptions, comments: bool = True) -> bytes:
+    fg = _generator(site, spec, name, "application/rss+xml", options)
+    fg.publisher.comment_counts = comments and any(p.comments for p in spec.posts)
+    _add_entries(fg, site, spec, options, comments)
+    return _stylesheet(fg.rss_str(pretty=True), site, options)
+
+
+def _atom(site: Site, spec: _Spec, name: str, options: FeedOptions) -> bytes:
+    fg = _generator(site, spec, name, "application/atom+xml", options)
+    _add_entries(fg, site, spec, options, comments=False)
+    return _stylesheet(fg.atom_str(pretty=True), site, options)
 
 
 def _json_author(author: Author) -> dict[str, str]:
@@ -99,22 +239,24 @@ def _json_author(author: Author) -> dict[str, str]:
     return data
 
 
-def build_json_feed(site: Site, *, items: int, full_content: bool) -> bytes:
+def _json(site: Site, spec: _Spec, name: str, options: FeedOptions) -> bytes:
     info = site.info
     feed: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
-        "title": info.title,
+        "title": spec.title,
         "home_page_url": info.url,
-        "feed_url": info.feeds_url + JSON_FEED,
+        "feed_url": _url(site, name),
     }
-    if info.description:
-        feed["description"] = info.description
+    if spec.description:
+        feed["description"] = spec.description
     feed["language"] = info.language
     feed["authors"] = [_json_author(info.author)]
+    if options.hub:
+        feed["hubs"] = [{"type": "WebSub", "url": options.hub}]
     entries = []
-    for post in site.posts[:items]:
+    for post in spec.posts:
         item: dict[str, object] = {"id": post.id, "url": post.url, "title": post.title}
-        if full_content:
+        if options.full_content:
             item["content_html"] = post.content_html
         else:
             item["content_text"] = post.summary or post.title
@@ -132,10 +274,123 @@ def build_json_feed(site: Site, *, items: int, full_content: bool) -> bytes:
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def build_feeds(site: Site, *, items: int, full_content: bool) -> dict[str, bytes]:
-    """The main feeds of ``site``: file name -> bytes."""
+def _three(site: Site, spec: _Spec, options: FeedOptions) -> dict[str, bytes]:
+    """RSS, Atom and JSON of one spec: ``rss.xml`` or ``<stem>.xml`` and so on."""
+    if spec.stem:
+        names = (f"{spec.stem}.xml", f"{spec.stem}.atom.xml", f"{spec.stem}.json")
+    else:
+        names = (RSS, ATOM, JSON_FEED)
     return {
-        RSS: build_rss(site, items=items, full_content=full_content),
-        ATOM: build_atom(site, items=items, full_content=full_content),
-        JSON_FEED: build_json_feed(site, items=items, full_content=full_content),
+        names[0]: _rss(site, spec, names[0], options),
+        names[1]: _atom(site, spec, names[1], options),
+        names[2]: _json(site, spec, names[2], options),
     }
+
+
+def _grouped(site: Site, key) -> dict[str, tuple[str, tuple[Post, ...]]]:
+    """slug -> (display name, posts newest first) for every value of ``key``."""
+    groups: dict[str, list[Post]] = defaultdict(list)
+    names: dict[str, str] = {}
+    for post in site.posts:
+        for value in key(post):
+            slug = slugify(value)
+            names.setdefault(slug, value)
+            if post not in groups[slug]:
+                groups[slug].append(post)
+    return {slug: (names[slug], tuple(posts)) for slug, posts in sorted(groups.items())}
+
+
+def _archives(site: Site, options: FeedOptions) -> dict[str, bytes]:
+    """RFC 5005 archives: full pages of the oldest posts, each fixed once full."""
+    oldest_first = site.posts[::-1]
+    size = options.items
+    pages = [oldest_first[i : i + size] for i in range(0, len(oldest_first), size)]
+    pages = [page for page in pages if len(page) == size]
+    files: dict[str, bytes] = {}
+    for number, page in enumerate(pages, 1):
+        for kind, current in (("atom", ATOM), ("rss", RSS)):
+            name = f"archive/{kind}-{number}.xml"
+            links = _Links(
+                current=_url(site, current),
+                prev_archive=_url(site, f"archive/{kind}-{number - 1}.xml") if number > 1 else None,
+                next_archive=_url(site, f"archive/{kind}-{number + 1}.xml") if number < len(pages) else None,
+                archive=True,
+            )
+            spec = _Spec(
+                stem=name,
+                title=f"{site.info.title} (archive {number})",
+                description=site.info.description,
+                posts=page[::-1],
+                links=links,
+            )
+            build = _atom if kind == "atom" else _rss
+            files[name] = build(site, spec, name, options)
+    return files
+
+
+def _comments_feed(site: Site, options: FeedOptions) -> bytes | None:
+    found: list[tuple[datetime, Post, Comment]] = [
+        (comment.date or post.updated or post.date, post, comment)
+        for post in site.posts
+        for comment in post.comments
+    ]
+    if not found:
+        return None
+    found.sort(key=lambda t: (t[0], t[1].source, t[2].number), reverse=True)
+    found = found[: options.items]
+    fg = FeedGenerator()
+    fg.load_extension("dc", atom=False, rss=True)
+    fg.title(xml_safe(f"Comments on {site.info.title}"))
+    fg.description(xml_safe(f"The newest comments on {site.info.title}"))
+    fg.link(href=_url(site, COMMENTS), rel="self", type="application/rss+xml")
+    fg.link(href=site.info.url, rel="alternate", type="text/html")
+    fg.language(site.info.language)
+    fg.generator(GENERATOR, version=__version__, uri=GENERATOR_URI)
+    fg.docs("https://www.rssboard.org/rss-specification")
+    fg.updated(found[0][0])
+    for date, post, comment in found:
+        anchor = f"comment-{comment.id or comment.number}"
+        fe = fg.add_entry(order="append")
+        fe.title(xml_safe(f"Comment on {post.title} by {comment.author}"))
+        fe.link(href=f"{post.url}#{anchor}")
+        fe.guid(f"{post.id}#{anchor}", permalink=False)
+        fe.dc.dc_creator(xml_safe(comment.author))
+        fe.published(date)
+        text = "\n\n".join(comment.paragraphs)
+        fe.description(xml_safe(summarize(text)))
+        fe.content("".join(f"<p>{_escape(p)}</p>" for p in comment.paragraphs), type="html")
+    return _stylesheet(fg.rss_str(pretty=True), site, options)
+
+
+def _escape(text: str) -> str:
+    return xml_safe(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def build_feeds(site: Site, options: FeedOptions | None = None) -> dict[str, bytes]:
+    """Every feed of ``site``: path under the feeds folder -> bytes."""
+    options = options or FeedOptions()
+    info = site.info
+    newest = site.posts[: options.items]
+    has_archives = len(site.posts) > options.items
+    main_links = _Links()
+    if has_archives:
+        complete = len(site.posts) // options.items
+        main_links = _Links(prev_archive=_url(site, f"archive/atom-{complete}.xml"))
+    files = {}
+    main = _Spec("", info.title, info.description, newest, main_links)
+    files.update(_three(site, main, options))
+    if has_archives:
+        # The RSS subscription document points at the RSS archives.
+        rss_links = _Links(prev_archive=_url(site, f"archive/rss-{len(site.posts) // options.items}.xml"))
+        files[RSS] = _rss(site, _Spec("", info.title, info.description, newest, rss_links), RSS, options)
+        files.update(_archives(site, options))
+    for slug, (tag, posts) in _grouped(site, lambda p: p.tags).items():
+        spec = _Spec(f"tags/{slug}", f"{info.title}: {tag}", f"Posts tagged “{tag}”", posts[: options.items])
+        files.update(_three(site, spec, options))
+    for slug, (name, posts) in _grouped(site, lambda p: (_author(p, site).name,)).items():
+        spec = _Spec(f"authors/{slug}", f"{info.title}: {name}", f"Posts by {name}", posts[: options.items])
+        files.update(_three(site, spec, options))
+    comments = _comments_feed(site, options)
+    if comments is not None:
+        files[COMMENTS] = comments
+    return files

@@ -102,6 +102,11 @@ class StateStore:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(path, timeout=10)
             db.isolation_level = None  # transactions are explicit
+            if not readonly:
+                # A rollback journal, not WAL: a read-only open (``publisher
+                # check``) then creates no -wal/-shm files beside the database.
+                db.execute("PRAGMA journal_mode=DELETE")
+                db.execute("PRAGMA foreign_keys=ON")
             store = cls(db, shown, readonly)
             store._migrate()
         except sqlite3.DatabaseError as exc:
@@ -123,8 +128,6 @@ class StateStore:
             return
         if self.readonly and version != 0:
             raise StateError(f"{self._path}: needs an upgrade; run `publisher build` first")
-        if not self.readonly:
-            self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             for number in range(version, len(_MIGRATIONS)):

@@ -36,7 +36,7 @@ def test_id_and_link_survive_an_edited_title(blank_site: Path) -> None:
     assert after.published == before.published
     # The change is dated when it was first seen.
     assert after.updated == later.isoformat()
-    assert set(report.written) == {"rss.xml", "atom.xml", "feed.json"}
+    assert {"rss.xml", "atom.xml", "feed.json"} <= set(report.written)
 
     # Seen again unchanged, on another day: nothing moves, nothing is written.
     report = build(blank_site, now=later + timedelta(days=1))

@@ -141,7 +141,7 @@ def test_committed_feeds_are_what_a_fresh_build_writes(built: Path) -> None:
 
 def test_builds_are_deterministic_and_rewrite_nothing(sample_site: Path, tmp_path: Path) -> None:
     first = build(sample_site)
-    assert set(first.written) == set(FEEDS)
+    assert set(FEEDS) <= set(first.written)
     stamps = {n: (sample_site / "feeds" / n).stat().st_mtime_ns for n in FEEDS}
     contents = {n: (sample_site / "feeds" / n).read_bytes() for n in FEEDS}
     later = NOW.replace(year=2027)

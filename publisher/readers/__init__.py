@@ -97,6 +97,12 @@ def decode(data: bytes, path: str) -> str:
         raise ContentError(
             path, line, f"not valid UTF-8 (byte 0x{byte:02x} at column {column})"
         ) from None
+    # A stray NUL is removed like any control character; text made of them
+    # (UTF-16 without a BOM, a binary file) is not a post.
+    nuls = text.count("\x00")
+    if nuls and nuls * 8 >= len(text):
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ContentError(path, line, "mostly NUL bytes: not a text file (UTF-16 without a BOM?)")
     if not text.strip():
         raise ContentError(path, 1, "empty file")
     return text.replace("\r\n", "\n").replace("\r", "\n")
