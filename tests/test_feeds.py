@@ -206,3 +206,140 @@ def test_entry_without_author_uses_the_site_author_and_own_author_wins(blank_sit
     build(blank_site)
     parsed = feedparser.parse((blank_site / "feeds" / "atom.xml").read_bytes())
     assert [(e.title, e.author_detail.name) for e in parsed.entries] == [("B", "Jane Roe"), ("A", "Editor")]
+
+
+# -- tag, author, comment and archive feeds -----------------------------------
+
+HISTORY = "{http://purl.org/syndication/history/1.0}"
+
+
+def _dated(site: Path, name: str, day: int, extra: str = "", body: str = "x") -> None:
+    _post(site, name, f"+++\ndate = 2024-01-{day:02d}T10:00:00Z\n{extra}\n+++\n{name}\n\n{body}\n")
+
+
+def _all_feeds(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".xml", ".json"))
+
+
+def test_every_feed_written_reads_cleanly_and_validates(sample_site: Path) -> None:
+    """Main, tag, author and comment feeds: a feed client reads each, the schemas pass."""
+    build(sample_site)
+    folder = sample_site / "feeds"
+    atom_schema = etree.RelaxNG(etree.parse(str(SCHEMAS / "atom.rng")))
+    json_schema = json.loads((SCHEMAS / "jsonfeed-1.1.schema.json").read_text())
+    checker = jsonschema.FormatChecker()
+    names = [p.relative_to(folder).as_posix() for p in _all_feeds(folder)]
+    assert {"tags/hamas.xml", "tags/hamas.atom.xml", "tags/hamas.json", "authors/editor.atom.xml", "comments.xml"} <= set(names)
+    for path in _all_feeds(folder):
+        parsed = read_feed(path)
+        assert parsed.bozo == 0, path
+        assert parsed.entries, path
+        if path.name.endswith(".atom.xml") or path.name == "atom.xml":
+            assert atom_schema.validate(etree.parse(str(path))), (path, atom_schema.error_log)
+        if path.suffix == ".json":
+            jsonschema.validate(json.loads(path.read_text()), json_schema, format_checker=checker)
+
+
+def test_tag_and_author_feeds_hold_their_posts(blank_site: Path) -> None:
+    _dated(blank_site, "a.txt", 1, 'tags = ["Gaza", "Diplomacy"]')
+    _dated(blank_site, "b.txt", 2, 'tags = ["Diplomacy"]\nauthor = "Jane Roe"')
+    _dated(blank_site, "c.txt", 3)
+    build(blank_site)
+    feeds = blank_site / "feeds"
+    assert [e.title for e in read_feed(feeds / "tags" / "diplomacy.atom.xml").entries] == ["b.txt", "a.txt"]
+    assert [e.title for e in read_feed(feeds / "tags" / "gaza.json").entries] == ["a.txt"]
+    parsed = read_feed(feeds / "tags" / "gaza.xml")
+    assert parsed.feed.title == "Test Site: Gaza"
+    self_links = [l.href for l in parsed.feed.links if l.rel == "self"]
+    assert self_links == ["https://example.org/feeds/tags/gaza.xml"]
+    assert [e.title for e in read_feed(feeds / "authors" / "jane-roe.xml").entries] == ["b.txt"]
+    assert [e.title for e in read_feed(feeds / "authors" / "editor.xml").entries] == ["c.txt", "a.txt"]
+
+
+def test_comment_counts_and_comments_feed(sample_site: Path) -> None:
+    build(sample_site)
+    ns = {"slash": "http://purl.org/rss/1.0/modules/slash/", "wfw": "http://wellformedweb.org/CommentAPI/"}
+    item = etree.parse(str(sample_site / "feeds" / "rss.xml")).getroot().find("channel/item")
+    assert item.findtext("slash:comments", namespaces=ns) == "1"
+    assert item.findtext("wfw:commentRss", namespaces=ns) == "https://example.org/feeds/comments.xml"
+    assert item.findtext("comments").endswith("/#comments")
+    parsed = read_feed(sample_site / "feeds" / "comments.xml")
+    (comment,) = parsed.entries
+    assert comment.author == "pabelmont"
+    assert comment.link.endswith("-months/#comment-1")
+    assert "Trust he is also watching" in comment.content[0]["value"]
+    assert "Palestinians must renounce violencve" in comment.content[0]["value"]
+
+
+def test_no_comments_no_comments_feed(blank_site: Path) -> None:
+    _dated(blank_site, "a.txt", 1)
+    build(blank_site)
+    assert not (blank_site / "feeds" / "comments.xml").exists()
+    assert "slash" not in (blank_site / "feeds" / "rss.xml").read_text()
+
+
+def test_archives_chain_to_every_post(blank_site: Path) -> None:
+    """RFC 5005: following prev-archive from the feed reaches every post exactly once."""
+    write_config(blank_site, extra="[feeds]\nitems = 3\n")
+    for day in range(1, 9):
+        _dated(blank_site, f"p{day}.txt", day)
+    build(blank_site)
+    feeds = blank_site / "feeds"
+    atom_schema = etree.RelaxNG(etree.parse(str(SCHEMAS / "atom.rng")))
+    for kind, main in (("atom", "atom.xml"), ("rss", "rss.xml")):
+        seen: list[str] = []
+        doc = feedparser.parse((feeds / main).read_bytes())
+        seen += [e.title for e in doc.entries]
+        hops = 0
+        while True:
+            prev = [l.href for l in doc.feed.get("links", []) if l.rel == "prev-archive"]
+            if not prev:
+                break
+            path = feeds / prev[0].removeprefix("https://example.org/feeds/")
+            assert path.name.startswith(kind)
+            raw = etree.parse(str(path)).getroot()
+            assert raw.find(f".//{HISTORY}archive") is not None, path
+            if kind == "atom":
+                assert atom_schema.validate(etree.parse(str(path))), atom_schema.error_log
+            doc = feedparser.parse(path.read_bytes())
+            assert doc.bozo == 0
+            seen += [e.title for e in doc.entries]
+            hops += 1
+        assert hops == 2
+        assert sorted(set(seen)) == sorted(f"p{d}.txt" for d in range(1, 9)), kind
+    # Full pages only: the oldest six posts in two archives of three.
+    archive1 = feedparser.parse((feeds / "archive" / "atom-1.xml").read_bytes())
+    assert [e.title for e in archive1.entries] == ["p3.txt", "p2.txt", "p1.txt"]
+
+
+def test_archive_pages_do_not_change_when_new_posts_arrive(blank_site: Path) -> None:
+    write_config(blank_site, extra="[feeds]\nitems = 2\n")
+    for day in range(1, 6):
+        _dated(blank_site, f"p{day}.txt", day)
+    build(blank_site)
+    page1 = (blank_site / "feeds" / "archive" / "atom-1.xml").read_bytes()
+    _dated(blank_site, "p6.txt", 6)
+    report = build(blank_site)
+    assert "archive/atom-1.xml" not in report.written
+    assert (blank_site / "feeds" / "archive" / "atom-1.xml").read_bytes() == page1
+    assert "archive/atom-3.xml" in report.written
+
+
+def test_hub_links_in_every_format(blank_site: Path) -> None:
+    write_config(blank_site, extra='[feeds]\nhub = "http://127.0.0.1:9/hub"\n')
+    _dated(blank_site, "a.txt", 1)
+    from publisher.build import feed_options
+    from publisher.config import load_config
+    from publisher.content import load_posts, publish
+    from publisher.feeds import build_feeds
+    from publisher.store import StateStore
+
+    config = load_config(blank_site / "publisher.toml")
+    store = StateStore.open(blank_site / "state.db")
+    with store.transaction():
+        site, _ = publish(load_posts(config).posts, store=store, now=NOW, config=config)
+    files = build_feeds(site, feed_options(config))
+    for name in ("rss.xml", "atom.xml"):
+        links = feedparser.parse(files[name]).feed.links
+        assert ("hub", "http://127.0.0.1:9/hub") in [(l.rel, l.href) for l in links], name
+    assert json.loads(files["feed.json"])["hubs"] == [{"type": "WebSub", "url": "http://127.0.0.1:9/hub"}]

@@ -1,0 +1,114 @@
+"""The build as a whole: stale feeds removed, the stylesheet, the WebSub ping."""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from .conftest import build, write_config
+
+
+def _post(site: Path, name: str, tags: str = "[]") -> Path:
+    path = site / "posts" / name
+    path.write_text(f"+++\ndate = 2024-01-01T10:00:00Z\ntags = {tags}\n+++\n{name}\n\nx\n", encoding="utf-8")
+    return path
+
+
+def test_feeds_no_longer_produced_are_removed_and_others_kept(blank_site: Path) -> None:
+    post = _post(blank_site, "a.txt", '["Gaza"]')
+    build(blank_site)
+    feeds = blank_site / "feeds"
+    assert (feeds / "tags" / "gaza.xml").is_file()
+    mine = feeds / "tags" / "README.txt"
+    mine.write_text("a file of the user's own")
+    post.write_text(post.read_text().replace('["Gaza"]', '["Lebanon"]'))
+    report = build(blank_site)
+    assert sorted(report.removed) == ["tags/gaza.atom.xml", "tags/gaza.json", "tags/gaza.xml"]
+    assert not (feeds / "tags" / "gaza.xml").exists()
+    assert (feeds / "tags" / "lebanon.xml").is_file()
+    assert mine.read_text() == "a file of the user's own"
+
+
+def test_stylesheet_is_written_and_referenced(blank_site: Path) -> None:
+    write_config(blank_site, extra="[feeds]\nstylesheet = true\n")
+    _post(blank_site, "a.txt")
+    build(blank_site)
+    feeds = blank_site / "feeds"
+    xsl = etree.XSLT(etree.parse(str(feeds / "feed.xsl")))
+    for name in ("rss.xml", "atom.xml"):
+        text = (feeds / name).read_text()
+        assert '<?xml-stylesheet type="text/xsl" href="https://example.org/feeds/feed.xsl"?>' in text
+        page = xsl(etree.parse(str(feeds / name)))
+        html = str(page)
+        assert "<h1>Test Site</h1>" in html and ">a.txt</a>" in html, name
+    # Turned off again: the file and the references go.
+    write_config(blank_site)
+    build(blank_site)
+    assert not (feeds / "feed.xsl").exists()
+    assert "xml-stylesheet" not in (feeds / "rss.xml").read_text()
+
+
+def test_site_stylesheet_overrides_the_default(blank_site: Path) -> None:
+    write_config(blank_site, extra="[feeds]\nstylesheet = true\n")
+    (blank_site / "templates").mkdir()
+    custom = b'<?xml version="1.0"?><xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"/>'
+    (blank_site / "templates" / "feed.xsl").write_bytes(custom)
+    _post(blank_site, "a.txt")
+    build(blank_site)
+    assert (blank_site / "feeds" / "feed.xsl").read_bytes() == custom
+
+
+class _Hub(BaseHTTPRequestHandler):
+    pings: list[dict[str, list[str]]] = []
+    status = 204
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        length = int(self.headers["Content-Length"])
+        type(self).pings.append(urllib.parse.parse_qs(self.rfile.read(length).decode()))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def hub():
+    _Hub.pings = []
+    _Hub.status = 204
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_hub_is_pinged_for_changed_feeds_only(blank_site: Path, hub) -> None:
+    url = f"http://127.0.0.1:{hub.server_address[1]}/hub"
+    write_config(blank_site, extra=f'[feeds]\nhub = "{url}"\n')
+    _post(blank_site, "a.txt")
+    report = build(blank_site)
+    assert report.warnings == ()
+    pinged = sorted(p["hub.url"][0] for p in _Hub.pings)
+    assert pinged == sorted(f"https://example.org/feeds/{name}" for name in report.written)
+    assert all(p["hub.mode"] == ["publish"] for p in _Hub.pings)
+    _Hub.pings.clear()
+    build(blank_site)
+    assert _Hub.pings == []
+
+
+def test_hub_failure_is_a_warning_not_a_failed_build(blank_site: Path, hub) -> None:
+    _Hub.status = 500
+    url = f"http://127.0.0.1:{hub.server_address[1]}/hub"
+    write_config(blank_site, extra=f'[feeds]\nhub = "{url}"\n')
+    _post(blank_site, "a.txt")
+    report = build(blank_site)
+    assert report.errors == ()
+    assert report.warnings and all("HTTP 500" in w for w in report.warnings)
+    assert (blank_site / "feeds" / "rss.xml").is_file()
