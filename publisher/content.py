@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import tomllib
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -29,9 +30,9 @@ from publisher.model import Post, Site
 from publisher.readers import ReadOptions, ReadResult, reader_for
 from publisher.readers.frontmatter import toml_error
 from publisher.readers.metadata import Metadata, parse_metadata
-from publisher.sanitize import clean_html
+from publisher.sanitize import absolutize, clean_html, first_paragraph_text
 from publisher.store import PostRecord, StateStore
-from publisher.text import one_line, slugify, xml_safe
+from publisher.text import one_line, slugify, summarize, xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,21 @@ def _sidecar(path: Path, shown: str, config: Config) -> Metadata:
     return parse_metadata(raw, path=name, text=text, first_line=1, tz=config.site.timezone)
 
 
+_DATED_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
+
+
+def _date_from_name(post: Post, path: Path, config: Config) -> Post:
+    """Jekyll's convention: ``2024-05-01-title.md`` dates (and names) the post."""
+    match = _DATED_NAME.match(path.stem)
+    if post.date is not None or match is None:
+        return post
+    try:
+        day = datetime(int(match[1]), int(match[2]), int(match[3]), tzinfo=config.site.timezone)
+    except ValueError:
+        raise ContentError(post.source, None, f"file name {path.name!r} starts with an impossible date") from None
+    return replace(post, date=day, slug=post.slug or slugify(match[4]))
+
+
 def read_file(path: Path, config: Config) -> ReadResult:
     """Read one content file (and its sidecar); raises ``ContentError``."""
     shown = config.relative(path)
@@ -92,7 +108,10 @@ def read_file(path: Path, config: Config) -> ReadResult:
         boilerplate=config.content.boilerplate,
         overlay=_sidecar(path, shown, config),
     )
-    return reader(data, shown, options)
+    result = reader(data, shown, options)
+    if len(result.posts) == 1 and result.posts[0].source == shown:
+        return ReadResult((_date_from_name(result.posts[0], path, config),), result.errors)
+    return result
 
 
 def load_posts(config: Config) -> Loaded:
@@ -135,11 +154,13 @@ def _tag_uri(site_url: str, published: datetime, post_url: str) -> str:
 
 
 def _clean(post: Post) -> Post:
+    html = clean_html(post.content_html)
+    summary = post.summary or summarize(first_paragraph_text(html))
     return replace(
         post,
         title=xml_safe(one_line(post.title)),
-        summary=xml_safe(post.summary) if post.summary else None,
-        content_html=clean_html(post.content_html),
+        summary=xml_safe(summary) or None,
+        content_html=html,
     )
 
 
@@ -149,73 +170,97 @@ def publish(
     """Give each publishable post its identity and dates; newest first.
 
     Must run inside ``store.transaction()``: identities minted here are
-    remembered there.
+    remembered there. When two posts claim one id or URL, the one published
+    first keeps it and the other is rejected, naming both files.
     """
     errors: list[ContentError] = []
     published: list[Post] = []
-    claimed_ids: dict[str, str] = {}
-    current = {p.source for p in posts}
-    for post in sorted(posts, key=lambda p: p.source):
+    ready = []
+    for post in posts:
         if post.draft:
             log.info("%s: draft, not published", post.source)
-            continue
-        if post.date is not None and post.date > now:
+        elif post.date is not None and post.date > now:
             log.info("%s: scheduled for %s, not published yet", post.source, post.date.isoformat())
-            continue
-        post = _clean(post)
+        else:
+            ready.append(_clean(post))
+    identities = _Identities(store, now, config, {p.source for p in posts})
+
+    def seniority(post: Post):
+        record = store.recall(post.source)
+        known = record.first_seen if record else None
+        return (record is None, post.date or known or now, post.source)
+
+    for post in sorted(ready, key=seniority):
         try:
-            published.append(_identify(post, store, now, config, claimed_ids, current))
+            published.append(identities.assign(post))
         except ContentError as exc:
             errors.append(exc)
     published.sort(key=lambda p: (p.date, p.source), reverse=True)
     return Site(info=config.site_info, posts=tuple(published)), tuple(errors)
 
 
-def _identify(
-    post: Post,
-    store: StateStore,
-    now: datetime,
-    config: Config,
-    claimed: dict[str, str],
-    current: set[str],
-) -> Post:
-    digest = content_hash(post)
-    record = store.recall(post.source)
-    if record is None:
-        date = post.date or now
-        slug = post.slug or slugify(post.title)
-        updated = post.updated or date
-        first_seen = now
-    else:
-        date = post.date or record.first_seen
-        slug = post.slug or record.slug
-        changed = record.content_hash != digest
-        updated = post.updated or (max(now, date) if changed else record.updated)
-        first_seen = record.first_seen
-    date = date.astimezone(timezone.utc)
-    updated = max(updated.astimezone(timezone.utc), date)
-    local = date.astimezone(config.site.timezone)
-    url = post.url or urljoin(
-        config.site.url,
-        config.content.permalink.format(
+class _Identities:
+    """Ids and URLs handed out in one build, backed by the state store."""
+
+    def __init__(self, store: StateStore, now: datetime, config: Config, current: set[str]):
+        self.store = store
+        self.now = now
+        self.config = config
+        self.current = current
+        self.ids: dict[str, str] = {}
+        self.urls: dict[str, str] = {}
+
+    def _url(self, slug: str, local: datetime) -> str:
+        path = self.config.content.permalink.format(
             year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}", slug=slug
-        ),
-    )
-    if post.id:
-        guid = post.id
-    elif record is not None:
-        guid = record.guid
-    else:
-        guid = _tag_uri(config.site.url, local, url)
-        base, n = guid, 2
-        while store.guid_owner(guid) not in (None, post.source) or guid in claimed:
-            guid, n = f"{base}-{n}", n + 1
-    owner = claimed.get(guid) or store.guid_owner(guid)
-    if owner is not None and owner != post.source:
-        if owner in current:
-            raise ContentError(post.source, None, f"id {guid!r} is already used by {owner}")
-        # The file that held this id is gone: the id passes to this post.
-        store.forget(owner)
-    claimed[guid] = post.source
-    store.remember(PostRecord(post.source, guid, slug, first_seen, digest, updated))
-    return replace(post, id=guid, slug=slug, url=url, date=date, updated=updated)
+        )
+        return urljoin(self.config.site.url, path)
+
+    def assign(self, post: Post) -> Post:
+        store, now = self.store, self.now
+        digest = content_hash(post)
+        record = store.recall(post.source)
+        if record is None:
+            date = post.date or now
+            updated = post.updated or date
+            first_seen = now
+        else:
+            date = post.date or record.first_seen
+            changed = record.content_hash != digest
+            updated = post.updated or (max(now, date) if changed else record.updated)
+            first_seen = record.first_seen
+        date = date.astimezone(timezone.utc)
+        updated = max(updated.astimezone(timezone.utc), date)
+        local = date.astimezone(self.config.site.timezone)
+
+        slug = post.slug or (record.slug if record else slugify(post.title))
+        url = post.url or self._url(slug, local)
+        if not post.url and not post.slug and record is None:
+            # A slug of our own making: step aside from one already taken.
+            base, n = slug, 2
+            while self.urls.get(url, post.source) != post.source:
+                slug, n = f"{base}-{n}", n + 1
+                url = self._url(slug, local)
+        if self.urls.get(url, post.source) != post.source:
+            raise ContentError(post.source, None, f"URL {url} is already used by {self.urls[url]}")
+
+        if post.id:
+            guid = post.id
+        elif record is not None:
+            guid = record.guid
+        else:
+            guid = base = _tag_uri(self.config.site.url, local, url)
+            n = 2
+            while store.guid_owner(guid) not in (None, post.source) or guid in self.ids:
+                guid, n = f"{base}-{n}", n + 1
+        owner = self.ids.get(guid) or store.guid_owner(guid)
+        if owner is not None and owner != post.source:
+            if owner in self.current:
+                raise ContentError(post.source, None, f"id {guid!r} is already used by {owner}")
+            # The file that held this id is gone: the id passes to this post.
+            store.forget(owner)
+        self.ids[guid] = post.source
+        self.urls[url] = post.source
+        store.remember(PostRecord(post.source, guid, slug, first_seen, digest, updated))
+        html = absolutize(post.content_html, url)
+        return replace(post, id=guid, slug=slug, url=url, date=date, updated=updated, content_html=html)

@@ -1,13 +1,20 @@
-"""HTML sanitising for post bodies: what reaches a feed or an email is safe.
+"""Post HTML: sanitising, absolute URLs and the text of the first paragraph.
 
 Scripts, event handlers, ``javascript:`` URLs and unknown elements are
-removed; ordinary markup survives. ``nh3`` (Rust's ammonia) does the work.
+removed; ordinary markup survives. ``nh3`` (Rust's ammonia) does the
+sanitising; lxml resolves relative links.
 
     clean_html('<p onclick="x()">Hi<script>bad()</script></p>')  # '<p>Hi</p>'
+    absolutize('<img src="a.png">', "https://example.org/2024/01/post/")
+    # '<img src="https://example.org/2024/01/post/a.png">'
 """
 
 from __future__ import annotations
 
+import re
+from html import escape
+
+import lxml.html
 import nh3
 
 from publisher.text import xml_safe
@@ -32,3 +39,36 @@ def clean_html(html: str) -> str:
         url_schemes=_SCHEMES,
         link_rel=None,
     )
+
+
+_RELATIVE = re.compile(r"""\s(?:href|src)\s*=\s*["']?(?![a-z][a-z0-9+.-]*:|#|//)""", re.I)
+
+
+def absolutize(html: str, base_url: str) -> str:
+    """``html`` with relative ``href`` and ``src`` URLs resolved against ``base_url``.
+
+    HTML without relative URLs is returned as it is, byte for byte.
+    """
+    if not _RELATIVE.search(html):
+        return html
+    parts = lxml.html.fragments_fromstring(html)
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(escape(part, quote=False))
+            continue
+        part.make_links_absolute(base_url, resolve_base_href=False, handle_failures="ignore")
+        out.append(lxml.html.tostring(part, encoding="unicode", with_tail=True))
+    return "".join(out)
+
+
+def first_paragraph_text(html: str) -> str:
+    """The plain text of the first non-empty paragraph (or of all the text)."""
+    if not html.strip():
+        return ""
+    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    for paragraph in root.iter("p"):
+        text = paragraph.text_content().strip()
+        if text:
+            return text
+    return root.text_content().strip()

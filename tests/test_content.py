@@ -119,3 +119,58 @@ def test_permalink_pattern_and_explicit_url(blank_site: Path) -> None:
         "https://elsewhere.example/b",
         "https://example.org/posts/2024-02-03-a-post.html",
     ]
+
+
+def test_jekyll_file_name_dates_and_names_the_post(blank_site: Path) -> None:
+    post(blank_site, "2024-05-01-my-first-post.txt", "A title that is not the slug\n\nx\n")
+    post(blank_site, "2024-05-02-dated-inside.txt", "---\ndate: 2024-06-01T00:00:00Z\n---\nInside wins\n\nx\n")
+    post(blank_site, "2024-02-30-impossible.txt", "Impossible\n\nx\n")
+    report = build(blank_site)
+    by_title = {p.title: p for p in report.site.posts}
+    first = by_title["A title that is not the slug"]
+    assert first.date.isoformat() == "2024-05-01T00:00:00+00:00"
+    assert first.url == "https://example.org/2024/05/my-first-post/"
+    assert by_title["Inside wins"].date.isoformat() == "2024-06-01T00:00:00+00:00"
+    assert [(e.path, e.reason) for e in report.errors] == [
+        ("posts/2024-02-30-impossible.txt", "file name '2024-02-30-impossible.txt' starts with an impossible date")
+    ]
+
+
+def test_same_title_same_month_gets_its_own_url(blank_site: Path) -> None:
+    post(blank_site, "a.txt", "---\ndate: 2024-01-01T00:00:00Z\n---\nSame\n\nx\n")
+    post(blank_site, "b.txt", "---\ndate: 2024-01-05T00:00:00Z\n---\nSame\n\ny\n")
+    report = build(blank_site)
+    assert sorted(p.url for p in report.site.posts) == [
+        "https://example.org/2024/01/same-2/",
+        "https://example.org/2024/01/same/",
+    ]
+    # The older post has the plain slug.
+    assert {p.source: p.slug for p in report.site.posts} == {"posts/a.txt": "same", "posts/b.txt": "same-2"}
+
+
+def test_explicit_slug_conflict_rejects_the_newer_naming_both(blank_site: Path) -> None:
+    post(blank_site, "z-old.txt", "---\ndate: 2024-01-01T00:00:00Z\nslug: talks\n---\nOld\n\nx\n")
+    post(blank_site, "a-new.txt", "---\ndate: 2024-01-09T00:00:00Z\nslug: talks\n---\nNew\n\nx\n")
+    report = build(blank_site)
+    assert [p.title for p in report.site.posts] == ["Old"]
+    assert [str(e) for e in report.errors] == [
+        "posts/a-new.txt: URL https://example.org/2024/01/talks/ is already used by posts/z-old.txt"
+    ]
+
+
+def test_already_published_post_keeps_its_id_against_a_newcomer(blank_site: Path) -> None:
+    post(blank_site, "b.txt", "---\nid: urn:x:1\ndate: 2024-02-01T00:00:00Z\n---\nPublished first\n\nx\n")
+    build(blank_site)
+    # A newcomer sorted before it by name and dated earlier still loses.
+    post(blank_site, "a.txt", "---\nid: urn:x:1\ndate: 2023-01-01T00:00:00Z\n---\nNewcomer\n\nx\n")
+    report = build(blank_site, now=NOW + timedelta(days=1))
+    assert [p.title for p in report.site.posts] == ["Published first"]
+    assert [e.path for e in report.errors] == ["posts/a.txt"]
+
+
+def test_summary_derived_when_missing(blank_site: Path) -> None:
+    long = "word " * 200
+    post(blank_site, "a.txt", f"---\ndate: 2024-01-01T00:00:00Z\n---\nT\n\n{long}\n\nSecond.\n")
+    (p,) = build(blank_site).site.posts
+    assert p.summary.endswith("…") and len(p.summary) <= 281
+    assert p.summary.startswith("word word")

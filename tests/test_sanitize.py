@@ -30,3 +30,25 @@ def test_ordinary_markup_survives() -> None:
         '<img src="https://example.org/a.png" alt="A" width="600">'
     )
     assert clean_html(html) == html
+
+
+def test_relative_links_and_images_become_absolute() -> None:
+    from publisher.sanitize import absolutize
+
+    base = "https://example.org/2024/01/post/"
+    html = '<p><a href="../other/">o</a> <img src="pic.png" alt="p"> <a href="#fn1">1</a> <a href="https://x.example/">x</a></p>'
+    out = absolutize(html, base)
+    assert 'href="https://example.org/2024/01/other/"' in out
+    assert 'src="https://example.org/2024/01/post/pic.png"' in out
+    assert 'href="https://x.example/"' in out
+    # Absolute-only HTML comes back untouched, byte for byte.
+    plain = '<p><a href="https://x.example/">x</a> &amp; text</p>'
+    assert absolutize(plain, base) == plain
+
+
+def test_first_paragraph_text() -> None:
+    from publisher.sanitize import first_paragraph_text
+
+    assert first_paragraph_text("<p> </p><p>Hello <b>there</b></p><p>no</p>") == "Hello there"
+    assert first_paragraph_text("<div>just text</div>") == "just text"
+    assert first_paragraph_text("") == ""
