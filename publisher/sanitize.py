@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 from html import escape
+from urllib.parse import urljoin
 
 import lxml.html
 import nh3
 
 from publisher.text import xml_safe
 
-_TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "cite", "picture", "source", "time"}
+_TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "cite", "picture", "source", "time", "section"}
 _ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
 _ATTRIBUTES.setdefault("*", set()).update({"class", "id", "lang", "dir", "title"})
 _ATTRIBUTES.setdefault("blockquote", set()).add("cite")
@@ -57,7 +58,11 @@ def absolutize(html: str, base_url: str) -> str:
         if isinstance(part, str):
             out.append(escape(part, quote=False))
             continue
-        part.make_links_absolute(base_url, resolve_base_href=False, handle_failures="ignore")
+        # Same-page links (#fn-1) stay relative so they work in an email too.
+        part.rewrite_links(
+            lambda link: link if link.startswith("#") else urljoin(base_url, link),
+            resolve_base_href=False,
+        )
         out.append(lxml.html.tostring(part, encoding="unicode", with_tail=True))
     return "".join(out)
 

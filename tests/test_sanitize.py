@@ -41,6 +41,7 @@ def test_relative_links_and_images_become_absolute() -> None:
     assert 'href="https://example.org/2024/01/other/"' in out
     assert 'src="https://example.org/2024/01/post/pic.png"' in out
     assert 'href="https://x.example/"' in out
+    assert 'href="#fn1"' in out
     # Absolute-only HTML comes back untouched, byte for byte.
     plain = '<p><a href="https://x.example/">x</a> &amp; text</p>'
     assert absolutize(plain, base) == plain
