@@ -42,6 +42,13 @@ def clean_html(html: str) -> str:
     )
 
 
+
+
+def _parser() -> lxml.html.HTMLParser:
+    # huge_tree: libxml2 otherwise cuts a text node at 10 MB, silently.
+    # One per call: lxml parsers are not safe to share between threads.
+    return lxml.html.HTMLParser(huge_tree=True, no_network=True)
+
 _RELATIVE = re.compile(r"""\s(?:href|src)\s*=\s*["']?(?![a-z][a-z0-9+.-]*:|#|//)""", re.I)
 
 
@@ -52,7 +59,7 @@ def absolutize(html: str, base_url: str) -> str:
     """
     if not _RELATIVE.search(html):
         return html
-    parts = lxml.html.fragments_fromstring(html)
+    parts = lxml.html.fragments_fromstring(html, parser=_parser())
     out = []
     for part in parts:
         if isinstance(part, str):
@@ -71,7 +78,7 @@ def first_paragraph_text(html: str) -> str:
     """The plain text of the first non-empty paragraph (or of all the text)."""
     if not html.strip():
         return ""
-    root = lxml.html.fragment_fromstring(html, create_parent="div")
+    root = lxml.html.fragment_fromstring(html, create_parent="div", parser=_parser())
     for paragraph in root.iter("p"):
         text = paragraph.text_content().strip()
         if text:

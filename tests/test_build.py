@@ -112,3 +112,31 @@ def test_hub_failure_is_a_warning_not_a_failed_build(blank_site: Path, hub) -> N
     assert report.errors == ()
     assert report.warnings and all("HTTP 500" in w for w in report.warnings)
     assert (blank_site / "feeds" / "rss.xml").is_file()
+
+
+def test_hostile_post_yields_clean_feeds(blank_site: Path) -> None:
+    hostile = (
+        "---\ntitle: \"Hostile \\x07<script>alert('t')</script>\"\ndate: 2024-01-01T00:00:00Z\n---\n"
+        "<script>alert(1)</script>\n\n"
+        '<img src="x.png" onerror="alert(2)">\n\n'
+        '<a href="javascript:alert(3)">click</a> <a href="JaVaScRiPt:alert(4)">again</a>\n\n'
+        "<iframe src=\"https://evil.example/\"></iframe><style>p{}</style>\n\n"
+        "Bell \x07 escape \x1b vertical \x0b.\n\n" + "z" * 10_000_000 + "\n"
+    )
+    (blank_site / "posts" / "hostile.md").write_text(hostile, encoding="utf-8")
+    _post(blank_site, "fine.txt")
+    report = build(blank_site)
+    assert report.errors == ()
+    assert len(report.site.posts) == 2
+    import feedparser
+
+    for name in ("rss.xml", "atom.xml"):
+        data = (blank_site / "feeds" / name).read_bytes()
+        parsed = feedparser.parse(data)
+        assert parsed.bozo == 0, name
+        assert len(parsed.entries) == 2
+        html = next(e for e in parsed.entries if e.title.startswith("Hostile")).content[0].value
+        for bad in ("<script", "onerror", "javascript:", "<iframe", "<style", "\x07", "\x1b", "\x0b"):
+            assert bad not in html.lower(), (name, bad)
+        assert 'src="https://example.org/2024/01/hostile-script-alert-t-script/x.png"' in html
+        assert "z" * 10_000_000 in html

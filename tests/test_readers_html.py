@@ -259,3 +259,12 @@ def test_registry_reads_html_files_with_this_reader(name: str) -> None:
     result = reader((HTML / "title_element_only.html").read_bytes(), name, ReadOptions())
     assert result.errors == ()
     assert [p.title for p in result.posts] == ["Only a title element | My Blog"]
+
+
+def test_ten_megabyte_paragraph_is_kept_whole() -> None:
+    from publisher.readers import ReadOptions
+    from publisher.readers.html import read
+
+    page = "<html><head><title>Big</title></head><body><p>" + "z" * 10_500_000 + "</p></body></html>"
+    post = read(page.encode(), "posts/big.html", ReadOptions())
+    assert "z" * 10_500_000 in post.content_html

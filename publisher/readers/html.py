@@ -73,7 +73,8 @@ _MEDIA = ("img",)
 
 def _parse(body: str, path: str, line: int) -> HtmlElement:
     # A parser per call: lxml parsers keep state and must not be shared across threads.
-    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+    # huge_tree: libxml2 otherwise cuts a text node at 10 MB, silently.
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, huge_tree=True)
     try:
         return lxml.html.document_fromstring(body, parser=parser)
     except lxml.etree.ParserError:  # "Document is empty": front matter and nothing else
