@@ -22,6 +22,7 @@ from publisher.errors import ContentError, OutputError
 from publisher.feeds import COMMENTS, MANAGED_FOLDERS, STYLESHEET, FeedOptions, build_feeds
 from publisher.model import Site
 from publisher.resources import default_templates
+from publisher.sources import load_feed_sources
 from publisher.store import BuildRecord, StateStore
 from publisher.websub import ping_hub
 from publisher.writer import write_if_changed
@@ -54,13 +55,20 @@ def feed_options(config: Config) -> FeedOptions:
     )
 
 
-def _render(config: Config, store: StateStore, now: datetime):
+def _load(config: Config, store: StateStore, now: datetime):
+    """Read files and fetch feed sources: before the write transaction, so
+    a slow upstream never holds the state store's lock."""
     loaded = load_posts(config)
-    site, publish_errors = publish(loaded.posts, store=store, now=now, config=config)
+    imported = load_feed_sources(config, store, now)
+    return loaded.posts + imported.posts, loaded.errors + imported.errors
+
+
+def _render(config: Config, store: StateStore, now: datetime, posts, errors):
+    site, publish_errors = publish(posts, store=store, now=now, config=config)
     files = build_feeds(site, feed_options(config))
     if config.feeds.stylesheet:
         files[STYLESHEET] = _stylesheet_source(config)
-    return site, loaded.errors + publish_errors, files
+    return site, errors + publish_errors, files
 
 
 def _stylesheet_source(config: Config) -> bytes:
@@ -84,8 +92,9 @@ def _stale(out: Path, files: dict[str, bytes]) -> list[Path]:
 def build_site(config: Config, *, store: StateStore, now: datetime, force: bool = False) -> BuildReport:
     """Read, publish and write the feeds; the store commits only if every write succeeded."""
     out = config.feeds.out
+    posts, read_errors = _load(config, store, now)
     with store.transaction():
-        site, errors, files = _render(config, store, now)
+        site, errors, files = _render(config, store, now, posts, read_errors)
         written = []
         for name, data in files.items():
             if write_if_changed(out / name, data, force=force):
@@ -109,6 +118,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
 
 def check_site(config: Config, *, store: StateStore, now: datetime) -> BuildReport:
     """Everything ``build_site`` does but writing: the report of what it would publish."""
+    posts, read_errors = _load(config, store, now)
     with store.transaction():
-        site, errors, files = _render(config, store, now)
+        site, errors, files = _render(config, store, now, posts, read_errors)
     return BuildReport(site, errors, tuple(files), ())

@@ -97,7 +97,7 @@ def build(ctx: click.Context, force: bool) -> None:
         click.echo(
             f"Built {_plural(len(report.site.posts), 'post')} into {config.relative(config.feeds.out)}/: "
             f"{len(report.written)} written, {len(report.unchanged)} unchanged"
-            + (f", {_plural(len(report.errors), 'file')} rejected" if report.errors else "")
+            + (f", {_plural(len(report.errors), 'input')} rejected" if report.errors else "")
         )
         main_feeds = [name for name in report.files if name in MAIN_FEEDS]
         for name in main_feeds:
@@ -127,7 +127,7 @@ def check(ctx: click.Context) -> None:
         click.echo(
             f"{config.relative(config.path) if config.path.is_absolute() else config.path}: ok; "
             f"{_plural(len(report.site.posts), 'post')} would be published"
-            + (f", {_plural(len(report.errors), 'file')} rejected" if report.errors else "")
+            + (f", {_plural(len(report.errors), 'input')} rejected" if report.errors else "")
         )
     sys.exit(code)
 

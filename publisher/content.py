@@ -48,6 +48,8 @@ class Loaded:
 
 
 def _post_files(config: Config, errors: list[ContentError]) -> list[Path]:
+    # A feed listed under [[content.feeds]] is read as a feed, not as a post file.
+    feed_files = {s.path.resolve() for s in config.content.feeds if s.path}
     files: list[Path] = []
     for root in config.content.paths:
         if root.is_file():
@@ -59,7 +61,7 @@ def _post_files(config: Config, errors: list[ContentError]) -> list[Path]:
                     files.append(path)
         else:
             errors.append(ContentError(config.relative(root), None, "no such file or folder"))
-    return list(dict.fromkeys(files))
+    return [f for f in dict.fromkeys(files) if f.resolve() not in feed_files]
 
 
 def _sidecar(path: Path, shown: str, config: Config) -> Metadata:

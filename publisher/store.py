@@ -45,6 +45,18 @@ _MIGRATIONS: tuple[str, ...] = (
         written INTEGER NOT NULL
     );
     """,
+    # 2: the last good body of each fetched feed source, for conditional GET
+    # and for publishing from when its upstream fails.
+    """
+    CREATE TABLE fetch_cache (
+        url TEXT PRIMARY KEY,
+        final_url TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        body BLOB NOT NULL,
+        fetched TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -66,6 +78,23 @@ class BuildRecord:
     posts: int
     rejected: int
     written: int
+
+
+@dataclass(frozen=True)
+class CachedFetch:
+    """The last good response of a feed source's URL.
+
+    ``url`` is the configured URL (the key); ``final_url`` where redirects
+    led, the base for the body's relative links; ``etag`` and
+    ``last_modified`` are the validators to send back.
+    """
+
+    url: str
+    final_url: str
+    etag: str | None
+    last_modified: str | None
+    body: bytes
+    fetched: datetime
 
 
 def _iso(moment: datetime) -> str:
@@ -219,3 +248,34 @@ class StateStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def fetch_cache(self, url: str) -> CachedFetch | None:
+        """The last good response of ``url``, if one was remembered."""
+        row = self._db.execute(
+            "SELECT url, final_url, etag, last_modified, body, fetched FROM fetch_cache WHERE url = ?",
+            (url,),
+        ).fetchone()
+        if row is None:
+            return None
+        return CachedFetch(row[0], row[1], row[2], row[3], bytes(row[4]), _from_iso(row[5]))
+
+    def remember_fetch(self, cached: CachedFetch) -> None:
+        """Keep ``cached`` as the last good response of its URL (not in a read-only store)."""
+        if self.readonly:
+            return
+        self._db.execute(
+            """INSERT INTO fetch_cache (url, final_url, etag, last_modified, body, fetched)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(url) DO UPDATE SET
+                 final_url = excluded.final_url, etag = excluded.etag,
+                 last_modified = excluded.last_modified, body = excluded.body,
+                 fetched = excluded.fetched""",
+            (
+                cached.url,
+                cached.final_url,
+                cached.etag,
+                cached.last_modified,
+                cached.body,
+                _iso(cached.fetched),
+            ),
+        )

@@ -132,7 +132,7 @@ def test_check_bad_post_exits_1_naming_path_and_line(blank_site: Path, monkeypat
 
     assert result.exit_code == 1
     assert result.stderr == "posts/bad.txt:1: empty file\n"
-    assert "2 posts would be published, 1 file rejected" in result.stdout
+    assert "2 posts would be published, 1 input rejected" in result.stdout
     assert not (blank_site / "feeds").exists()
     assert not (blank_site / ".publisher").exists()
 
@@ -151,7 +151,7 @@ def test_build_with_one_bad_post_exits_1_and_publishes_the_rest(
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith("posts/bad.txt:3: date: ")
-    expected = f"Built 2 posts into feeds/: {feed_files(blank_site)} written, 0 unchanged, 1 file rejected"
+    expected = f"Built 2 posts into feeds/: {feed_files(blank_site)} written, 0 unchanged, 1 input rejected"
     assert expected in result.stdout
     assert sorted(rss_titles(blank_site)) == ["First good post", "Second good post"]
 
