@@ -108,7 +108,9 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
                 raise OutputError(f"{path}: cannot remove: {exc.strerror}") from exc
             removed.append(path.relative_to(out).as_posix())
             log.info("removed %s", config.relative(path))
-        store.record_build(BuildRecord(now, len(site.posts), len(errors), len(written)))
+        if written or removed:
+            # A build that changed nothing leaves the store untouched too.
+            store.record_build(BuildRecord(now, len(site.posts), len(errors), len(written)))
     warnings: list[str] = []
     changed_feeds = [config.feeds.url + name for name in written if name != STYLESHEET]
     if config.feeds.hub and changed_feeds:

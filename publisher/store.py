@@ -207,6 +207,9 @@ class StateStore:
         return row[0] if row else None
 
     def remember(self, record: PostRecord) -> None:
+        """Store ``record``; an unchanged record writes nothing."""
+        if self.recall(record.source) == record:
+            return
         if self.readonly:
             self._pending[record.source] = record
             return

@@ -174,3 +174,13 @@ def test_summary_derived_when_missing(blank_site: Path) -> None:
     (p,) = build(blank_site).site.posts
     assert p.summary.endswith("…") and len(p.summary) <= 281
     assert p.summary.startswith("word word")
+
+
+def test_unchanged_rebuild_writes_nothing_to_the_store(blank_site: Path) -> None:
+    post(blank_site, "a.txt", "---\ndate: 2024-01-01T00:00:00Z\n---\nA\n\nx\n")
+    build(blank_site)
+    db = blank_site / ".publisher" / "state.db"
+    before = (db.read_bytes(), db.stat().st_mtime_ns)
+    report = build(blank_site, now=NOW + timedelta(days=3))
+    assert report.written == ()
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
