@@ -140,3 +140,30 @@ def test_hostile_post_yields_clean_feeds(blank_site: Path) -> None:
             assert bad not in html.lower(), (name, bad)
         assert 'src="https://example.org/2024/01/hostile-script-alert-t-script/x.png"' in html
         assert "z" * 10_000_000 in html
+
+
+def test_wordpress_export_builds_into_valid_feeds(blank_site: Path) -> None:
+    import shutil
+
+    import feedparser
+
+    from .conftest import DATA
+
+    shutil.copy(DATA / "wxr" / "small-site.xml", blank_site / "posts" / "export.xml")
+    report = build(blank_site)
+    assert report.errors == ()
+    rss = (blank_site / "feeds" / "rss.xml").read_bytes()
+    parsed = feedparser.parse(rss)
+    assert parsed.bozo == 0
+    titles = [e.title for e in parsed.entries]
+    assert "Ceasefire talks resume in Cairo" in titles
+    assert "Ünïcödé in Zürich — “quotes” & ampersands" in titles
+    # Unpublished kinds never reach a feed; neither do login emails.
+    for word in ("DRAFTWORD", "PENDINGWORD", "PRIVATEWORD", "PASSWORDWORD", "PAGEWORD", "REVISIONWORD", "TRASHWORD"):
+        assert word.encode() not in rss, word
+    assert b"editor@example.org (" not in rss.replace(b"editor@example.org (Editor)", b"")
+    # WordPress's GUIDs are kept as ids, so migrated readers see no duplicates.
+    assert any(e.id.startswith("https://") and "?p=" in e.id for e in parsed.entries)
+    # Shortcode figures survive sanitising.
+    assert any("<figcaption>" in e.content[0].value for e in parsed.entries)
+    assert (blank_site / "feeds" / "comments.xml").is_file()
