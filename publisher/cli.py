@@ -51,6 +51,10 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _rejected(report: BuildReport) -> str:
+    return f", {_plural(len(report.errors), 'input')} rejected" if report.errors else ""
+
+
 class _Group(click.Group):
     """Turns expected failures into one line on stderr and exit code 2."""
 
@@ -97,7 +101,7 @@ def build(ctx: click.Context, force: bool) -> None:
         click.echo(
             f"Built {_plural(len(report.site.posts), 'post')} into {config.relative(config.feeds.out)}/: "
             f"{len(report.written)} written, {len(report.unchanged)} unchanged"
-            + (f", {_plural(len(report.errors), 'input')} rejected" if report.errors else "")
+            + _rejected(report)
         )
         main_feeds = [name for name in report.files if name in MAIN_FEEDS]
         for name in main_feeds:
@@ -125,9 +129,8 @@ def check(ctx: click.Context) -> None:
     code = _report_errors(report)
     if not ctx.obj["quiet"]:
         click.echo(
-            f"{config.relative(config.path) if config.path.is_absolute() else config.path}: ok; "
-            f"{_plural(len(report.site.posts), 'post')} would be published"
-            + (f", {_plural(len(report.errors), 'input')} rejected" if report.errors else "")
+            f"{config.path}: ok; "
+            f"{_plural(len(report.site.posts), 'post')} would be published" + _rejected(report)
         )
     sys.exit(code)
 

@@ -3,6 +3,9 @@
     meta, body, body_line = split_front_matter(text, "posts/a.txt")
     # meta == {"date": ..., "tags": [...]}; body starts at line ``body_line``
 
+    doc = read_document(data, "posts/a.md", options)   # decoded, metadata checked
+    doc.meta.date, doc.body
+
 Errors are ``ContentError`` with the line in the file where the problem is.
 """
 
@@ -10,11 +13,14 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from publisher.errors import ContentError
+from publisher.readers import ReadOptions, decode
+from publisher.readers.metadata import Metadata, merge, parse_metadata
 
 _FENCES = {"---": "yaml", "+++": "toml"}
 
@@ -41,6 +47,24 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
             meta = _parse(block, _FENCES[fence], path)
             return meta, "\n".join(lines[index + 1 :]), index + 2
     raise ContentError(path, 1, f"front matter opened with {fence!r} is never closed")
+
+
+@dataclass(frozen=True)
+class Document:
+    """A post file decoded and split: its metadata (sidecar applied) and body."""
+
+    text: str
+    meta: Metadata
+    body: str
+    body_line: int
+
+
+def read_document(data: bytes, path: str, options: ReadOptions) -> Document:
+    """Decode ``data``, split off front matter and check it; the sidecar wins."""
+    text = decode(data, path)
+    raw, body, body_line = split_front_matter(text, path)
+    meta = parse_metadata(raw, path=path, text=text, first_line=1, tz=options.timezone)
+    return Document(text, merge(meta, options.overlay), body, body_line)
 
 
 def toml_error(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int, str]:

@@ -49,9 +49,9 @@ from lxml.html import HtmlElement
 
 from publisher.errors import ContentError
 from publisher.model import Post
-from publisher.readers import ReadOptions, decode
-from publisher.readers.frontmatter import split_front_matter
-from publisher.readers.metadata import Metadata, merge, parse_metadata
+from publisher.readers import ReadOptions
+from publisher.readers.frontmatter import read_document
+from publisher.readers.metadata import Metadata, merge, parse_metadata, post_fields
 from publisher.text import one_line, summarize
 
 NO_TITLE = "no title: give the page a <title> or an <h1>, or a title in front matter"
@@ -220,11 +220,10 @@ def _first_paragraph(body: HtmlElement) -> str:
 
 
 def read(data: bytes, path: str, options: ReadOptions) -> Post:
-    text = decode(data, path)
-    raw, source, body_line = split_front_matter(text, path)
-    given = merge(parse_metadata(raw, path=path, text=text, first_line=1, tz=options.timezone), options.overlay)
+    document = read_document(data, path, options)
+    given, body_line = document.meta, document.body_line
     offset = body_line - 1
-    doc = _parse(source, path, body_line)
+    doc = _parse(document.body, path, body_line)
     meta = merge(_page_metadata(doc, given, offset, path, options), given)
 
     body = _body_element(doc)
@@ -258,13 +257,5 @@ def read(data: bytes, path: str, options: ReadOptions) -> Post:
         title=title,
         content_html=_inner_html(body),
         summary=meta.summary or summarize(_first_paragraph(body)) or None,
-        date=meta.date,
-        updated=meta.updated,
-        id=meta.id,
-        slug=meta.slug,
-        url=meta.url,
-        author=meta.author,
-        tags=meta.tags,
-        draft=meta.draft,
-        image=meta.image,
+        **post_fields(meta),
     )

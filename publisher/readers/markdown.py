@@ -38,9 +38,9 @@ from mdit_py_plugins.footnote import footnote_plugin
 
 from publisher.errors import ContentError
 from publisher.model import Post
-from publisher.readers import ReadOptions, decode
-from publisher.readers.frontmatter import split_front_matter
-from publisher.readers.metadata import merge, parse_metadata
+from publisher.readers import ReadOptions
+from publisher.readers.frontmatter import read_document
+from publisher.readers.metadata import post_fields
 from publisher.text import one_line, slugify, summarize
 
 # Built once: the parser's rule chains are compiled here, not per post.
@@ -115,10 +115,8 @@ def _doc_id(path: str) -> str:
 
 
 def read(data: bytes, path: str, options: ReadOptions) -> Post:
-    text = decode(data, path)
-    raw, body, body_line = split_front_matter(text, path)
-    meta = parse_metadata(raw, path=path, text=text, first_line=1, tz=options.timezone)
-    meta = merge(meta, options.overlay)
+    document = read_document(data, path, options)
+    meta, body, body_line = document.meta, document.body, document.body_line
 
     env: dict = {"docId": _doc_id(path)}
     tokens = _MARKDOWN.parse(body, env)
@@ -143,13 +141,5 @@ def read(data: bytes, path: str, options: ReadOptions) -> Post:
         title=one_line(title),
         content_html=content_html,
         summary=meta.summary or summarize(_first_paragraph(tokens)) or None,
-        date=meta.date,
-        updated=meta.updated,
-        id=meta.id,
-        slug=meta.slug,
-        url=meta.url,
-        author=meta.author,
-        tags=meta.tags,
-        draft=meta.draft,
-        image=meta.image,
+        **post_fields(meta),
     )

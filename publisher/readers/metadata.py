@@ -40,6 +40,21 @@ class Metadata:
     sources: dict[str, str] = field(default_factory=dict)
 
 
+def post_fields(meta: Metadata) -> dict[str, Any]:
+    """The ``Post`` fields that come straight from metadata, as keywords."""
+    return {
+        "date": meta.date,
+        "updated": meta.updated,
+        "id": meta.id,
+        "slug": meta.slug,
+        "url": meta.url,
+        "author": meta.author,
+        "tags": meta.tags,
+        "draft": meta.draft,
+        "image": meta.image,
+    }
+
+
 def key_line(text: str, key: str, first_line: int = 1) -> int:
     """The line where ``key`` is set in a front-matter or TOML ``text``."""
     pattern = re.compile(rf"^\s*['\"]?{re.escape(key)}['\"]?\s*[:=]")

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from publisher.errors import ContentError
 from publisher.model import Block, Comment, Excerpt, Paragraph, Post
-from publisher.readers import ReadOptions, decode
-from publisher.readers.frontmatter import split_front_matter
-from publisher.readers.metadata import Metadata, merge, parse_metadata
+from publisher.readers import ReadOptions
+from publisher.readers.frontmatter import read_document
+from publisher.readers.metadata import Metadata, post_fields
 from publisher.text import one_line, summarize
 
 _LEADS = (
@@ -217,10 +217,8 @@ def _first_text(blocks: tuple[Block, ...]) -> str:
 
 
 def read(data: bytes, path: str, options: ReadOptions) -> Post:
-    text = decode(data, path)
-    raw, body, body_line = split_front_matter(text, path)
-    meta = parse_metadata(raw, path=path, text=text, first_line=1, tz=options.timezone)
-    meta = merge(meta, options.overlay)
+    document = read_document(data, path, options)
+    meta, body, body_line = document.meta, document.body, document.body_line
     chunks = _chunks(body, body_line)
     title = _split_title(chunks, meta, path, body_line)
     parser = _Parser(meta, options.boilerplate)
@@ -234,15 +232,7 @@ def read(data: bytes, path: str, options: ReadOptions) -> Post:
         content_html=render_blocks(blocks),
         blocks=blocks,
         summary=meta.summary or summarize(_first_text(blocks)) or None,
-        date=meta.date,
-        updated=meta.updated,
-        id=meta.id,
-        slug=meta.slug,
-        url=meta.url,
-        author=meta.author,
-        tags=meta.tags,
-        draft=meta.draft,
-        image=meta.image,
+        **post_fields(meta),
         comments=tuple(parser.comments),
         comments_closed=parser.comments_closed,
         comments_heading=parser.comments_heading,
