@@ -13,8 +13,10 @@ by the variable that holds them, never stored in the file).
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
+from email.utils import parseaddr
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher.errors import ConfigError
-from publisher.model import Author, SiteInfo
+from publisher.model import Author, DigestList, SiteInfo
 from publisher.readers import DEFAULT_BOILERPLATE
 from publisher.readers.frontmatter import toml_error
 
@@ -75,6 +77,35 @@ class StateSettings:
 
 
 @dataclass(frozen=True)
+class DkimSettings:
+    domain: str
+    selector: str
+    key_file: Path
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """``[mail]``: who digests come from and how recipients leave.
+
+    ``secret`` signs unsubscribe tokens: the value of the environment
+    variable ``secret_env`` names, else the contents of ``secret_file``
+    (``publisher init`` creates one), else None.
+    """
+
+    sender: str
+    sender_address: str
+    reply_to: str | None
+    transport: str
+    outbox: Path
+    secret_env: str
+    secret_file: Path
+    secret: bytes | None
+    unsubscribe_mailto: str | None
+    templates: Path
+    dkim: DkimSettings | None
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     root: Path
@@ -82,6 +113,8 @@ class Config:
     content: ContentSettings
     feeds: FeedSettings
     state: StateSettings
+    mail: MailSettings
+    lists: dict[str, DigestList]
 
     def relative(self, path: Path) -> str:
         """``path`` as the user sees it: relative to the config's folder when inside it."""
@@ -99,6 +132,7 @@ class Config:
             language=self.site.language,
             author=self.site.author,
             feeds_url=self.feeds.url,
+            timezone=self.site.timezone,
         )
 
 
@@ -253,31 +287,126 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
 }
 
 
+def _address(value: Any) -> str:
+    text = _nonempty(value)
+    if "\n" in text or "\r" in text:
+        raise _Invalid("must be on one line")
+    name, addr = parseaddr(text)
+    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", addr):
+        raise _Invalid(f"must be an address such as 'Site <news@example.org>' (got {value!r})")
+    return text
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if value not in options:
+            raise _Invalid(f"must be one of {', '.join(options)} (got {value!r})")
+        return value
+
+    return convert
+
+
+def _env_name(value: Any) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", _text(value)):
+        raise _Invalid(f"must be the name of an environment variable (got {value!r})")
+    return value
+
+
+def _template(value: Any) -> str:
+    text = _nonempty(value)
+    if "\n" in text:
+        raise _Invalid("must be on one line")
+    return text
+
+
+_MAIL: dict[str, tuple[Callable[[Any], Any], Any]] = {
+    "from": (_address, None),
+    "reply_to": (_address, None),
+    "transport": (_choice("outbox"), "outbox"),
+    "outbox": (_nonempty, "outbox"),
+    "secret_env": (_env_name, "PUBLISHER_SECRET"),
+    "secret_file": (_nonempty, ".publisher/secret"),
+    "unsubscribe_mailto": (_address, None),
+    "templates": (_nonempty, "templates"),
+}
+_DKIM: dict[str, tuple[Callable[[Any], Any], Any]] = {
+    "domain": (_nonempty, _REQUIRED),
+    "selector": (_nonempty, _REQUIRED),
+    "key_file": (_nonempty, _REQUIRED),
+}
+_LIST_DEFAULTS = DigestList(name="", title="")
+_LIST: dict[str, tuple[Callable[[Any], Any], Any]] = {
+    "title": (_nonempty, _REQUIRED),
+    "description": (_text, ""),
+    "max_posts": (_positive_int, _LIST_DEFAULTS.max_posts),
+    "full_content": (_bool, _LIST_DEFAULTS.full_content),
+    "max_bytes": (_positive_int, _LIST_DEFAULTS.max_bytes),
+    "subject": (_template, _LIST_DEFAULTS.subject),
+    "preheader": (_template, _LIST_DEFAULTS.preheader),
+}
+
+
+def _read_secret(env: str, path: Path) -> bytes | None:
+    value = os.environ.get(env)
+    if value:
+        return value.encode("utf-8")
+    try:
+        data = path.read_bytes().strip()
+    except OSError:
+        return None
+    return data or None
+
+
+def _read_table(
+    name: str, table: Any, keys: dict[str, tuple[Callable[[Any], Any], Any]], problems: list[str]
+) -> dict[str, Any]:
+    """Check one table against its keys; problems are named ``[name] key: …``."""
+    if not isinstance(table, dict):
+        problems.append(f"[{name}]: must be a table")
+        table = {}
+    for key in table:
+        if key not in keys:
+            problems.append(f"[{name}] {key}: unknown key (known: {', '.join(keys)})")
+    values: dict[str, Any] = {}
+    for key, (convert, default) in keys.items():
+        if key not in table:
+            if default is _REQUIRED:
+                problems.append(f"[{name}] {key}: required, but missing")
+            else:
+                values[key] = convert(default) if default is not None else None
+            continue
+        try:
+            values[key] = convert(table[key])
+        except _Invalid as exc:
+            problems.append(f"[{name}] {key}: {exc}")
+    return values
+
+
+_SECTIONS = (*_SCHEMA, "mail", "lists")
+
+
 def _read_sections(raw: dict[str, Any], problems: list[str]) -> dict[str, dict[str, Any]]:
-    values: dict[str, dict[str, Any]] = {}
     for section in raw:
-        if section not in _SCHEMA:
-            problems.append(f"[{section}]: unknown section (known: {', '.join(_SCHEMA)})")
-    for section, keys in _SCHEMA.items():
-        table = raw.get(section, {})
-        if not isinstance(table, dict):
-            problems.append(f"{section}: must be a table [{section}]")
-            table = {}
-        for key in table:
-            if key not in keys:
-                problems.append(f"[{section}] {key}: unknown key (known: {', '.join(keys)})")
-        values[section] = {}
-        for key, (convert, default) in keys.items():
-            if key not in table:
-                if default is _REQUIRED:
-                    problems.append(f"[{section}] {key}: required, but missing")
-                    continue
-                values[section][key] = convert(default) if default is not None else None
+        if section not in _SECTIONS:
+            problems.append(f"[{section}]: unknown section (known: {', '.join(_SECTIONS)})")
+    values = {
+        section: _read_table(section, raw.get(section, {}), keys, problems)
+        for section, keys in _SCHEMA.items()
+    }
+    mail = dict(raw.get("mail", {})) if isinstance(raw.get("mail", {}), dict) else raw["mail"]
+    dkim = mail.pop("dkim", None) if isinstance(mail, dict) else None
+    values["mail"] = _read_table("mail", mail, _MAIL, problems)
+    values["mail"]["dkim"] = _read_table("mail.dkim", dkim, _DKIM, problems) if dkim is not None else None
+    lists = raw.get("lists", {})
+    values["lists"] = {}
+    if not isinstance(lists, dict):
+        problems.append('[lists]: must hold tables such as [lists.daily] title = "Daily digest"')
+    else:
+        for list_name, table in lists.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", list_name):
+                problems.append(f"[lists.{list_name}]: a list name is lower-case letters, digits, - and _")
                 continue
-            try:
-                values[section][key] = convert(table[key])
-            except _Invalid as exc:
-                problems.append(f"[{section}] {key}: {exc}")
+            values["lists"][list_name] = _read_table(f"lists.{list_name}", table, _LIST, problems)
     return values
 
 
@@ -339,4 +468,30 @@ def load_config(path: Path) -> Config:
             stylesheet=feeds["stylesheet"],
         ),
         state=StateSettings(path=root / values["state"]["path"]),
+        mail=_mail_settings(values["mail"], root, site, author, shown),
+        lists={
+            name: DigestList(name=name, **table) for name, table in sorted(values["lists"].items())
+        },
+    )
+
+
+def _mail_settings(mail: dict[str, Any], root: Path, site: dict[str, Any], author: Author, shown: str) -> MailSettings:
+    sender = mail["from"]
+    if sender is None:
+        host = urlsplit(site["url"]).hostname or "localhost"
+        sender = f"{site['title']} <{author.email or 'news@' + host}>"
+    secret_file = root / mail["secret_file"]
+    dkim = mail["dkim"]
+    return MailSettings(
+        sender=sender,
+        sender_address=parseaddr(sender)[1],
+        reply_to=mail["reply_to"],
+        transport=mail["transport"],
+        outbox=root / mail["outbox"],
+        secret_env=mail["secret_env"],
+        secret_file=secret_file,
+        secret=_read_secret(mail["secret_env"], secret_file),
+        unsubscribe_mailto=mail["unsubscribe_mailto"],
+        templates=root / mail["templates"],
+        dkim=DkimSettings(dkim["domain"], dkim["selector"], root / dkim["key_file"]) if dkim else None,
     )

@@ -12,7 +12,7 @@ the package.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ class SiteInfo:
     language: str
     author: Author
     feeds_url: str
+    timezone: tzinfo = timezone.utc
 
 
 @dataclass(frozen=True)
@@ -118,3 +119,56 @@ class Site:
 
     info: SiteInfo
     posts: tuple[Post, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class DigestList:
+    """A mailing list's digest settings (``[lists.NAME]`` in the config)."""
+
+    name: str
+    title: str
+    description: str = ""
+    max_posts: int = 20
+    full_content: bool = False
+    max_bytes: int = 100_000
+    subject: str = "{{ site.title }}: {{ posts[0].title }}{% if posts|length > 1 %} and {{ posts|length - 1 }} more{% endif %}"
+    preheader: str = "{{ posts|map(attribute='title')|join(' · ') }}"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One digest of a list: the posts it carries, newest first.
+
+    ``number`` counts the list's issues from 1; ``web_url`` is where its web
+    version is (the "view in browser" link).
+    """
+
+    list: DigestList
+    number: int
+    posts: tuple[Post, ...]
+    created: datetime
+    web_url: str
+
+
+@dataclass(frozen=True)
+class Personal:
+    """What differs between two recipients of one issue."""
+
+    email: str
+    name: str
+    unsubscribe_url: str
+    preferences_url: str
+    view_url: str
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    """An issue rendered once: HTML (CSS inlined) and text, with placeholders
+    where ``Personal`` fields go; ``personalize`` in the renderer fills them."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    full_posts: int
+    linked_posts: int

@@ -173,7 +173,7 @@ def test_section_that_is_not_a_table(tmp_path: Path) -> None:
     path.write_text('feeds = "feeds"\n[site]\ntitle = "T"\nurl = "https://e.org/"\n', encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert any(line.startswith(f"{path}: feeds: must be a table") for line in _problems(caught.value))
+    assert any(line.startswith(f"{path}: [feeds]: must be a table") for line in _problems(caught.value))
 
 
 @pytest.mark.parametrize("zone", ['"Mars/Olympus_Mons"', '""', "5", '"../../etc/passwd"'])
