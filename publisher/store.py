@@ -57,6 +57,25 @@ _MIGRATIONS: tuple[str, ...] = (
         fetched TEXT NOT NULL
     );
     """,
+    # 3: digests. An issue is one list's digest; issue_posts records which
+    # posts it carried, so the next issue of that list leaves them out.
+    """
+    CREATE TABLE issues (
+        id INTEGER PRIMARY KEY,
+        list TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        UNIQUE (list, number)
+    );
+    CREATE TABLE issue_posts (
+        issue_id INTEGER NOT NULL REFERENCES issues(id),
+        post_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (issue_id, post_id)
+    );
+    CREATE INDEX issue_posts_post ON issue_posts(post_id);
+    """,
 )
 
 
@@ -248,6 +267,34 @@ class StateStore:
             "SELECT finished, posts, rejected, written FROM builds ORDER BY id DESC LIMIT 1"
         ).fetchone()
         return BuildRecord(_from_iso(row[0]), row[1], row[2], row[3]) if row else None
+
+    def issued_post_ids(self, list_name: str) -> set[str]:
+        """Ids of the posts an earlier issue of ``list_name`` carried."""
+        rows = self._db.execute(
+            """SELECT p.post_id FROM issue_posts p JOIN issues i ON i.id = p.issue_id
+               WHERE i.list = ?""",
+            (list_name,),
+        )
+        return {row[0] for row in rows}
+
+    def next_issue_number(self, list_name: str) -> int:
+        row = self._db.execute("SELECT MAX(number) FROM issues WHERE list = ?", (list_name,)).fetchone()
+        return (row[0] or 0) + 1
+
+    def create_issue(self, list_name: str, number: int, created: datetime, subject: str, post_ids: list[str]) -> int:
+        """Record an issue and its posts (inside ``transaction()``); returns its id."""
+        if self.readonly:
+            raise StateError(f"{self._path}: opened read-only; cannot record an issue")
+        cursor = self._db.execute(
+            "INSERT INTO issues (list, number, created, subject) VALUES (?, ?, ?, ?)",
+            (list_name, number, _iso(created), subject),
+        )
+        issue_id = cursor.lastrowid
+        self._db.executemany(
+            "INSERT INTO issue_posts (issue_id, post_id, position) VALUES (?, ?, ?)",
+            [(issue_id, post_id, position) for position, post_id in enumerate(post_ids)],
+        )
+        return issue_id
 
     def close(self) -> None:
         self._db.close()
