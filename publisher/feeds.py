@@ -292,11 +292,10 @@ def _grouped(site: Site, key) -> dict[str, tuple[str, tuple[Post, ...]]]:
     groups: dict[str, list[Post]] = defaultdict(list)
     names: dict[str, str] = {}
     for post in site.posts:
-        for value in key(post):
-            slug = slugify(value)
+        # Two values of one post may share a slug ("C++" and "C"): list it once.
+        for slug, value in {slugify(v): v for v in reversed(key(post))}.items():
             names.setdefault(slug, value)
-            if post not in groups[slug]:
-                groups[slug].append(post)
+            groups[slug].append(post)
     return {slug: (names[slug], tuple(posts)) for slug, posts in sorted(groups.items())}
 
 
