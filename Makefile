@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/publisher --config publisher.toml build
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# tests/test_email_browser.py drives Debian's chromium through Playwright
+# (never `playwright install`: it downloads a browser build of its own).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && \
+	  $$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .publisher
