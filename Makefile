@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/publisher --config publisher.toml build
+	$(BIN)/publisher --config publisher.toml digest --list daily --force
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest

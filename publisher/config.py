@@ -481,6 +481,15 @@ def _mail_settings(mail: dict[str, Any], root: Path, site: dict[str, Any], autho
         host = urlsplit(site["url"]).hostname or "localhost"
         sender = f"{site['title']} <{author.email or 'news@' + host}>"
     secret_file = root / mail["secret_file"]
+    secret = _read_secret(mail["secret_env"], secret_file)
+    if secret is not None and len(secret) < 16:
+        raise ConfigError(
+            shown,
+            [
+                f"[mail] secret_env/secret_file: the signing secret (${mail['secret_env']} or "
+                f"{mail['secret_file']}) is shorter than 16 bytes; use 32 random bytes or more"
+            ],
+        )
     dkim = mail["dkim"]
     return MailSettings(
         sender=sender,
@@ -490,7 +499,7 @@ def _mail_settings(mail: dict[str, Any], root: Path, site: dict[str, Any], autho
         outbox=root / mail["outbox"],
         secret_env=mail["secret_env"],
         secret_file=secret_file,
-        secret=_read_secret(mail["secret_env"], secret_file),
+        secret=secret,
         unsubscribe_mailto=mail["unsubscribe_mailto"],
         templates=root / mail["templates"],
         dkim=DkimSettings(dkim["domain"], dkim["selector"], root / dkim["key_file"]) if dkim else None,

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from publisher.errors import PublisherError
+from publisher.tokens import write_secret
 from publisher.writer import write_atomic
 
 CONFIG = """\
@@ -34,6 +35,18 @@ full_content = true
 
 [state]
 path = ".publisher/state.db"
+
+[mail]
+from = "My Site <news@example.org>"
+# Unsubscribe links are signed with $PUBLISHER_SECRET, else with this file
+# (`publisher init` created it: keep it, and keep it private).
+secret_file = ".publisher/secret"
+templates = "templates"                 # templates/email/<name> overrides a default
+
+[lists.daily]
+title = "Daily digest"
+max_posts = 20
+full_content = false
 """
 
 FIRST_POST = """\
@@ -56,6 +69,7 @@ Run `publisher build` to turn the posts into feeds.
 GITIGNORE = """\
 .publisher/
 outbox/
+preview/
 """
 
 
@@ -73,4 +87,9 @@ def scaffold_site(directory: Path, *, now: datetime) -> list[Path]:
         raise PublisherError(f"{existing[0]}: already exists; not overwriting a site")
     for path, text in files.items():
         write_atomic(path, text.encode("utf-8"))
+    secret = directory / ".publisher" / "secret"
+    if not secret.exists():
+        write_secret(secret)
+        files[secret] = ""
+    (directory / "templates" / "email").mkdir(parents=True, exist_ok=True)
     return list(files)

@@ -175,7 +175,13 @@ class StateStore:
         if version == len(_MIGRATIONS):
             return
         if self.readonly and version != 0:
-            raise StateError(f"{self._path}: needs an upgrade; run `publisher build` first")
+            # An older file opened read-only: upgrade a copy in memory, so
+            # `check` and previews work without writing to it.
+            memory = sqlite3.connect(":memory:")
+            self._db.backup(memory)
+            self._db.close()
+            memory.isolation_level = None
+            self._db = memory
         self._db.execute("BEGIN IMMEDIATE")
         try:
             for number in range(version, len(_MIGRATIONS)):

@@ -26,9 +26,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import re
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from publisher.errors import PublisherError
 
@@ -139,3 +141,24 @@ def _b64decode(field: str) -> str:
     if not text:
         raise ValueError("empty field")
     return text
+
+
+def write_secret(path: Path) -> bytes:
+    """Create the key file at ``path`` (mode 0600) with a new secret; returns it.
+
+    Refuses to replace an existing file: a new secret would void every
+    unsubscribe link already in readers' mailboxes.
+    """
+    secret = new_secret()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise TokenError(f"{path}: already exists; keeping it (links signed with it stay valid)") from None
+    except OSError as exc:
+        raise TokenError(f"{path}: cannot create the secret: {exc.strerror}") from exc
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return secret

@@ -57,3 +57,85 @@ def test_nothing_new_means_no_issue_unless_forced(blank_site: Path) -> None:
     assert next_issue(site, daily, store, now=NOW) is None
     preview = next_issue(site, daily, store, now=NOW, force=True)
     assert [p.title for p in preview.posts] == ["Post 2", "Post 1"]
+
+
+# -- `publisher digest`: the rendered issue as files ---------------------------
+
+import email
+import email.policy
+import re
+
+from click.testing import CliRunner
+from lxml import html as lxml_html
+
+from publisher.cli import main
+
+
+def _digest(site: Path, *args: str):
+    return CliRunner().invoke(main, ["--config", str(site / "publisher.toml"), "digest", *args])
+
+
+def _urls(text: str) -> set[str]:
+    return set(re.findall(r"https?://[^\s<>\"]+", text))
+
+
+def test_digest_files_of_the_sample_site(sample_site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _digest(sample_site, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    html_file, text_file, eml_file = (out / f"daily-1{s}" for s in (".html", ".txt", ".eml"))
+    assert all(f.is_file() for f in (html_file, text_file, eml_file))
+    data = eml_file.read_bytes()
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg.defects == [] and all(part.defects == [] for part in msg.walk())
+    assert msg["From"] == "War in Context <news@example.org>"
+    assert msg["To"] == "Editor <editor@example.org>"
+    assert msg["Subject"].startswith("War in Context: The U.S. has been speaking to Hamas")
+    assert msg["List-Id"] == "Daily digest <daily.example.org>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert re.fullmatch(r"<https://example\.org/unsubscribe/v1\.[\w-]+\.[\w-]+\.[\w-]+>", msg["List-Unsubscribe"])
+    assert msg["Message-ID"].endswith("@example.org>") and msg["Date"] and msg["MIME-Version"] == "1.0"
+    text_part, html_part = msg.get_payload()
+    assert text_part.get_content_type() == "text/plain" and html_part.get_content_type() == "text/html"
+    text, html = text_part.get_content(), html_part.get_content()
+    assert text.replace("\r\n", "\n") == text_file.read_text(encoding="utf-8").replace("\r\n", "\n")
+    doc = lxml_html.fromstring(html)
+    hrefs = {a.get("href") for a in doc.iter("a")}
+    assert hrefs and all(h.startswith(("https://", "http://")) for h in hrefs)
+    # Both parts carry the same post and the same links.
+    assert _urls(text) == hrefs
+    for words in ("The U.S. has been speaking to Hamas", "Sheera Frenkel", "BBC News"):
+        assert words in text and words in doc.text_content()
+
+
+def test_digest_without_new_posts_writes_nothing(sample_site: Path, tmp_path: Path) -> None:
+    from publisher.config import load_config
+
+    build(sample_site)
+    config = load_config(sample_site / "publisher.toml")
+    store = StateStore.open(config.state.path)
+    report = build(sample_site)
+    with store.transaction():
+        store.create_issue("daily", 1, NOW, "s", [p.id for p in report.site.posts])
+    store.close()
+    out = tmp_path / "out"
+    result = _digest(sample_site, "--out", str(out))
+    assert result.exit_code == 0
+    assert "nothing to render" in result.output
+    assert not out.exists()
+    forced = _digest(sample_site, "--out", str(out), "--force")
+    assert forced.exit_code == 0 and (out / "daily-2.eml").is_file()
+
+
+def test_template_typo_is_a_clear_error_in_check_and_digest(sample_site: Path) -> None:
+    email_templates = sample_site / "templates" / "email"
+    email_templates.mkdir(parents=True)
+    (email_templates / "_post.html").write_text("<p>{{ post.titel }}</p>\n", encoding="utf-8")
+    runner = CliRunner()
+    for command in (["check"], ["digest", "--out", str(sample_site / "o")]):
+        result = runner.invoke(main, ["--config", str(sample_site / "publisher.toml"), *command])
+        assert result.exit_code == 2, result.output
+        assert "_post.html:1" in result.stderr and "titel" in result.stderr
+        assert "Traceback" not in result.output
