@@ -139,3 +139,52 @@ def test_template_typo_is_a_clear_error_in_check_and_digest(sample_site: Path) -
         assert result.exit_code == 2, result.output
         assert "_post.html:1" in result.stderr and "titel" in result.stderr
         assert "Traceback" not in result.output
+
+
+def test_digest_is_dkim_signed_when_configured(sample_site: Path, tmp_path: Path) -> None:
+    import base64
+
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (sample_site / "dkim.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    config = sample_site / "publisher.toml"
+    config.write_text(
+        config.read_text().replace(
+            "[lists.daily]",
+            '[mail.dkim]\ndomain = "example.org"\nselector = "news"\nkey_file = "dkim.pem"\n\n[lists.daily]',
+        )
+    )
+    result = _digest(sample_site, "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    data = (tmp_path / "daily-1.eml").read_bytes()
+    assert data.startswith(b"DKIM-Signature:")
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"news._domainkey.example.org."
+        return b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    assert dkim.verify(data, dnsfunc=dns)
+    assert not dkim.verify(data.replace(b"Sheera", b"Sheerx"), dnsfunc=dns)
+
+
+def test_secret_from_the_environment_wins(sample_site: Path, monkeypatch) -> None:
+    from publisher.config import load_config
+    from publisher.tokens import verify_token
+
+    monkeypatch.setenv("PUBLISHER_SECRET", "an-environment-secret-of-enough-length")
+    result = _digest(sample_site, "--out", str(sample_site / "o"))
+    assert result.exit_code == 0
+    assert not (sample_site / ".publisher" / "secret").exists()
+    msg = email.message_from_bytes((sample_site / "o" / "daily-1.eml").read_bytes(), policy=email.policy.default)
+    token = msg["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1]
+    claims = verify_token(b"an-environment-secret-of-enough-length", token)
+    assert (claims.subscriber, claims.list_name) == ("editor@example.org", "daily")
+    assert load_config(sample_site / "publisher.toml").mail.secret == b"an-environment-secret-of-enough-length"
