@@ -84,6 +84,22 @@ class DkimSettings:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """``[mail.smtp]``: the relay digests are handed to."""
+
+    host: str
+    port: int
+    security: str  # none | starttls | tls
+    username: str | None
+    password: str | None
+    connections: int
+    rate: float  # messages per second across the pool; 0 = unlimited
+    timeout: float
+    verify_certificates: bool
+    messages_per_connection: int  # reconnect after this many; 0 = never
+
+
+@dataclass(frozen=True)
 class MailSettings:
     """``[mail]``: who digests come from and how recipients leave.
 
@@ -103,6 +119,10 @@ class MailSettings:
     unsubscribe_mailto: str | None
     templates: Path
     dkim: DkimSettings | None
+    smtp: SmtpSettings | None = None
+    attempts: int = 4  # tries per delivery per run before it is left pending
+    backoff: float = 1.0  # seconds before the first retry; doubles, with jitter
+    backoff_max: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -322,17 +342,50 @@ def _template(value: Any) -> str:
 _MAIL: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "from": (_address, None),
     "reply_to": (_address, None),
-    "transport": (_choice("outbox"), "outbox"),
+    "transport": (_choice("outbox", "smtp"), "outbox"),
     "outbox": (_nonempty, "outbox"),
     "secret_env": (_env_name, "PUBLISHER_SECRET"),
     "secret_file": (_nonempty, ".publisher/secret"),
     "unsubscribe_mailto": (_address, None),
     "templates": (_nonempty, "templates"),
+    "attempts": (_positive_int, 4),
+    "backoff": (_positive_number, 1.0),
+    "backoff_max": (_positive_number, 60.0),
 }
 _DKIM: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "domain": (_nonempty, _REQUIRED),
     "selector": (_nonempty, _REQUIRED),
     "key_file": (_nonempty, _REQUIRED),
+}
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise _Invalid(f"must be a port number from 1 to 65535 (got {value!r})")
+    return value
+
+
+def _rate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise _Invalid(f"must be messages per second, 0 for unlimited (got {value!r})")
+    return float(value)
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Invalid(f"must be a whole number, 0 or more (got {value!r})")
+    return value
+
+
+_SMTP: dict[str, tuple[Callable[[Any], Any], Any]] = {
+    "host": (_nonempty, "127.0.0.1"),
+    "port": (_port, 587),
+    "security": (_choice("none", "starttls", "tls"), "starttls"),
+    "username": (_nonempty, None),
+    "password_env": (_env_name, "PUBLISHER_SMTP_PASSWORD"),
+    "connections": (_positive_int, 4),
+    "rate": (_rate, 0),
+    "timeout": (_positive_number, 30.0),
+    "verify_certificates": (_bool, True),
+    "messages_per_connection": (_count, 100),
 }
 _LIST_DEFAULTS = DigestList(name="", title="")
 _LIST: dict[str, tuple[Callable[[Any], Any], Any]] = {
@@ -395,8 +448,12 @@ def _read_sections(raw: dict[str, Any], problems: list[str]) -> dict[str, dict[s
     }
     mail = dict(raw.get("mail", {})) if isinstance(raw.get("mail", {}), dict) else raw["mail"]
     dkim = mail.pop("dkim", None) if isinstance(mail, dict) else None
+    smtp = mail.pop("smtp", None) if isinstance(mail, dict) else None
     values["mail"] = _read_table("mail", mail, _MAIL, problems)
     values["mail"]["dkim"] = _read_table("mail.dkim", dkim, _DKIM, problems) if dkim is not None else None
+    values["mail"]["smtp"] = _read_table("mail.smtp", smtp if smtp is not None else {}, _SMTP, problems)
+    if values["mail"].get("transport") == "smtp" and smtp is None:
+        problems.append('[mail] transport: "smtp" needs a [mail.smtp] table with at least host')
     lists = raw.get("lists", {})
     values["lists"] = {}
     if not isinstance(lists, dict):
@@ -503,4 +560,24 @@ def _mail_settings(mail: dict[str, Any], root: Path, site: dict[str, Any], autho
         unsubscribe_mailto=mail["unsubscribe_mailto"],
         templates=root / mail["templates"],
         dkim=DkimSettings(dkim["domain"], dkim["selector"], root / dkim["key_file"]) if dkim else None,
+        smtp=_smtp_settings(mail["smtp"]),
+        attempts=mail["attempts"],
+        backoff=mail["backoff"],
+        backoff_max=mail["backoff_max"],
+    )
+
+
+def _smtp_settings(smtp: dict[str, Any]) -> SmtpSettings:
+    password = os.environ.get(smtp["password_env"]) or None
+    return SmtpSettings(
+        host=smtp["host"],
+        port=smtp["port"],
+        security=smtp["security"],
+        username=smtp["username"],
+        password=password,
+        connections=smtp["connections"],
+        rate=smtp["rate"],
+        timeout=smtp["timeout"],
+        verify_certificates=smtp["verify_certificates"],
+        messages_per_connection=smtp["messages_per_connection"],
     )

@@ -42,3 +42,18 @@ class StateError(PublisherError):
 
 class OutputError(PublisherError):
     """An output file cannot be written; the previous one is left intact."""
+
+
+class DeliveryError(PublisherError):
+    """One message was not accepted. ``permanent`` failures (5xx) are not
+    retried; ``code`` is the SMTP reply code when there was one."""
+
+    def __init__(self, message: str, *, permanent: bool, code: int | None = None):
+        self.permanent = permanent
+        self.code = code
+        super().__init__(message)
+
+
+class TransportError(PublisherError):
+    """The transport as a whole cannot send (authentication refused, TLS
+    failure, outbox not writable): the send stops and the rest stays pending."""

@@ -172,3 +172,18 @@ class RenderedIssue:
     text: str
     full_posts: int
     linked_posts: int
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A subscriber: ``status`` is the address's own (active, pending,
+    unsubscribed, bounced, complained); ``lists`` the lists it is active on."""
+
+    id: int
+    email: str
+    name: str
+    status: str
+    lists: tuple[str, ...]
+    source: str
+    created: datetime
+    changed: datetime

@@ -76,6 +76,51 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX issue_posts_post ON issue_posts(post_id);
     """,
+    # 4: subscribers. ``status`` is the address's own state (active, pending,
+    # unsubscribed, bounced, complained); ``subscriptions`` says which lists
+    # it is on, each active or unsubscribed on its own.
+    """
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL CHECK (status IN ('active', 'pending', 'unsubscribed', 'bounced', 'complained')),
+        source TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL,
+        changed TEXT NOT NULL
+    );
+    CREATE TABLE subscriptions (
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        list TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'unsubscribed')),
+        changed TEXT NOT NULL,
+        PRIMARY KEY (subscriber_id, list)
+    );
+    CREATE INDEX subscriptions_list ON subscriptions(list, status);
+    """,
+    # 5: sending. An issue is frozen with its rendering when it is created,
+    # with one delivery per recipient; each delivery moves pending -> sent,
+    # failed or skipped, committed as it happens.
+    """
+    ALTER TABLE issues ADD COLUMN rendered TEXT;
+    ALTER TABLE issues ADD COLUMN status TEXT NOT NULL DEFAULT 'sent';
+    ALTER TABLE issues ADD COLUMN finished TEXT;
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        issue_id INTEGER NOT NULL REFERENCES issues(id),
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        email TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        code INTEGER,
+        error TEXT,
+        message_id TEXT,
+        changed TEXT NOT NULL,
+        UNIQUE (issue_id, subscriber_id)
+    );
+    CREATE INDEX deliveries_pending ON deliveries(issue_id, status);
+    """,
 )
 
 
