@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/publisher --config publisher.toml build
 	$(BIN)/publisher --config publisher.toml digest --list daily --force
+	$(BIN)/publisher --config publisher.toml subscribers import seeds/subscribers.csv
+	$(BIN)/publisher --config publisher.toml send --list daily
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest

@@ -7,8 +7,10 @@ error. Expected failures never show a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,13 +22,26 @@ from publisher.build import BuildReport, build_site, check_site
 from publisher.config import Config, load_config
 from publisher.digest import compose, next_issue, recipient
 from publisher.errors import PublisherError
-from publisher.model import DigestList
+from publisher.model import DigestList, Subscriber
 from publisher.render import personalize, render_issue
+from publisher.send import SendReport, SystemClock, deliver_issue, prepare_issue
+from publisher.send import dry_run as dry_run_issue
 from publisher.tokens import write_secret
+from publisher.transports import OutboxTransport, SmtpTransport
 from publisher.writer import write_atomic
 from publisher.feeds import ATOM, JSON_FEED, RSS
 from publisher.scaffold import scaffold_site
 from publisher.store import StateStore
+from publisher.subscribers import (
+    STATUSES,
+    SUPPRESSED,
+    clean_name,
+    export_csv,
+    import_subscribers,
+    normalize_email,
+    read_subscriber_csv,
+    subscriber_record,
+)
 
 log = logging.getLogger("publisher")
 
@@ -224,6 +239,138 @@ def digest(ctx: click.Context, list_name: str | None, out: Path | None, force: b
     sys.exit(code)
 
 
+def _transport(config: Config):
+    if config.mail.transport == "smtp":
+        return SmtpTransport(config.mail.smtp)
+    return OutboxTransport(config.mail.outbox)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; a log line every few seconds elsewhere."""
+
+    def __init__(self, report_total: int, quiet: bool, interval: float = 5.0):
+        self.quiet = quiet
+        self.interval = interval
+        self.last = time.monotonic()
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("sending"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[failed]} failed"),
+                TextColumn("{task.fields[rate]:.0f}/s"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self.started = time.monotonic()
+            self.task = self.bar.add_task("send", total=report_total, failed=0, rate=0.0)
+            self.bar.start()
+
+    def __call__(self, report: SendReport) -> None:
+        done = report.sent + report.failed + report.skipped
+        if self.bar is not None:
+            elapsed = max(time.monotonic() - self.started, 1e-6)
+            self.bar.update(self.task, completed=done, failed=report.failed, rate=report.sent / elapsed)
+        elif not self.quiet and time.monotonic() - self.last >= self.interval:
+            self.last = time.monotonic()
+            click.echo(
+                f"list {report.list_name} issue {report.number}: {report.sent} sent, "
+                f"{report.failed} failed, {report.pending} pending",
+                err=True,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@main.command()
+@click.option("--list", "list_name", help="The list (default: the only one).")
+@click.option("--dry-run", is_flag=True, help="Render every message and send none.")
+@click.pass_context
+def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
+    """Create (or resume) the list's next issue and deliver it."""
+    config = _with_secret(_config(ctx))
+    digest_list = _choose_list(config, list_name)
+    quiet = ctx.obj["quiet"]
+    now = _utcnow()
+    store = StateStore.open(config.state.path, readonly=dry_run)
+    try:
+        if dry_run:
+            report = dry_run_issue(config, store, digest_list, now=now)
+            if not quiet:
+                if report.number is None:
+                    click.echo(f"No new posts for list {digest_list.name!r}: nothing would be sent.")
+                else:
+                    click.echo(
+                        f"Dry run: issue {report.number} of {digest_list.name!r} rendered for "
+                        f"{_plural(report.total, 'recipient')}; nothing sent."
+                    )
+            sys.exit(EXIT_OK)
+        issue_id = prepare_issue(config, store, digest_list, now=now)
+        if issue_id is None:
+            if not quiet:
+                click.echo(f"Nothing to send for list {digest_list.name!r}: no new posts or no active subscribers.")
+            sys.exit(EXIT_OK)
+        pending = len(store.pending_deliveries(issue_id))
+        progress = _Progress(pending, quiet)
+        try:
+            report = deliver_issue(config, store, _transport(config), issue_id, clock=SystemClock(), on_progress=progress)
+        finally:
+            progress.close()
+    finally:
+        store.close()
+    for failure in report.failures:
+        click.echo(f"failed: {failure}", err=True)
+    if not quiet:
+        where = f" to {config.relative(config.mail.outbox)}/new/" if config.mail.transport == "outbox" else ""
+        click.echo(
+            f"Issue {report.number} of {report.list_name!r}: {report.sent} sent{where}, {report.failed} failed, "
+            f"{report.skipped} skipped, {report.pending} pending"
+            + (f" ({report.suppressed} addresses suppressed)" if report.suppressed else "")
+        )
+    if report.stopped is not None:
+        _fail(f"send stopped: {report.stopped}; run `publisher send` again to resume")
+    if report.pending:
+        click.echo(f"{_plural(report.pending, 'delivery')} left pending after retries; run `publisher send` again", err=True)
+    sys.exit(EXIT_REJECTED if report.failed or report.pending else EXIT_OK)
+
+
+@main.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """The last build, the last issue of each list, pending and failed deliveries."""
+    config = _config(ctx)
+    store = StateStore.open(config.state.path, readonly=True)
+    try:
+        build = store.last_build()
+        if build is None:
+            click.echo("build: never")
+        else:
+            local = build.finished.astimezone(config.site.timezone)
+            click.echo(
+                f"build: {local:%Y-%m-%d %H:%M %Z}, {_plural(build.posts, 'post')}, "
+                f"{build.rejected} rejected, {build.written} files written"
+            )
+        for name in config.lists:
+            issues = store.issues(name)
+            if not issues:
+                click.echo(f"list {name}: no issue yet")
+                continue
+            last = issues[0]
+            counts = store.delivery_counts(last.id)
+            local = last.created.astimezone(config.site.timezone)
+            click.echo(
+                f"list {name}: issue {last.number} ({last.status}) of {local:%Y-%m-%d %H:%M %Z}: "
+                + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("sent", "failed", "skipped", "pending"))
+            )
+    finally:
+        store.close()
+
+
 @main.command()
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
 @click.pass_context
@@ -235,3 +382,219 @@ def init(ctx: click.Context, directory: Path) -> None:
             click.echo(f"created {path}")
         where = f"cd {directory} && " if directory != Path(".") else ""
         click.echo(f"Next: {where}publisher build")
+
+
+# -- subscribers -------------------------------------------------------------------
+
+
+def _subscriber_lists(config: Config, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The lists named (each must be configured), or every configured list."""
+    if not config.lists:
+        raise UsageError(f'{config.path}: no lists; add one such as [lists.daily] title = "Daily digest"')
+    if not names:
+        return tuple(config.lists)
+    return tuple(dict.fromkeys(_choose_list(config, name).name for name in names))
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _show_subscribers_table(config: Config, found: list[Subscriber]) -> None:
+    """A rich table on a terminal; plain columns (for grep and cut) elsewhere."""
+    header = ("email", "name", "lists", "status", "created")
+    rows = [
+        (s.email, s.name, " ".join(s.lists), s.status, f"{s.created.astimezone(config.site.timezone):%Y-%m-%d %H:%M}")
+        for s in found
+    ]
+    if _stdout_is_terminal():
+        from rich.console import Console
+        from rich.table import Column, Table
+        from rich.text import Text
+
+        # Addresses are shown whole; names are text, never rich markup.
+        longest = max((len(row[0]) for row in rows), default=5)
+        table = Table(
+            Column("email", no_wrap=True, min_width=longest),
+            Column("name", overflow="ellipsis"),
+            Column("lists"),
+            Column("status", no_wrap=True),
+            Column("created", no_wrap=True),
+            caption=_plural(len(rows), "subscriber"),
+        )
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row), style=None if row[3] == "active" else "dim")
+        Console(highlight=False).print(table)
+        return
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    for row in (header, *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@main.group()
+def subscribers() -> None:
+    """Manage subscribers: add, remove, list, import and export CSV.
+
+    An address that unsubscribed, bounced or complained is never made active
+    again by `import`; `add` brings back one that unsubscribed (the owner is
+    adding it on purpose), and one that bounced or complained only with --force.
+    """
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name.")
+@click.option("--list", "list_names", multiple=True, help="A list to join (repeatable; default: every list).")
+@click.option("--force", is_flag=True, help="Add the address even if it bounced or complained.")
+@click.pass_context
+def subscribers_add(ctx: click.Context, email: str, name: str, list_names: tuple[str, ...], force: bool) -> None:
+    """Subscribe EMAIL to lists (again, if it had unsubscribed)."""
+    config = _config(ctx)
+    lists = _subscriber_lists(config, list_names)
+    address = normalize_email(email)
+    reactivate = ("unsubscribed", "pending") + (("bounced", "complained") if force else ())
+    store = StateStore.open(config.state.path)
+    try:
+        before = store.subscriber(address)
+        after, created = store.add_subscriber(
+            address, clean_name(name), lists, source="cli", now=_utcnow(), reactivate=reactivate, update_name=True
+        )
+    finally:
+        store.close()
+    if after.status in SUPPRESSED:
+        click.echo(f"{address}: {after.status}, so not added (--force adds it anyway)", err=True)
+        sys.exit(EXIT_REJECTED)
+    if ctx.obj["quiet"]:
+        return
+    on = ", ".join(after.lists)
+    if created:
+        click.echo(f"Added {address} to {on}")
+    elif before is not None and before.status != after.status:
+        click.echo(f"Subscribed {address} again (was {before.status}): on {on}")
+    elif after != before:
+        click.echo(f"Updated {address}: on {on}")
+    else:
+        click.echo(f"{address} is already on {on}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.option("--list", "list_name", help="Leave only this list (default: every list).")
+@click.pass_context
+def subscribers_remove(ctx: click.Context, email: str, list_name: str | None) -> None:
+    """Unsubscribe EMAIL from a list, or from every list."""
+    config = _config(ctx)
+    if list_name is not None:
+        _choose_list(config, list_name)
+    address = normalize_email(email)
+    store = StateStore.open(config.state.path)
+    try:
+        before = store.subscriber(address)
+        after = store.remove_subscriber(address, list_name, now=_utcnow()) if before is not None else None
+    finally:
+        store.close()
+    if before is None or after is None:
+        click.echo(f"{address}: no such subscriber", err=True)
+        sys.exit(EXIT_REJECTED)
+    if ctx.obj["quiet"]:
+        return
+    if after == before:
+        click.echo(f"{address} was not on {list_name}" if list_name else f"{address} is already {after.status}")
+    elif list_name is None:
+        click.echo(f"Unsubscribed {address} from every list")
+    elif after.lists:
+        click.echo(f"Unsubscribed {address} from {list_name}; still on {', '.join(after.lists)}")
+    else:
+        click.echo(f"Unsubscribed {address} from {list_name}, the last list it was on")
+
+
+@subscribers.command("list")
+@click.option("--list", "list_name", help="Only those on this list.")
+@click.option("--status", "status_name", type=click.Choice(STATUSES), help="Only those with this status.")
+@click.option(
+    "--format", "output_format", type=click.Choice(("table", "csv", "json")), default="table", show_default=True
+)
+@click.pass_context
+def subscribers_list(ctx: click.Context, list_name: str | None, status_name: str | None, output_format: str) -> None:
+    """Show subscribers, oldest first."""
+    config = _config(ctx)
+    if list_name is not None:
+        _choose_list(config, list_name)
+    store = StateStore.open(config.state.path, readonly=True)
+    try:
+        found = store.subscribers(list_name, status_name)
+    finally:
+        store.close()
+    if output_format == "csv":
+        click.echo(export_csv(found), nl=False)
+    elif output_format == "json":
+        click.echo(json.dumps([subscriber_record(s) for s in found], ensure_ascii=False, indent=2))
+    else:
+        _show_subscribers_table(config, found)
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.option("--list", "list_name", help="The list of rows that name none (default: every list).")
+@click.pass_context
+def subscribers_import(ctx: click.Context, file: Path, list_name: str | None) -> None:
+    """Add the subscribers of a CSV file (header row: email,name,lists).
+
+    Bad rows are reported as FILE:line: reason and the rest imported; an
+    address that unsubscribed, bounced or complained stays so.
+    """
+    config = _config(ctx)
+    default_lists = _subscriber_lists(config, (list_name,) if list_name else ())
+    shown = "<stdin>" if str(file) == "-" else str(file)
+    try:
+        data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{shown}: cannot read: {exc.strerror or exc}") from exc
+    parsed = read_subscriber_csv(data, shown, known_lists=tuple(config.lists), default_lists=default_lists)
+    for rejection in parsed.rejected:
+        click.echo(str(rejection), err=True)
+    store = StateStore.open(config.state.path)
+    try:
+        report = import_subscribers(store, parsed.rows, source="import:stdin" if str(file) == "-" else f"import:{file.name}", now=_utcnow())
+    finally:
+        store.close()
+    if not ctx.obj["quiet"]:
+        parts = [f"{report.unchanged} already there"]
+        if report.not_resubscribed:
+            parts.append(f"{report.not_resubscribed} of them unsubscribed or bounced and left so")
+        if report.updated:
+            parts.append(f"{report.updated} updated")
+        if report.duplicates:
+            parts.append(f"{_plural(report.duplicates, 'duplicate row')}")
+        if parsed.rejected:
+            parts.append(f"{_plural(len(parsed.rejected), 'row')} rejected")
+        click.echo(f"Imported {_plural(report.added, 'subscriber')} ({', '.join(parts)})")
+    sys.exit(EXIT_REJECTED if parsed.rejected else EXIT_OK)
+
+
+@subscribers.command("export")
+@click.option("--list", "list_name", help="Only those on this list.")
+@click.argument("file", required=False, type=click.Path(path_type=Path, dir_okay=False, allow_dash=True))
+@click.pass_context
+def subscribers_export(ctx: click.Context, list_name: str | None, file: Path | None) -> None:
+    """Write every subscriber, of any status, as CSV to FILE (default: stdout).
+
+    The columns are email,name,lists,status,created; `import` reads the file
+    back, unsubscribed and bounced addresses included.
+    """
+    config = _config(ctx)
+    if list_name is not None:
+        _choose_list(config, list_name)
+    store = StateStore.open(config.state.path, readonly=True)
+    try:
+        found = store.subscribers(list_name)
+    finally:
+        store.close()
+    text = export_csv(found)
+    if file is None or str(file) == "-":
+        click.echo(text, nl=False)
+        return
+    # Addresses are personal data: the file is readable by its owner only.
+    write_atomic(file, text.encode("utf-8"), mode=0o600)
+    if not ctx.obj["quiet"]:
+        click.echo(f"Exported {_plural(len(found), 'subscriber')} to {file}")

@@ -92,6 +92,7 @@ class SmtpSettings:
     security: str  # none | starttls | tls
     username: str | None
     password: str | None
+    password_env: str
     connections: int
     rate: float  # messages per second across the pool; 0 = unlimited
     timeout: float
@@ -575,6 +576,7 @@ def _smtp_settings(smtp: dict[str, Any]) -> SmtpSettings:
         security=smtp["security"],
         username=smtp["username"],
         password=password,
+        password_env=smtp["password_env"],
         connections=smtp["connections"],
         rate=smtp["rate"],
         timeout=smtp["timeout"],

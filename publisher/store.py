@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from publisher.errors import StateError
+from publisher.model import Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,27 @@ class PostRecord:
     first_seen: datetime
     content_hash: str
     updated: datetime
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    id: int
+    subscriber_id: int
+    email: str
+    name: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class IssueInfo:
+    id: int
+    list_name: str
+    number: int
+    created: datetime
+    subject: str
+    status: str
+    rendered: str | None
+    finished: datetime | None
 
 
 @dataclass(frozen=True)
@@ -347,6 +369,113 @@ class StateStore:
         )
         return issue_id
 
+    # -- sending -----------------------------------------------------------
+
+    def start_sending(self, issue_id: int, rendered: str, audience, *, now: datetime) -> None:
+        """Freeze an issue's rendering and audience: one pending delivery each."""
+        self._db.execute(
+            "UPDATE issues SET rendered = ?, status = 'sending' WHERE id = ?", (rendered, issue_id)
+        )
+        self._db.executemany(
+            """INSERT INTO deliveries (issue_id, subscriber_id, email, name, changed)
+               VALUES (?, ?, ?, ?, ?)""",
+            [(issue_id, s.id, s.email, s.name, _iso(now)) for s in audience],
+        )
+
+    def unfinished_issue(self, list_name: str) -> int | None:
+        row = self._db.execute(
+            "SELECT id FROM issues WHERE list = ? AND status = 'sending' ORDER BY number LIMIT 1",
+            (list_name,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def issue_info(self, issue_id: int) -> IssueInfo:
+        row = self._db.execute(
+            "SELECT id, list, number, created, subject, status, rendered, finished FROM issues WHERE id = ?",
+            (issue_id,),
+        ).fetchone()
+        if row is None:
+            raise StateError(f"{self._path}: no issue {issue_id}")
+        return IssueInfo(
+            row[0], row[1], row[2], _from_iso(row[3]), row[4], row[5], row[6], _from_iso(row[7]) if row[7] else None
+        )
+
+    def issues(self, list_name: str | None = None) -> list[IssueInfo]:
+        """Every issue (of one list), newest first, without renderings."""
+        rows = self._db.execute(
+            """SELECT id, list, number, created, subject, status, NULL, finished FROM issues
+               WHERE ? IS NULL OR list = ? ORDER BY created DESC, id DESC""",
+            (list_name, list_name),
+        )
+        return [
+            IssueInfo(r[0], r[1], r[2], _from_iso(r[3]), r[4], r[5], None, _from_iso(r[7]) if r[7] else None)
+            for r in rows
+        ]
+
+    def pending_deliveries(self, issue_id: int) -> list[PendingDelivery]:
+        rows = self._db.execute(
+            """SELECT id, subscriber_id, email, name, attempts FROM deliveries
+               WHERE issue_id = ? AND status = 'pending' ORDER BY id""",
+            (issue_id,),
+        )
+        return [PendingDelivery(*row) for row in rows]
+
+    def delivery_counts(self, issue_id: int) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT status, COUNT(*) FROM deliveries WHERE issue_id = ? GROUP BY status", (issue_id,)
+        )
+        return {status: count for status, count in rows}
+
+    def deliverable(self, delivery_id: int) -> bool:
+        """Is the delivery's address still active, and still on the issue's list?"""
+        row = self._db.execute(
+            """SELECT 1 FROM deliveries d
+               JOIN issues i ON i.id = d.issue_id
+               JOIN subscribers s ON s.id = d.subscriber_id AND s.status = 'active'
+               JOIN subscriptions l ON l.subscriber_id = s.id AND l.list = i.list AND l.status = 'active'
+               WHERE d.id = ?""",
+            (delivery_id,),
+        ).fetchone()
+        return row is not None
+
+    def mark_delivery(
+        self,
+        delivery_id: int,
+        status: str,
+        *,
+        attempts: int,
+        now: datetime,
+        code: int | None = None,
+        error: str | None = None,
+        message_id: str | None = None,
+    ) -> bool:
+        """Move a pending delivery to ``status``; False if it was not pending."""
+        cursor = self._db.execute(
+            """UPDATE deliveries SET status = ?, attempts = ?, code = ?, error = ?,
+                   message_id = COALESCE(?, message_id), changed = ?
+               WHERE id = ? AND status = 'pending'""",
+            (status, attempts, code, error, message_id, _iso(now), delivery_id),
+        )
+        return cursor.rowcount == 1
+
+    def note_attempt(self, delivery_id: int, *, attempts: int, now: datetime, code: int | None, error: str) -> None:
+        """A transient failure: the delivery stays pending, with the reason."""
+        self._db.execute(
+            """UPDATE deliveries SET attempts = ?, code = ?, error = ?, changed = ?
+               WHERE id = ? AND status = 'pending'""",
+            (attempts, code, error, _iso(now), delivery_id),
+        )
+
+    def finish_issue(self, issue_id: int, *, now: datetime) -> bool:
+        """Mark an issue sent once nothing is pending; False if something is."""
+        cursor = self._db.execute(
+            """UPDATE issues SET status = 'sent', finished = ?
+               WHERE id = ? AND status = 'sending'
+                 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE issue_id = ? AND status = 'pending')""",
+            (_iso(now), issue_id, issue_id),
+        )
+        return cursor.rowcount == 1
+
     def close(self) -> None:
         self._db.close()
 
@@ -380,3 +509,253 @@ class StateStore:
                 _iso(cached.fetched),
             ),
         )
+
+    # -- subscribers -------------------------------------------------------------
+    #
+    # An address has its own status (active, pending, unsubscribed, bounced,
+    # complained) and one subscription per list it joined, each active or
+    # unsubscribed. Only an active address's active subscriptions are mailed.
+    # The rules that keep people who left from coming back live here, so every
+    # way in (import, the command line, the web form) obeys them:
+    #
+    # - a subscription someone left, and an address that left every list,
+    #   bounced or complained, stay so unless the caller names that status in
+    #   ``reactivate`` (an import never does; `subscribers add` passes
+    #   "unsubscribed" and "pending", and with --force "bounced" and
+    #   "complained" too);
+    # - leaving one's last list makes the address unsubscribed;
+    # - every change sets ``changed`` (of the subscription and the address).
+    #
+    # Writing methods join the caller's ``transaction()``, or run in one of
+    # their own when called outside one.
+
+    _SUBSCRIBER_STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
+    _SUPPRESSED = ("unsubscribed", "bounced", "complained")
+    _SELECT_SUBSCRIBERS = """
+        SELECT s.id, s.email, s.name, s.status, s.source, s.created, s.changed,
+               (SELECT group_concat(l.list, ' ') FROM subscriptions l
+                 WHERE l.subscriber_id = s.id AND l.status = 'active')
+          FROM subscribers s"""
+
+    @contextmanager
+    def _subscriber_change(self) -> Iterator[None]:
+        if self.readonly:
+            raise StateError(f"{self._path}: opened read-only; cannot change subscribers")
+        if self._db.in_transaction:
+            yield
+        else:
+            with self.transaction():
+                yield
+
+    @staticmethod
+    def _subscriber_from_row(row: tuple) -> Subscriber:
+        lists = tuple(sorted(row[7].split(" "))) if row[7] else ()
+        return Subscriber(
+            id=row[0],
+            email=row[1],
+            name=row[2],
+            status=row[3],
+            lists=lists,
+            source=row[4],
+            created=_from_iso(row[5]),
+            changed=_from_iso(row[6]),
+        )
+
+    def _check_subscriber_status(self, status: str) -> None:
+        if status not in self._SUBSCRIBER_STATUSES:
+            raise ValueError(f"subscriber status {status!r} is not one of {', '.join(self._SUBSCRIBER_STATUSES)}")
+
+    def subscriber(self, email: str) -> Subscriber | None:
+        """The subscriber with exactly this (normalised) address, if any."""
+        row = self._db.execute(self._SELECT_SUBSCRIBERS + " WHERE s.email = ?", (email,)).fetchone()
+        return self._subscriber_from_row(row) if row else None
+
+    def subscribers(self, list_name: str | None = None, status: str | None = None) -> list[Subscriber]:
+        """Subscribers in the order they came, of any status unless ``status``
+        is given; with ``list_name`` only those with an active subscription
+        to that list."""
+        if status is not None:
+            self._check_subscriber_status(status)
+        rows = self._db.execute(
+            self._SELECT_SUBSCRIBERS
+            + """ WHERE (:status IS NULL OR s.status = :status)
+                    AND (:list IS NULL OR EXISTS (
+                        SELECT 1 FROM subscriptions l
+                         WHERE l.subscriber_id = s.id AND l.list = :list AND l.status = 'active'))
+                  ORDER BY s.id""",
+            {"status": status, "list": list_name},
+        )
+        return [self._subscriber_from_row(row) for row in rows]
+
+    def list_audience(self, list_name: str) -> list[Subscriber]:
+        """Who an issue of ``list_name`` goes to: active addresses with an
+        active subscription to it, in the order they came."""
+        return self.subscribers(list_name, "active")
+
+    def add_subscriber(
+        self,
+        email: str,
+        name: str,
+        lists: Iterable[str],
+        *,
+        source: str,
+        now: datetime,
+        status: str = "active",
+        created: datetime | None = None,
+        reactivate: Collection[str] = (),
+        update_name: bool = False,
+    ) -> tuple[Subscriber, bool]:
+        """Add ``email`` to ``lists``; returns the subscriber and whether it is new.
+
+        ``email`` must already be normalised (``publisher.subscribers``).
+        A new address gets ``status`` and, unless that is "unsubscribed",
+        an active subscription to each list; ``created`` defaults to ``now``.
+        An existing address:
+
+        - with ``status`` unsubscribed, bounced or complained: an active or
+          pending address takes that status (unsubscribed also leaves every
+          list); an address already suppressed keeps its first status;
+        - otherwise, if it is unsubscribed, bounced or complained and that
+          status is not in ``reactivate``, nothing changes at all;
+        - otherwise it joins the lists it has no subscription to yet, and
+          rejoins those it left only if "unsubscribed" is in ``reactivate``;
+          a pending address becomes ``status`` only if "pending" is in
+          ``reactivate``; an active one is never made pending.
+
+        ``name`` fills in an empty name; with ``update_name`` a non-empty
+        ``name`` replaces the stored one.
+        """
+        self._check_subscriber_status(status)
+        stamp = _iso(now)
+        lists = tuple(dict.fromkeys(lists))
+        with self._subscriber_change():
+            row = self._db.execute(
+                "SELECT id, status, name FROM subscribers WHERE email = ?", (email,)
+            ).fetchone()
+            if row is None:
+                cursor = self._db.execute(
+                    """INSERT INTO subscribers (email, name, status, source, created, changed)
+                       VALUES (?, ?, ?, ?, ?, ?)""",
+                    (email, name, status, source, _iso(created or now), stamp),
+                )
+                subscriber_id = cursor.lastrowid
+                if status != "unsubscribed":
+                    self._db.executemany(
+                        "INSERT INTO subscriptions (subscriber_id, list, status, changed) VALUES (?, ?, 'active', ?)",
+                        [(subscriber_id, list_name, stamp) for list_name in lists],
+                    )
+                log.info("subscriber %s: added %s (%s) to %s", subscriber_id, email, status, ", ".join(lists) or "no list")
+                return self._subscriber_by_id(subscriber_id), True
+
+            subscriber_id, current, stored_name = row
+            if status in self._SUPPRESSED:
+                new_status = status if current in ("active", "pending") else current
+                joining = False
+            elif current in self._SUPPRESSED and current not in reactivate:
+                new_status, joining = current, False
+            elif current == "active":
+                new_status, joining = "active", True
+            else:
+                new_status = status if (current == status or current in reactivate) else current
+                joining = True
+            changed = False
+            if current in self._SUPPRESSED and new_status == current and not joining:
+                # Someone who left stays as they left it, name and all.
+                return self._subscriber_by_id(subscriber_id), False
+            if new_status != current:
+                self._db.execute(
+                    "UPDATE subscribers SET status = ? WHERE id = ?", (new_status, subscriber_id)
+                )
+                log.info("subscriber %s: %s -> %s", subscriber_id, current, new_status)
+                changed = True
+                if new_status == "unsubscribed":
+                    self._leave_lists(subscriber_id, None, stamp)
+            if joining:
+                changed |= self._join_lists(subscriber_id, lists, stamp, rejoin="unsubscribed" in reactivate)
+            if name and name != stored_name and (update_name or not stored_name):
+                self._db.execute("UPDATE subscribers SET name = ? WHERE id = ?", (name, subscriber_id))
+                changed = True
+            if changed:
+                self._db.execute("UPDATE subscribers SET changed = ? WHERE id = ?", (stamp, subscriber_id))
+            return self._subscriber_by_id(subscriber_id), False
+
+    def _subscriber_by_id(self, subscriber_id: int) -> Subscriber:
+        row = self._db.execute(self._SELECT_SUBSCRIBERS + " WHERE s.id = ?", (subscriber_id,)).fetchone()
+        return self._subscriber_from_row(row)
+
+    def _join_lists(self, subscriber_id: int, lists: tuple[str, ...], stamp: str, *, rejoin: bool) -> bool:
+        """Subscribe to ``lists``; those left before only when ``rejoin``. Did anything change?"""
+        existing = dict(
+            self._db.execute("SELECT list, status FROM subscriptions WHERE subscriber_id = ?", (subscriber_id,))
+        )
+        changed = False
+        for list_name in lists:
+            state = existing.get(list_name)
+            if state is None:
+                self._db.execute(
+                    "INSERT INTO subscriptions (subscriber_id, list, status, changed) VALUES (?, ?, 'active', ?)",
+                    (subscriber_id, list_name, stamp),
+                )
+                changed = True
+            elif state == "unsubscribed" and rejoin:
+                self._db.execute(
+                    """UPDATE subscriptions SET status = 'active', changed = ?
+                       WHERE subscriber_id = ? AND list = ? AND status = 'unsubscribed'""",
+                    (stamp, subscriber_id, list_name),
+                )
+                changed = True
+        if changed:
+            log.info("subscriber %s: joined %s", subscriber_id, ", ".join(lists))
+        return changed
+
+    def _leave_lists(self, subscriber_id: int, list_name: str | None, stamp: str) -> int:
+        """Unsubscribe from one list (or all); how many subscriptions changed."""
+        cursor = self._db.execute(
+            """UPDATE subscriptions SET status = 'unsubscribed', changed = ?
+               WHERE subscriber_id = ? AND status = 'active' AND (? IS NULL OR list = ?)""",
+            (stamp, subscriber_id, list_name, list_name),
+        )
+        return cursor.rowcount
+
+    def remove_subscriber(self, email: str, list_name: str | None = None, *, now: datetime) -> Subscriber | None:
+        """Unsubscribe ``email`` from ``list_name``, or from every list when it
+        is None; returns the subscriber after (None if there is no such address).
+
+        Leaving every list, or the last active one, makes an active or pending
+        address unsubscribed; a bounced or complained one keeps that status.
+        The subscriptions are kept, marked unsubscribed, so an import will not
+        add them back.
+        """
+        stamp = _iso(now)
+        with self._subscriber_change():
+            row = self._db.execute("SELECT id, status FROM subscribers WHERE email = ?", (email,)).fetchone()
+            if row is None:
+                return None
+            subscriber_id, current = row
+            changed = self._leave_lists(subscriber_id, list_name, stamp) > 0
+            remaining = self._db.execute(
+                "SELECT COUNT(*) FROM subscriptions WHERE subscriber_id = ? AND status = 'active'",
+                (subscriber_id,),
+            ).fetchone()[0]
+            if current in ("active", "pending") and (list_name is None or (changed and remaining == 0)):
+                self._db.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE id = ?", (subscriber_id,))
+                changed = True
+            if changed:
+                self._db.execute("UPDATE subscribers SET changed = ? WHERE id = ?", (stamp, subscriber_id))
+                log.info("subscriber %s: unsubscribed from %s", subscriber_id, list_name or "every list")
+            return self._subscriber_by_id(subscriber_id)
+
+    def set_subscriber_status(self, email: str, status: str, *, now: datetime) -> bool:
+        """Set the address's own status (a hard bounce, a complaint); its
+        subscriptions are kept, so an address set active again is back on
+        its lists. True if the status changed. To unsubscribe someone, use
+        ``remove_subscriber``."""
+        self._check_subscriber_status(status)
+        with self._subscriber_change():
+            cursor = self._db.execute(
+                "UPDATE subscribers SET status = ?, changed = ? WHERE email = ? AND status != ?",
+                (status, _iso(now), email, status),
+            )
+        if cursor.rowcount:
+            log.info("subscriber %s: status %s", email, status)
+        return cursor.rowcount == 1

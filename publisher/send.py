@@ -1,0 +1,406 @@
+"""Sending a list's digest: an issue, one delivery per recipient, exactly once.
+
+``prepare_issue`` creates the list's next issue (or finds the unfinished
+one): the posts, the rendering and the audience are frozen in the state
+store in one transaction. ``deliver_issue`` then works through its pending
+deliveries with a pool of transport connections. Each delivery moves
+``pending -> sent`` (after the server accepted it), ``failed`` (a permanent
+refusal; hard bounces suppress the address) or ``skipped`` (the address left
+the list meanwhile), committed as it happens, so a crash loses at most the
+messages in flight: one per connection. Transient failures are retried with
+exponential backoff and jitter, then left pending for the next run.
+
+The state store is only touched from the calling thread; worker threads
+compose and send. A worker takes its next message only after the previous
+one's outcome is committed, which is what bounds duplicates after a crash.
+
+    issue_id = prepare_issue(config, store, config.lists["daily"], now=now)
+    report = deliver_issue(config, store, transport, issue_id, clock=SystemClock())
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from publisher.config import Config
+from publisher.content import load_posts, publish
+from publisher.digest import compose, next_issue, recipient
+from publisher.errors import DeliveryError, PublisherError, TransportError
+from publisher.message import make_message_id
+from publisher.model import DigestList, Issue, RenderedIssue
+from publisher.render import render_issue
+from publisher.store import PendingDelivery, StateStore
+
+log = logging.getLogger(__name__)
+
+HARD_BOUNCES = frozenset({550, 551, 553})
+
+
+class Connection(Protocol):
+    def send(self, sender: str, recipient: str, message: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """What ``deliver_issue`` needs of a transport (``transports`` has them)."""
+
+    name: str
+    connections: int
+
+    def connect(self) -> Connection: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class RateLimiter:
+    """At most ``rate`` messages per second across the pool (0: no limit).
+
+    Evenly spaced, no bursts: the n-th message may start (n-1)/rate seconds
+    after the first.
+    """
+
+    def __init__(self, rate: float, clock: Clock):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.clock = clock
+        self._next: float | None = None
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        now = self.clock.monotonic()
+        if self._next is None or self._next < now:
+            self._next = now
+        if self._next > now:
+            self.clock.sleep(self._next - now)
+        self._next += self.interval
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
+    """Seconds to wait before try ``attempt + 1``: doubling from ``base``,
+    capped, with jitter (half to all of it) so retries do not arrive in step."""
+    ceiling = min(cap, base * (2 ** (attempt - 1)))
+    return ceiling * (0.5 + rng.random() / 2)
+
+
+class SendError(PublisherError):
+    """The send cannot start or go on (no transport, the server refused us)."""
+
+
+@dataclass
+class SendReport:
+    """What a run did to one issue."""
+
+    issue_id: int | None
+    list_name: str
+    number: int | None = None
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    pending: int = 0
+    suppressed: int = 0
+    retries: int = 0
+    dry_run: bool = False
+    stopped: str | None = None  # why the run ended early
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.pending == 0 and self.stopped is None
+
+
+def _rendered_json(rendered: RenderedIssue, issue: Issue) -> str:
+    data = {"rendered": asdict(rendered), "web_url": issue.web_url}
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _frozen_issue(config: Config, digest_list: DigestList, number: int, stored: str) -> tuple[Issue, RenderedIssue]:
+    data = json.loads(stored)
+    rendered = RenderedIssue(**data["rendered"])
+    issue = Issue(list=digest_list, number=number, posts=(), created=datetime.now(timezone.utc), web_url=data["web_url"])
+    return issue, rendered
+
+
+def next_rendered_issue(config: Config, store: StateStore, digest_list: DigestList, *, now: datetime):
+    """The list's next issue and its rendering, or None when nothing is new.
+
+    Publishing the posts remembers their identities (the store must be
+    writable); nothing about the issue is recorded.
+    """
+    loaded = load_posts(config)
+    with store.transaction():
+        site, _ = publish(loaded.posts, store=store, now=now, config=config)
+    issue = next_issue(site, digest_list, store, now=now)
+    if issue is None:
+        return None
+    return issue, render_issue(issue, site.info, templates=config.mail.templates / "email")
+
+
+def prepare_issue(config: Config, store: StateStore, digest_list: DigestList, *, now: datetime) -> int | None:
+    """The id of the issue to deliver: the unfinished one, else a new one.
+
+    None when the list has no new posts or no active subscribers. A new
+    issue, its rendering and its audience are recorded in one transaction.
+    """
+    unfinished = store.unfinished_issue(digest_list.name)
+    if unfinished is not None:
+        log.info("list %s: resuming issue %s", digest_list.name, unfinished)
+        return unfinished
+    found = next_rendered_issue(config, store, digest_list, now=now)
+    if found is None:
+        return None
+    issue, rendered = found
+    with store.transaction():
+        # The audience is fixed in the same transaction that creates the issue.
+        audience = store.list_audience(digest_list.name)
+        if not audience:
+            log.info("list %s: no active subscribers; no issue created", digest_list.name)
+            return None
+        issue_id = store.create_issue(
+            digest_list.name, issue.number, now, rendered.subject, [p.id for p in issue.posts]
+        )
+        store.start_sending(issue_id, _rendered_json(rendered, issue), audience, now=now)
+    log.info(
+        "list %s: issue %s created with %d posts for %d recipients",
+        digest_list.name,
+        issue.number,
+        len(issue.posts),
+        len(audience),
+    )
+    return issue_id
+
+
+@dataclass
+class _Job:
+    delivery: PendingDelivery
+    attempts: int
+
+
+class _Worker(threading.Thread):
+    """One connection: composes and sends what it is handed, one at a time."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        build: Callable[[PendingDelivery], tuple[bytes, str]],
+        results: queue.Queue,
+        sender: str,
+    ):
+        super().__init__(daemon=True)
+        self.transport = transport
+        self.sender = sender
+        self.build = build
+        self.results = results
+        self.jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.connection: Connection | None = None
+
+    def run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            self.results.put((self, job, *self._send(job)))
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except Exception:  # closing a dead connection is not news
+                log.debug("closing a connection failed", exc_info=True)
+
+    def _send(self, job: _Job) -> tuple[Exception | None, str | None]:
+        message_id = None
+        try:
+            data, message_id = self.build(job.delivery)
+            if self.connection is None:
+                self.connection = self.transport.connect()
+            self.connection.send(self.sender, job.delivery.email, data)
+        except (DeliveryError, TransportError) as exc:
+            return exc, message_id
+        except PublisherError as exc:  # this message cannot be built
+            return DeliveryError(str(exc), permanent=True), message_id
+        return None, message_id
+
+
+def deliver_issue(
+    config: Config,
+    store: StateStore,
+    transport: Transport,
+    issue_id: int,
+    *,
+    clock: Clock,
+    on_progress: Callable[[SendReport], None] | None = None,
+    stop: threading.Event | None = None,
+    seed: int | None = None,
+) -> SendReport:
+    """Deliver the issue's pending deliveries; returns the counts."""
+    info = store.issue_info(issue_id)
+    digest_list = config.lists.get(info.list_name)
+    if digest_list is None:
+        raise SendError(f"issue {info.number} belongs to list {info.list_name!r}, which is no longer configured")
+    issue, rendered = _frozen_issue(config, digest_list, info.number, info.rendered)
+    report = SendReport(issue_id=issue_id, list_name=info.list_name, number=info.number)
+    rng = random.Random(seed)
+    limiter = RateLimiter(config.mail.smtp.rate if transport.name == "smtp" and config.mail.smtp else 0, clock)
+
+    def build(delivery: PendingDelivery) -> tuple[bytes, str]:
+        personal = recipient(config, issue, delivery.email, delivery.name)
+        now = clock.now()
+        message_id = store_message_id(config, issue, delivery)
+        return compose(config, issue, rendered, personal, now=now, message_id=message_id), message_id
+
+    pending = [_Job(d, d.attempts) for d in store.pending_deliveries(issue_id)]
+    counts = store.delivery_counts(issue_id)
+    report.total = sum(counts.values())
+    report.sent, report.failed, report.skipped = counts.get("sent", 0), counts.get("failed", 0), counts.get("skipped", 0)
+    report.pending = len(pending)
+    ready = list(reversed(pending))  # pop() from the end keeps the original order
+    delayed: list[tuple[float, int, _Job]] = []
+    results: queue.Queue = queue.Queue()
+    size = max(1, min(transport.connections, len(pending)))
+    workers = [_Worker(transport, build, results, config.mail.sender_address) for _ in range(size)]
+    for worker in workers:
+        worker.start()
+    idle = list(workers)
+    in_flight = 0
+    sequence = 0
+    try:
+        while ready or delayed or in_flight:
+            if stop is not None and stop.is_set() and report.stopped is None:
+                report.stopped = "stopped by request"
+            now = clock.monotonic()
+            while delayed and delayed[0][0] <= now:
+                ready.append(heapq.heappop(delayed)[2])
+            while idle and ready and report.stopped is None:
+                job = ready.pop()
+                if not store.deliverable(job.delivery.id):
+                    with store.transaction():
+                        if store.mark_delivery(job.delivery.id, "skipped", attempts=job.attempts, now=clock.now()):
+                            report.skipped += 1
+                            report.pending -= 1
+                    continue
+                limiter.wait()
+                idle.pop().jobs.put(job)
+                in_flight += 1
+            if in_flight:
+                worker, job, error, message_id = results.get()
+                in_flight -= 1
+                idle.append(worker)
+                sequence += 1
+                _settle(config, store, clock, rng, report, job, error, message_id, delayed, sequence)
+                if on_progress is not None:
+                    on_progress(report)
+                continue
+            if report.stopped is not None:
+                break
+            if delayed and not ready:
+                clock.sleep(max(0.0, delayed[0][0] - clock.monotonic()))
+    finally:
+        for worker in workers:
+            worker.jobs.put(None)
+        for worker in workers:
+            worker.join(timeout=60)
+    if report.pending == 0:
+        with store.transaction():
+            store.finish_issue(issue_id, now=clock.now())
+    return report
+
+
+def store_message_id(config: Config, issue: Issue, delivery: PendingDelivery) -> str:
+    host = urlsplit(config.site.url).hostname or "localhost"
+    return make_message_id(host, issue.list.name, str(issue.number), delivery.email)
+
+
+def _settle(
+    config: Config,
+    store: StateStore,
+    clock: Clock,
+    rng: random.Random,
+    report: SendReport,
+    job: _Job,
+    error: Exception | None,
+    message_id: str | None,
+    delayed: list,
+    sequence: int,
+) -> None:
+    """Record one outcome (in the calling thread), and schedule a retry."""
+    delivery = job.delivery
+    attempts = job.attempts + 1
+    now = clock.now()
+    if error is None:
+        with store.transaction():
+            if store.mark_delivery(delivery.id, "sent", attempts=attempts, message_id=message_id, now=now):
+                report.sent += 1
+                report.pending -= 1
+        return
+    if isinstance(error, TransportError):
+        report.stopped = str(error)
+        log.error("list %s: %s; the rest stays pending", report.list_name, error)
+        return
+    assert isinstance(error, DeliveryError)
+    if error.permanent:
+        with store.transaction():
+            if store.mark_delivery(delivery.id, "failed", attempts=attempts, code=error.code, error=str(error), now=now):
+                report.failed += 1
+                report.pending -= 1
+                report.failures.append(f"{delivery.email}: {error}")
+            if error.code in HARD_BOUNCES and store.set_subscriber_status(delivery.email, "bounced", now=now):
+                report.suppressed += 1
+        log.warning("delivery to %s failed: %s", delivery.email, error)
+        return
+    with store.transaction():
+        store.note_attempt(delivery.id, attempts=attempts, code=error.code, error=str(error), now=now)
+    if attempts >= config.mail.attempts or report.stopped is not None:
+        log.warning("delivery to %s left pending after %d tries: %s", delivery.email, attempts, error)
+        return
+    report.retries += 1
+    wait = backoff_delay(attempts - job.attempts, base=config.mail.backoff, cap=config.mail.backoff_max, rng=rng)
+    heapq.heappush(delayed, (clock.monotonic() + wait, sequence, _Job(delivery, attempts)))
+
+
+def dry_run(config: Config, store: StateStore, digest_list: DigestList, *, now: datetime) -> SendReport:
+    """Render every message of the list's next (or unfinished) issue; send none, record nothing."""
+    report = SendReport(issue_id=None, list_name=digest_list.name, dry_run=True)
+    unfinished = store.unfinished_issue(digest_list.name)
+    if unfinished is not None:
+        info = store.issue_info(unfinished)
+        issue, rendered = _frozen_issue(config, digest_list, info.number, info.rendered)
+        audience = [(d.email, d.name) for d in store.pending_deliveries(unfinished)]
+        report.issue_id = unfinished
+    else:
+        found = next_rendered_issue(config, store, digest_list, now=now)
+        if found is None:
+            return report
+        issue, rendered = found
+        audience = [(s.email, s.name) for s in store.list_audience(digest_list.name)]
+    report.number = issue.number
+    for email, name in audience:
+        compose(config, issue, rendered, recipient(config, issue, email, name), now=now)
+        report.total += 1
+    report.pending = report.total
+    return report
