@@ -1,0 +1,259 @@
+"""Sending against a real SMTP server: exactly once, resumable, fault tolerant."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from publisher.cli import main
+from publisher.config import load_config
+from publisher.send import SystemClock, deliver_issue, prepare_issue
+from publisher.store import StateStore
+from publisher.tokens import verify_token
+from publisher.transports import OutboxTransport, SmtpTransport
+
+from .conftest import NOW
+from .smtp_server import SmtpServer
+from .test_send_timing import FakeClock
+
+SECRET = "a-test-secret-that-is-long-enough"
+
+
+def make_site(root: Path, port: int | None, subscribers: int, *, connections: int = 4, extra: str = "") -> Path:
+    """A site with one post, a list and ``subscribers`` active subscribers."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "posts").mkdir(exist_ok=True)
+    (root / "posts" / "a.txt").write_text(
+        "+++\ndate = 2024-01-01T10:00:00Z\n+++\nTalks resume\n\nBBC News reports: They met.\n", encoding="utf-8"
+    )
+    transport = (
+        f'transport = "smtp"\n\n[mail.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+        f"connections = {connections}\ntimeout = 5\n"
+        if port
+        else 'transport = "outbox"\n'
+    )
+    (root / "publisher.toml").write_text(
+        '[site]\ntitle = "Test Site"\nurl = "https://example.org/"\n'
+        'author = { name = "Editor", email = "editor@example.org" }\n\n'
+        '[content]\npaths = ["posts"]\n\n'
+        '[mail]\nfrom = "Test Site <news@example.org>"\nsecret_env = "TEST_PUBLISHER_SECRET"\n'
+        "attempts = 4\nbackoff = 0.01\nbackoff_max = 0.05\n"
+        + transport
+        + extra
+        + '\n[lists.daily]\ntitle = "Daily"\n',
+        encoding="utf-8",
+    )
+    config = load_config(root / "publisher.toml")
+    store = StateStore.open(config.state.path)
+    with store.transaction():
+        for n in range(subscribers):
+            store.add_subscriber(f"reader{n}@example.net", f"Reader {n}", ["daily"], source="test", now=NOW)
+    store.close()
+    return root
+
+
+@pytest.fixture(autouse=True)
+def secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_PUBLISHER_SECRET", SECRET)
+
+
+def send(site: Path, *args: str):
+    return CliRunner().invoke(main, ["--config", str(site / "publisher.toml"), "send", *args])
+
+
+def unsubscribe_claims(data: bytes):
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    token = msg["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1]
+    return msg["To"].addresses[0].addr_spec, verify_token(SECRET.encode(), token)
+
+
+def test_two_thousand_subscribers_through_a_pool_of_four(tmp_path: Path) -> None:
+    with SmtpServer() as server:
+        site = make_site(tmp_path / "site", server.port, 2000, extra="messages_per_connection = 0\n")
+        result = send(site)
+        assert result.exit_code == 0, result.output
+        assert "2000 sent" in result.stdout
+        delivered = server.delivered()
+        assert len(delivered) == 2000 and set(delivered.values()) == {1}
+        assert server.connections == 4  # the pool, each connection reused throughout
+        for received in server.messages:
+            (rcpt,) = received.rcpt_tos
+            to, claims = unsubscribe_claims(received.data)
+            assert to == rcpt
+            assert (claims.subscriber, claims.list_name) == (rcpt, "daily")
+        # Sending again: the issue is done and nothing new exists.
+        again = send(site)
+        assert again.exit_code == 0 and "Nothing to send" in again.stdout
+        assert len(server.messages) == 2000
+
+
+def test_faults_every_deliverable_subscriber_gets_exactly_one(tmp_path: Path) -> None:
+    rejected = {f"reader{n}@example.net" for n in (3, 77, 150)}
+    with SmtpServer(tempfail_rate=0.2, reject=rejected, drop_rate=0.03, seed=11) as server:
+        site = make_site(tmp_path / "site", server.port, 400)
+        first = send(site)
+        # Whatever was still pending after the retries goes out on the next run.
+        runs = [first]
+        while "pending" in runs[-1].stderr and len(runs) < 6:
+            runs.append(send(site))
+        delivered = server.delivered()
+        expected = {f"reader{n}@example.net" for n in range(400)} - rejected
+        assert set(delivered) == expected
+        assert set(delivered.values()) == {1}
+        assert runs[-1].exit_code == 1  # the 550s failed permanently
+    config = load_config(site / "publisher.toml")
+    store = StateStore.open(config.state.path)
+    try:
+        issue_id = store.issues("daily")[0].id
+        assert store.delivery_counts(issue_id) == {"sent": 397, "failed": 3}
+        for address in rejected:
+            assert store.subscriber(address).status == "bounced"
+    finally:
+        store.close()
+    status = CliRunner().invoke(main, ["--config", str(site / "publisher.toml"), "status"])
+    assert "issue 1 (sent)" in status.stdout
+    assert "397 sent, 3 failed, 0 skipped, 0 pending" in status.stdout
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.002)
+
+
+def test_sigkill_part_way_then_resume_loses_nobody(tmp_path: Path) -> None:
+    """Killed at several points: nobody is skipped; duplicates stay within the pool size per kill."""
+    total, pool = 300, 4
+    kills = (10, 60, 140, 230)
+    env = {**os.environ, "TEST_PUBLISHER_SECRET": SECRET}
+    with SmtpServer() as server:
+        site = make_site(tmp_path / "site", server.port, total, connections=pool)
+        command = [sys.executable, "-m", "publisher", "--config", str(site / "publisher.toml"), "send"]
+        for kill_at in kills:
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                _wait_for(lambda: len(server.messages) >= kill_at or process.poll() is not None)
+            finally:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+        final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert final.returncode == 0, final.stderr
+        delivered = server.delivered()
+        assert set(delivered) == {f"reader{n}@example.net" for n in range(total)}
+        duplicates = sum(count - 1 for count in delivered.values())
+        assert duplicates <= pool * len(kills)
+    config = load_config(site / "publisher.toml")
+    db = StateStore.open(config.state.path)
+    try:
+        assert db._db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        issue = db.issues("daily")[0]
+        assert issue.status == "sent"
+        assert db.delivery_counts(issue.id) == {"sent": total}
+    finally:
+        db.close()
+
+
+def test_a_subscriber_who_leaves_mid_issue_is_skipped(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", None, 5)
+    config = load_config(site / "publisher.toml")
+    store = StateStore.open(config.state.path)
+    try:
+        issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
+        with store.transaction():
+            store.remove_subscriber("reader2@example.net", "daily", now=NOW)
+            store.set_subscriber_status("reader4@example.net", "complained", now=NOW)
+        report = deliver_issue(config, store, OutboxTransport(config.mail.outbox), issue_id, clock=SystemClock())
+    finally:
+        store.close()
+    assert (report.sent, report.skipped, report.pending) == (3, 2, 0)
+    files = list((config.mail.outbox / "new").iterdir())
+    recipients = sorted(unsubscribe_claims(f.read_bytes())[0] for f in files)
+    assert recipients == ["reader0@example.net", "reader1@example.net", "reader3@example.net"]
+
+
+def test_dry_run_renders_all_and_records_nothing(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", None, 12)
+    db = site / ".publisher" / "state.db"
+    before = db.read_bytes()
+    result = send(site, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "rendered for 12 recipients; nothing sent" in result.stdout
+    assert db.read_bytes() == before
+    assert not (site / "outbox").exists()
+
+
+def test_retries_back_off_on_the_injected_clock(tmp_path: Path) -> None:
+    """Each recipient's first two tries get 451: the waits double, and all arrive."""
+    with SmtpServer(tempfail_first=2) as server:
+        site = make_site(tmp_path / "site", server.port, 3, connections=1)
+        config = load_config(site / "publisher.toml")
+        store = StateStore.open(config.state.path)
+        clock = FakeClock()
+        try:
+            issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
+            report = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=clock, seed=1)
+        finally:
+            store.close()
+        assert (report.sent, report.retries, report.pending) == (3, 6, 0)
+        assert set(server.delivered().values()) == {1}
+        # backoff = 0.01 s doubling, with jitter (half to all): a recipient's two
+        # waits add up to 0.015-0.03 s. The three wait side by side, not in turn.
+        assert 0.015 <= sum(clock.sleeps) <= 0.03
+
+
+def test_transient_failures_past_the_limit_stay_pending_for_the_next_run(tmp_path: Path) -> None:
+    with SmtpServer(tempfail={"reader1@example.net"}) as server:
+        site = make_site(tmp_path / "site", server.port, 3, connections=1)
+        result = send(site)
+        assert result.exit_code == 1
+        assert "1 delivery left pending" in result.stderr
+        server.faults.tempfail = set()
+        again = send(site)
+        assert again.exit_code == 0, again.output
+        assert set(server.delivered().values()) == {1} and len(server.delivered()) == 3
+
+
+def test_server_refusing_us_stops_the_send_and_keeps_the_rest_pending(tmp_path: Path) -> None:
+    with SmtpServer(auth=("news", "right")) as server:
+        site = make_site(tmp_path / "site", server.port, 5, extra='username = "news"\n')
+        os.environ["PUBLISHER_SMTP_PASSWORD"] = "wrong"
+        try:
+            result = send(site)
+        finally:
+            del os.environ["PUBLISHER_SMTP_PASSWORD"]
+        assert result.exit_code == 2
+        assert "send stopped" in result.stderr and "Traceback" not in result.output
+        assert server.messages == []
+    config = load_config(site / "publisher.toml")
+    store = StateStore.open(config.state.path)
+    try:
+        assert store.delivery_counts(store.issues("daily")[0].id) == {"pending": 5}
+    finally:
+        store.close()
+
+
+def test_rate_limit_spaces_a_real_send(tmp_path: Path) -> None:
+    with SmtpServer() as server:
+        site = make_site(tmp_path / "site", server.port, 20, extra="rate = 5\n")
+        config = load_config(site / "publisher.toml")
+        store = StateStore.open(config.state.path)
+        clock = FakeClock()
+        try:
+            issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
+            report = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=clock)
+        finally:
+            store.close()
+        assert report.sent == 20
+        # 20 messages at 5/s: 19 gaps of 0.2 s on the clock, whatever the real speed.
+        assert sum(clock.sleeps) == pytest.approx(19 * 0.2)
