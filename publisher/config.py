@@ -127,6 +127,24 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class JobSettings:
+    """``[jobs]``: site-wide scheduled jobs (schedules as written; the scheduler parses them)."""
+
+    build: str | None = None
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """``[serve]``: the HTTP server."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    subscribe_per_address: int = 3
+    subscribe_per_ip: int = 20
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     root: Path
@@ -136,6 +154,8 @@ class Config:
     state: StateSettings
     mail: MailSettings
     lists: dict[str, DigestList]
+    jobs: JobSettings = JobSettings()
+    serve: ServeSettings = ServeSettings()
 
     def relative(self, path: Path) -> str:
         """``path`` as the user sees it: relative to the config's folder when inside it."""
@@ -275,6 +295,19 @@ def _feed_sources(value: Any) -> tuple[FeedSource, ...]:
     return tuple(sources)
 
 
+def _template(value: Any) -> str:
+    text = _nonempty(value)
+    if "\n" in text:
+        raise _Invalid("must be on one line")
+    return text
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise _Invalid(f"must be a port number from 1 to 65535 (got {value!r})")
+    return value
+
+
 # section -> key -> (converter, default or _REQUIRED)
 _REQUIRED = object()
 _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
@@ -305,6 +338,16 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "state": {
         "path": (_nonempty, ".publisher/state.db"),
     },
+    "jobs": {
+        "build": (_template, None),
+    },
+    "serve": {
+        "host": (_nonempty, "127.0.0.1"),
+        "port": (_port, 8080),
+        "subscribe_per_address": (_positive_int, 3),  # confirmation emails per address per day
+        "subscribe_per_ip": (_positive_int, 20),  # subscribe attempts per IP per hour
+        "trusted_proxies": (_string_list, ["127.0.0.1", "::1"]),  # whose X-Forwarded-For is believed
+    },
 }
 
 
@@ -333,13 +376,6 @@ def _env_name(value: Any) -> str:
     return value
 
 
-def _template(value: Any) -> str:
-    text = _nonempty(value)
-    if "\n" in text:
-        raise _Invalid("must be on one line")
-    return text
-
-
 _MAIL: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "from": (_address, None),
     "reply_to": (_address, None),
@@ -358,12 +394,6 @@ _DKIM: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "selector": (_nonempty, _REQUIRED),
     "key_file": (_nonempty, _REQUIRED),
 }
-def _port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        raise _Invalid(f"must be a port number from 1 to 65535 (got {value!r})")
-    return value
-
-
 def _rate(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise _Invalid(f"must be messages per second, 0 for unlimited (got {value!r})")
@@ -397,6 +427,9 @@ _LIST: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "max_bytes": (_positive_int, _LIST_DEFAULTS.max_bytes),
     "subject": (_template, _LIST_DEFAULTS.subject),
     "preheader": (_template, _LIST_DEFAULTS.preheader),
+    "schedule": (_template, None),
+    "catch_up": (_bool, True),
+    "max_late": (_template, "12 hours"),
 }
 
 
@@ -530,6 +563,8 @@ def load_config(path: Path) -> Config:
         lists={
             name: DigestList(name=name, **table) for name, table in sorted(values["lists"].items())
         },
+        jobs=JobSettings(**values["jobs"]),
+        serve=ServeSettings(**values["serve"]),
     )
 
 

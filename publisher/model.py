@@ -133,6 +133,9 @@ class DigestList:
     max_bytes: int = 100_000
     subject: str = "{{ site.title }}: {{ posts[0].title }}{% if posts|length > 1 %} and {{ posts|length - 1 }} more{% endif %}"
     preheader: str = "{{ posts|map(attribute='title')|join(' · ') }}"
+    schedule: str | None = None  # as written in the config, e.g. "daily at 07:00"
+    catch_up: bool = True
+    max_late: str = "12 hours"
 
 
 @dataclass(frozen=True)

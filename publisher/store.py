@@ -122,6 +122,26 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX deliveries_pending ON deliveries(issue_id, status);
     """,
+    # 6: the scheduler: each job's last run and the slot it ran for.
+    """
+    CREATE TABLE job_runs (
+        job TEXT PRIMARY KEY,
+        last_slot TEXT,
+        last_started TEXT,
+        last_finished TEXT,
+        last_status TEXT,
+        last_message TEXT
+    );
+    """,
+    # 7: the web server's rate limits (subscribe attempts per address and per IP).
+    """
+    CREATE TABLE web_events (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX web_events_key ON web_events(kind, key, at);
+    """,
 )
 
 
