@@ -104,7 +104,7 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="publisher")
 @click.pass_context
 def main(ctx: click.Context, config_path: Path, verbose: int, quiet: bool) -> None:
-    """Publish posts written as files as RSS, Atom and JSON feeds."""
+    """Publish posts written as files as RSS, Atom and JSON feeds and email digests."""
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     ctx.obj = {"config_path": config_path, "quiet": quiet}
