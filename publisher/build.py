@@ -11,19 +11,20 @@ a read-only store and writes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from publisher.config import Config
-from publisher.content import load_posts, publish
+from publisher.content import PostCache, load_posts, publish
 from publisher.errors import ContentError, OutputError
-from publisher.feeds import COMMENTS, MANAGED_FOLDERS, STYLESHEET, FeedOptions, build_feeds
+from publisher.feeds import COMMENTS, MANAGED_FOLDERS, STYLESHEET, FeedDocument, FeedOptions, plan_feeds
 from publisher.model import Site
 from publisher.resources import default_templates
 from publisher.sources import load_feed_sources
-from publisher.store import BuildRecord, StateStore
+from publisher.store import BuildRecord, FeedOutput, StateStore
 from publisher.websub import ping_hub
 from publisher.writer import write_if_changed
 
@@ -55,20 +56,21 @@ def feed_options(config: Config) -> FeedOptions:
     )
 
 
-def _load(config: Config, store: StateStore, now: datetime):
+def _load(config: Config, store: StateStore, now: datetime, cache: PostCache):
     """Read files and fetch feed sources: before the write transaction, so
     a slow upstream never holds the state store's lock."""
-    loaded = load_posts(config)
+    loaded = load_posts(config, cache)
     imported = load_feed_sources(config, store, now)
     return loaded.posts + imported.posts, loaded.errors + imported.errors
 
 
-def _render(config: Config, store: StateStore, now: datetime, posts, errors):
-    site, publish_errors = publish(posts, store=store, now=now, config=config)
-    files = build_feeds(site, feed_options(config))
+def _documents(config: Config, site: Site) -> list[FeedDocument]:
+    documents = plan_feeds(site, feed_options(config))
     if config.feeds.stylesheet:
-        files[STYLESHEET] = _stylesheet_source(config)
-    return site, errors + publish_errors, files
+        source = _stylesheet_source(config)
+        digest = hashlib.sha256(b"stylesheet\x00" + source).hexdigest()
+        documents.append(FeedDocument(STYLESHEET, digest, lambda: source))
+    return documents
 
 
 def _stylesheet_source(config: Config) -> bytes:
@@ -80,7 +82,7 @@ def _stylesheet_source(config: Config) -> bytes:
         raise OutputError(f"{path}: cannot read the feed stylesheet: {exc.strerror}") from exc
 
 
-def _stale(out: Path, files: dict[str, bytes]) -> list[Path]:
+def _stale(out: Path, files: set[str]) -> list[Path]:
     """Files the build once wrote that it no longer produces."""
     candidates = [out / COMMENTS, out / STYLESHEET]
     for folder in MANAGED_FOLDERS:
@@ -90,16 +92,34 @@ def _stale(out: Path, files: dict[str, bytes]) -> list[Path]:
 
 
 def build_site(config: Config, *, store: StateStore, now: datetime, force: bool = False) -> BuildReport:
-    """Read, publish and write the feeds; the store commits only if every write succeeded."""
+    """Read, publish and write the feeds; the store commits only if every write succeeded.
+
+    What the last build did is reused: files whose bytes (and sidecar) are
+    unchanged are not parsed again (``PostCache``), and a feed whose inputs
+    are unchanged (the digest the store keeps of each file written) is not
+    serialised again while its file is as that build left it. ``force``
+    rewrites every feed.
+    """
     out = config.feeds.out
-    posts, read_errors = _load(config, store, now)
+    cache = PostCache(store)
+    posts, read_errors = _load(config, store, now, cache)
     with store.transaction():
-        site, errors, files = _render(config, store, now, posts, read_errors)
-        written = []
-        for name, data in files.items():
-            if write_if_changed(out / name, data, force=force):
-                written.append(name)
-                log.info("wrote %s (%d bytes)", config.relative(out / name), len(data))
+        site, publish_errors = publish(posts, store=store, now=now, config=config, cache=cache)
+        errors = read_errors + publish_errors
+        documents = _documents(config, site)
+        known = store.feed_outputs()
+        written, outputs = [], []
+        for document in documents:
+            path = out / document.name
+            before = known.get(document.name)
+            if not force and before is not None and before.digest == document.digest and _as_left(path, before):
+                continue
+            data = document.render()
+            if write_if_changed(path, data, force=force):
+                written.append(document.name)
+                log.info("wrote %s (%d bytes)", config.relative(path), len(data))
+            outputs.append(_output(document, path))
+        files = {document.name for document in documents}
         removed = []
         for path in _stale(out, files):
             try:
@@ -108,19 +128,42 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
                 raise OutputError(f"{path}: cannot remove: {exc.strerror}") from exc
             removed.append(path.relative_to(out).as_posix())
             log.info("removed %s", config.relative(path))
+        # The store changes only when something did: a build that changed
+        # nothing leaves it untouched.
+        store.remember_feed_outputs(o for o in outputs if o != known.get(o.name))
+        store.forget_feed_outputs(name for name in known if name not in files)
+        cache.save()
         if written or removed:
-            # A build that changed nothing leaves the store untouched too.
             store.record_build(BuildRecord(now, len(site.posts), len(errors), len(written)))
     warnings: list[str] = []
     changed_feeds = [config.feeds.url + name for name in written if name != STYLESHEET]
     if config.feeds.hub and changed_feeds:
         warnings = ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
-    return BuildReport(site, errors, tuple(files), tuple(written), tuple(removed), tuple(warnings))
+    names = tuple(document.name for document in documents)
+    return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings))
+
+
+def _as_left(path: Path, output: FeedOutput) -> bool:
+    """Is the file at ``path`` as the build that recorded ``output`` left it?"""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return stat.st_size == output.size and stat.st_mtime_ns == output.mtime_ns
+
+
+def _output(document: FeedDocument, path: Path) -> FeedOutput:
+    stat = path.stat()
+    return FeedOutput(document.name, document.digest, stat.st_size, stat.st_mtime_ns)
 
 
 def check_site(config: Config, *, store: StateStore, now: datetime) -> BuildReport:
     """Everything ``build_site`` does but writing: the report of what it would publish."""
-    posts, read_errors = _load(config, store, now)
+    cache = PostCache(store)  # read from, never written: the store is read-only
+    posts, read_errors = _load(config, store, now, cache)
     with store.transaction():
-        site, errors, files = _render(config, store, now, posts, read_errors)
-    return BuildReport(site, errors, tuple(files), ())
+        site, publish_errors = publish(posts, store=store, now=now, config=config, cache=cache)
+        documents = _documents(config, site)
+        for document in documents:
+            document.render()  # a feed that cannot be made is an error now, not at build time
+    return BuildReport(site, read_errors + publish_errors, tuple(d.name for d in documents), ())

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +35,7 @@ from publisher.transports import OutboxTransport, SmtpTransport
 from publisher.writer import write_atomic
 from publisher.feeds import ATOM, JSON_FEED, RSS
 from publisher.scaffold import scaffold_site
+from publisher.scheduler import Scheduler, SchedulerLock, jobs_of, plan_job
 from publisher.store import StateStore
 from publisher.subscribers import (
     STATUSES,
@@ -367,8 +372,96 @@ def status(ctx: click.Context) -> None:
                 f"list {name}: issue {last.number} ({last.status}) of {local:%Y-%m-%d %H:%M %Z}: "
                 + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("sent", "failed", "skipped", "pending"))
             )
+        _show_jobs(config, store)
     finally:
         store.close()
+
+
+def _show_jobs(config: Config, store: StateStore) -> None:
+    """Each scheduled job's last run and next run, in the site's time zone."""
+    jobs = jobs_of(config)
+    if not jobs:
+        click.echo("jobs: none scheduled ([jobs] build, or a list's schedule)")
+        return
+    tz = config.site.timezone
+    now = _utcnow()
+    runs = store.job_runs()
+    for job in jobs:
+        run = runs.get(job.name)
+        if run is None or run.started is None:
+            last = "never"
+        elif run.status == "running":
+            last = f"started {run.started.astimezone(tz):%Y-%m-%d %H:%M %Z}, running (or interrupted)"
+        else:
+            last = f"{run.started.astimezone(tz):%Y-%m-%d %H:%M %Z} {run.status}" + (f" ({run.message})" if run.message else "")
+        plan = plan_job(job, run, now, tz, watched_since=None)
+        if plan.action == "run":
+            upcoming = f"due now ({plan.reason})"
+        else:
+            upcoming = f"{plan.next_slot.astimezone(tz):%Y-%m-%d %H:%M %Z}"
+        click.echo(f"job {job.name} ({job.schedule.text}): last run {last}; next {upcoming}")
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop``; a second one ends the process at once, as a crash would."""
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+        log.warning("%s: stopping once the messages in flight are recorded", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def _event_lines(quiet: bool) -> Iterator[None]:
+    """The scheduler's INFO lines are its output: shown without -v (not with -q)."""
+    logger = logging.getLogger("publisher.scheduler")
+    level = logger.level
+    if not quiet and logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run what is due now (catch-up included) and exit: for cron and systemd timers.")
+@click.pass_context
+def run(ctx: click.Context, once: bool) -> None:
+    """The scheduler: rebuild the feeds and send each digest at its time.
+
+    Runs until SIGTERM or SIGINT (the job in progress stops at a safe point,
+    then exit 0), or with --once runs what is due now and exits: 0, or 1 if
+    a job failed. Only one scheduler runs per state store.
+    """
+    config = _with_secret(_config(ctx))
+    if not jobs_of(config):
+        raise UsageError(
+            f'{config.path}: nothing to schedule; add [jobs] build = "every 10 minutes" '
+            'or a list schedule such as schedule = "daily at 07:00"'
+        )
+    stop = threading.Event()
+    with SchedulerLock(config.state.path), _stop_on_signals(stop), _event_lines(ctx.obj["quiet"]):
+        store = StateStore.open(config.state.path)
+        try:
+            scheduler = Scheduler(config, store, clock=SystemClock(), transport=lambda: _transport(config), stop=stop)
+            if once:
+                scheduler.run_due()
+            else:
+                scheduler.run_forever()
+        finally:
+            store.close()
+    sys.exit(EXIT_REJECTED if once and scheduler.errors and not stop.is_set() else EXIT_OK)
 
 
 @main.command()
@@ -598,3 +691,31 @@ def subscribers_export(ctx: click.Context, list_name: str | None, file: Path | N
     write_atomic(file, text.encode("utf-8"), mode=0o600)
     if not ctx.obj["quiet"]:
         click.echo(f"Exported {_plural(len(found), 'subscriber')} to {file}")
+
+
+# -- the web server ----------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", help="The address to listen on (default: [serve] host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="The port (default: [serve] port, 8080; 0: any free one).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the feeds, the subscribe form, unsubscribe links and the issue archive over HTTP.
+
+    Runs until Ctrl-C (or SIGTERM). Behind a reverse proxy, list it in
+    [serve] trusted_proxies and make [site] url the public address.
+    """
+    from publisher.web import create_app, serve as run_server
+
+    config = _with_secret(_config(ctx))
+    app = create_app(config, transport=_transport(config))
+    quiet = ctx.obj["quiet"]
+
+    def ready(url: str) -> None:
+        if not quiet:
+            click.echo(f"Serving {config.site.title} on {url} (public address {config.site.url}); Ctrl-C stops")
+
+    run_server(app, host=host or config.serve.host, port=config.serve.port if port is None else port, on_ready=ready)
+    if not quiet:
+        click.echo("Stopped")

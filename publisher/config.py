@@ -13,6 +13,7 @@ by the variable that holds them, never stored in the file).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -28,6 +29,7 @@ from publisher.errors import ConfigError
 from publisher.model import Author, DigestList, SiteInfo
 from publisher.readers import DEFAULT_BOILERPLATE
 from publisher.readers.frontmatter import toml_error
+from publisher.schedules import parse_duration, parse_schedule
 
 DEFAULT_PERMALINK = "{year}/{month}/{slug}/"
 
@@ -128,7 +130,8 @@ class MailSettings:
 
 @dataclass(frozen=True)
 class JobSettings:
-    """``[jobs]``: site-wide scheduled jobs (schedules as written; the scheduler parses them)."""
+    """``[jobs]``: site-wide scheduled jobs (schedules as written, checked against
+    the grammar of ``publisher.schedules``; the scheduler parses them)."""
 
     build: str | None = None
 
@@ -308,6 +311,37 @@ def _port(value: Any) -> int:
     return value
 
 
+def _schedule(value: Any) -> str:
+    """A schedule in the grammar of ``publisher.schedules``, kept as written."""
+    try:
+        parse_schedule(_nonempty(value))
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+    return value.strip()
+
+
+def _duration(value: Any) -> str:
+    """A duration such as "12 hours", kept as written."""
+    try:
+        parse_duration(_nonempty(value))
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+    return value.strip()
+
+
+def _proxies(value: Any) -> tuple[str, ...]:
+    """Addresses or networks (``10.0.0.0/8``) of the reverse proxies in front of ``serve``."""
+    entries = _string_list(value)
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise _Invalid(
+                f"must be IP addresses or networks such as '127.0.0.1' or '10.0.0.0/8' (got {entry!r})"
+            ) from None
+    return tuple(entry.strip() for entry in entries)
+
+
 # section -> key -> (converter, default or _REQUIRED)
 _REQUIRED = object()
 _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
@@ -339,14 +373,14 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
         "path": (_nonempty, ".publisher/state.db"),
     },
     "jobs": {
-        "build": (_template, None),
+        "build": (_schedule, None),
     },
     "serve": {
         "host": (_nonempty, "127.0.0.1"),
         "port": (_port, 8080),
         "subscribe_per_address": (_positive_int, 3),  # confirmation emails per address per day
         "subscribe_per_ip": (_positive_int, 20),  # subscribe attempts per IP per hour
-        "trusted_proxies": (_string_list, ["127.0.0.1", "::1"]),  # whose X-Forwarded-For is believed
+        "trusted_proxies": (_proxies, ["127.0.0.1", "::1"]),  # whose X-Forwarded-For is believed
     },
 }
 
@@ -427,9 +461,9 @@ _LIST: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "max_bytes": (_positive_int, _LIST_DEFAULTS.max_bytes),
     "subject": (_template, _LIST_DEFAULTS.subject),
     "preheader": (_template, _LIST_DEFAULTS.preheader),
-    "schedule": (_template, None),
+    "schedule": (_schedule, None),
     "catch_up": (_bool, True),
-    "max_late": (_template, "12 hours"),
+    "max_late": (_duration, "12 hours"),
 }
 
 

@@ -17,16 +17,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import tomllib
-from dataclasses import dataclass, replace
+import zlib
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+from publisher import __version__
 from publisher.config import Config
 from publisher.errors import ContentError
-from publisher.model import Post, Site
+from publisher.model import Author, Comment, Excerpt, Paragraph, Post, Site
 from publisher.readers import ReadOptions, ReadResult, reader_for
 from publisher.readers.frontmatter import toml_error
 from publisher.readers.metadata import Metadata, parse_metadata
@@ -61,7 +64,10 @@ def _post_files(config: Config, errors: list[ContentError]) -> list[Path]:
                     files.append(path)
         else:
             errors.append(ContentError(config.relative(root), None, "no such file or folder"))
-    return [f for f in dict.fromkeys(files) if f.resolve() not in feed_files]
+    unique = dict.fromkeys(files)
+    if not feed_files:
+        return list(unique)
+    return [f for f in unique if f.resolve() not in feed_files]
 
 
 def _sidecar(path: Path, shown: str, config: Config) -> Metadata:
@@ -98,13 +104,22 @@ def _date_from_name(post: Post, path: Path, config: Config) -> Post:
 def read_file(path: Path, config: Config) -> ReadResult:
     """Read one content file (and its sidecar); raises ``ContentError``."""
     shown = config.relative(path)
+    return _read(path, shown, _file_bytes(path, shown), config)
+
+
+def _file_bytes(path: Path, shown: str) -> bytes:
+    if reader_for(path.name) is None:
+        raise ContentError(shown, None, f"no reader for {path.suffix or 'files without an extension'}")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ContentError(shown, None, f"cannot be read: {exc.strerror}") from None
+
+
+def _read(path: Path, shown: str, data: bytes, config: Config) -> ReadResult:
     reader = reader_for(path.name)
     if reader is None:
         raise ContentError(shown, None, f"no reader for {path.suffix or 'files without an extension'}")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ContentError(shown, None, f"cannot be read: {exc.strerror}") from None
     options = ReadOptions(
         timezone=config.site.timezone,
         boilerplate=config.content.boilerplate,
@@ -116,13 +131,18 @@ def read_file(path: Path, config: Config) -> ReadResult:
     return result
 
 
-def load_posts(config: Config) -> Loaded:
-    """Read every post file under the configured content paths."""
+def load_posts(config: Config, cache: PostCache | None = None) -> Loaded:
+    """Read every post file under the configured content paths.
+
+    With a ``cache``, a file whose bytes (and sidecar) are those of its
+    last reading is not parsed again: its posts come from the cache,
+    already cleaned (``publish`` knows them by the cache).
+    """
     errors: list[ContentError] = []
     posts: list[Post] = []
     for path in _post_files(config, errors):
         try:
-            result = read_file(path, config)
+            result = cache.read(path, config) if cache is not None else read_file(path, config)
             posts.extend(result.posts)
             errors.extend(result.errors)
         except ContentError as exc:
@@ -131,6 +151,212 @@ def load_posts(config: Config) -> Loaded:
             log.debug("reading %s failed", path, exc_info=True)
             errors.append(ContentError(config.relative(path), None, f"could not be read: {exc!r}"))
     return Loaded(tuple(posts), tuple(errors))
+
+
+# -- the cache of posts read ------------------------------------------------------
+
+# Bump when what a reading gives changes without publisher's version changing.
+CACHE_FORMAT = 1
+
+
+class PostCache:
+    """Posts read and cleaned, by the hash of what they were read from.
+
+    An entry per content file, kept in the state store: the key hashes the
+    file's bytes, its sidecar's, the reader options that matter (time zone,
+    boilerplate), its path and publisher's version; the value is what
+    reading and cleaning gave (posts and rejected items), plus each post's
+    HTML with relative links resolved against the URL it was last published
+    at. A file whose key is unchanged is not parsed, sanitised or resolved
+    again; a changed file is read as usual and its entry replaced.
+
+    One instance serves one build: ``load_posts(config, cache)``, then
+    ``publish(..., cache=cache)``, then ``save()`` inside the store's
+    transaction writes the entries that changed (none when nothing did)
+    and drops those of files that are gone. A read-only store is read, never written.
+    """
+
+    def __init__(self, store: StateStore):
+        self.store = store
+        self._stored = store.cached_reads()  # source -> (key, data)
+        self._options: tuple[int, bytes] | None = None  # (id of the config, its part of the key)
+        self._seen: set[str] = set()
+        self._changed: dict[str, _Entry] = {}
+        # Posts this cache handed out, by identity (the references kept here
+        # keep the ids unique): they are clean already, and each knows its
+        # file's entry, for the resolved HTML.
+        self._handed: dict[int, tuple[str, _Entry, int]] = {}
+
+    def read(self, path: Path, config: Config) -> ReadResult:
+        """``read_file(path, config)``, cleaned, from the cache when it can be."""
+        shown = _shown(config, path)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            sidecar = f"{path}{SIDECAR_SUFFIX}"
+            sidecar_data = None
+            if os.path.isfile(sidecar):
+                with open(sidecar, "rb") as handle:
+                    sidecar_data = handle.read()
+        except OSError:
+            return _cleaned(read_file(path, config))  # which names the problem
+        key = self._key(shown, data, sidecar_data, config)
+        self._seen.add(shown)
+        entry = None
+        stored = self._stored.get(shown)
+        if stored is not None and stored[0] == key:
+            try:
+                entry = _Entry.decode(key, stored[1])
+            except (ValueError, KeyError, TypeError, zlib.error):
+                log.debug("%s: cached reading unusable; reading again", shown, exc_info=True)
+        if entry is None:
+            try:
+                result = _cleaned(_read(path, shown, data, config))
+            except ContentError as exc:
+                entry = _Entry(key, (), (exc,), failed=True)
+            else:
+                entry = _Entry(key, result.posts, result.errors, failed=False)
+            self._changed[shown] = entry
+        for index, post in enumerate(entry.posts):
+            self._handed[id(post)] = (shown, entry, index)
+        if entry.failed:
+            raise entry.errors[0]
+        return ReadResult(entry.posts, entry.errors)
+
+    def _key(self, shown: str, data: bytes, sidecar: bytes | None, config: Config) -> str:
+        if self._options is None or self._options[0] != id(config):
+            options = [CACHE_FORMAT, __version__, str(config.site.timezone), list(config.content.boilerplate)]
+            self._options = (id(config), json.dumps(options, ensure_ascii=False).encode("utf-8"))
+        digest = hashlib.sha256()
+        for part in (self._options[1], shown.encode("utf-8", "surrogateescape"), data, b"" if sidecar is None else b"1" + sidecar):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+        return digest.hexdigest()
+
+    def cleaned(self, post: Post) -> Post:
+        """``post`` cleaned: as it is when this cache handed it out."""
+        return post if id(post) in self._handed else _clean(post)
+
+    def content_hash(self, post: Post) -> str:
+        """``content_hash(post)``, kept with the post."""
+        handed = self._handed.get(id(post))
+        if handed is None:
+            return content_hash(post)
+        shown, entry, index = handed
+        found = entry.hashes[index]
+        if found is None:
+            found = entry.hashes[index] = content_hash(post)
+            self._changed[shown] = entry
+        return found
+
+    def absolutize(self, post: Post, url: str) -> str:
+        """``post``'s HTML with relative links resolved against ``url``."""
+        handed = self._handed.get(id(post))
+        if handed is None:
+            return absolutize(post.content_html, url)
+        shown, entry, index = handed
+        resolved = entry.resolved[index]
+        if resolved is not None and resolved[0] == url:
+            return resolved[1] if resolved[1] is not None else post.content_html
+        html = absolutize(post.content_html, url)
+        entry.resolved[index] = (url, None if html == post.content_html else html)
+        self._changed[shown] = entry
+        return html
+
+    def save(self) -> None:
+        """Write the entries that changed; drop those of files no longer read."""
+        if self.store.readonly:
+            return
+        if self._changed:
+            self.store.remember_reads((shown, entry.key, entry.encode()) for shown, entry in self._changed.items())
+        gone = [shown for shown in self._stored if shown not in self._seen]
+        if gone:
+            self.store.forget_reads(gone)
+        self._stored = {}
+        self._changed = {}
+
+
+def _cleaned(result: ReadResult) -> ReadResult:
+    return ReadResult(tuple(_clean(post) for post in result.posts), result.errors)
+
+
+def _shown(config: Config, path: Path) -> str:
+    """``config.relative(path)``, without pathlib's cost for the usual case."""
+    text, root = str(path), str(config.root)
+    if text.startswith(root) and text[len(root) : len(root) + 1] == os.sep and root != os.sep:
+        return text[len(root) + 1 :]
+    return config.relative(path)
+
+
+class _Entry:
+    """One file's cached reading: its posts, errors, and resolved HTML per post."""
+
+    def __init__(
+        self,
+        key: str,
+        posts: tuple[Post, ...],
+        errors: tuple[ContentError, ...],
+        *,
+        failed: bool,
+        resolved: list[tuple[str, str | None] | None] | None = None,
+        hashes: list[str | None] | None = None,
+    ):
+        self.key = key
+        self.posts = posts
+        self.errors = errors
+        self.failed = failed  # rejected as a whole: errors[0] is raised
+        # Per post: (URL, HTML resolved against it, None when the same), and content_hash().
+        self.resolved = resolved if resolved is not None else [None] * len(posts)
+        self.hashes = hashes if hashes is not None else [None] * len(posts)
+
+    def encode(self) -> bytes:
+        data = {
+            "posts": [_to_json(post) for post in self.posts],
+            "errors": [[e.path, e.line, e.reason] for e in self.errors],
+            "resolved": self.resolved,
+            "hashes": self.hashes,
+            "failed": self.failed,
+        }
+        return zlib.compress(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 1)
+
+    @classmethod
+    def decode(cls, key: str, blob: bytes) -> _Entry:
+        data = json.loads(zlib.decompress(blob), object_hook=_from_json)
+        posts = tuple(data["posts"])
+        if not all(isinstance(post, Post) for post in posts):
+            raise ValueError("not a list of posts")
+        errors = tuple(ContentError(path, line, reason) for path, line, reason in data["errors"])
+        resolved = [tuple(r) if r is not None else None for r in data["resolved"]]
+        hashes = list(data["hashes"])
+        if len(resolved) != len(posts) or len(hashes) != len(posts):
+            raise ValueError("entry lists do not match its posts")
+        return cls(key, posts, errors, failed=bool(data["failed"]), resolved=resolved, hashes=hashes)
+
+
+# The model's dataclasses as JSON: {"t": name, "v": [field values]}; a
+# datetime as {"d": ISO 8601}. Tuples become lists and come back as tuples.
+_MODEL_TYPES = {cls.__name__: cls for cls in (Post, Author, Paragraph, Excerpt, Comment)}
+_MODEL_FIELDS = {name: tuple(f.name for f in fields(cls)) for name, cls in _MODEL_TYPES.items()}
+
+
+def _to_json(value):
+    if isinstance(value, datetime):
+        return {"d": value.isoformat()}
+    name = type(value).__name__
+    if name in _MODEL_FIELDS and isinstance(value, _MODEL_TYPES[name]):
+        return {"t": name, "v": [_to_json(getattr(value, f)) for f in _MODEL_FIELDS[name]]}
+    if isinstance(value, (tuple, list)):
+        return [_to_json(item) for item in value]
+    return value
+
+
+def _from_json(obj: dict):
+    if "t" in obj and len(obj) == 2:
+        values = [tuple(v) if type(v) is list else v for v in obj["v"]]
+        return _MODEL_TYPES[obj["t"]](*values)
+    if "d" in obj and len(obj) == 1:
+        return datetime.fromisoformat(obj["d"])
+    return obj
 
 
 def content_hash(post: Post) -> str:
@@ -167,28 +393,36 @@ def _clean(post: Post) -> Post:
 
 
 def publish(
-    posts: tuple[Post, ...], *, store: StateStore, now: datetime, config: Config
+    posts: tuple[Post, ...],
+    *,
+    store: StateStore,
+    now: datetime,
+    config: Config,
+    cache: PostCache | None = None,
 ) -> tuple[Site, tuple[ContentError, ...]]:
     """Give each publishable post its identity and dates; newest first.
 
     Must run inside ``store.transaction()``: identities minted here are
     remembered there. When two posts claim one id or URL, the one published
-    first keeps it and the other is rejected, naming both files.
+    first keeps it and the other is rejected, naming both files. Posts that
+    ``cache`` handed out are already clean, and their resolved HTML is
+    taken from it when their URL is unchanged.
     """
     errors: list[ContentError] = []
     published: list[Post] = []
     ready = []
+    clean = cache.cleaned if cache is not None else _clean
     for post in posts:
         if post.draft:
             log.info("%s: draft, not published", post.source)
         elif post.date is not None and post.date > now:
             log.info("%s: scheduled for %s, not published yet", post.source, post.date.isoformat())
         else:
-            ready.append(_clean(post))
-    identities = _Identities(store, now, config, {p.source for p in posts})
+            ready.append(clean(post))
+    identities = _Identities(store, now, config, {p.source for p in posts}, cache)
 
     def seniority(post: Post):
-        record = store.recall(post.source)
+        record = identities.records.get(post.source)
         known = record.first_seen if record else None
         return (record is None, post.date or known or now, post.source)
 
@@ -201,27 +435,64 @@ def publish(
     return Site(info=config.site_info, posts=tuple(published)), tuple(errors)
 
 
+# A permalink path urljoin would append to the site's URL as it is: no
+# scheme, query, fragment, parameters, dot segments or empty segments.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_~!$&'()*+,=@%-]+(?:/[A-Za-z0-9_~!$&'()*+,=@%-]+)*/?")
+
+
 class _Identities:
     """Ids and URLs handed out in one build, backed by the state store."""
 
-    def __init__(self, store: StateStore, now: datetime, config: Config, current: set[str]):
+    def __init__(
+        self,
+        store: StateStore,
+        now: datetime,
+        config: Config,
+        current: set[str],
+        cache: PostCache | None,
+    ):
+        self.cache = cache
         self.store = store
         self.now = now
         self.config = config
         self.current = current
         self.ids: dict[str, str] = {}
         self.urls: dict[str, str] = {}
+        # The store's records, read once and kept in step with what this
+        # build remembers and forgets (a query per post adds up).
+        self.records = store.post_records()
+        self.guids = {record.guid: source for source, record in self.records.items()}
+        base = config.site.url
+        self._base = base if urljoin(base, "a/b-c/") == base + "a/b-c/" else None
 
     def _url(self, slug: str, local: datetime) -> str:
         path = self.config.content.permalink.format(
             year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}", slug=slug
         )
+        if self._base is not None and _PLAIN_PATH.fullmatch(path):
+            return self._base + path  # what urljoin gives for such a path, without its cost
         return urljoin(self.config.site.url, path)
 
+    def _remember(self, record: PostRecord) -> None:
+        known = self.records.get(record.source)
+        if known == record:
+            return
+        self.store.remember(record)
+        if known is not None and self.guids.get(known.guid) == record.source:
+            del self.guids[known.guid]
+        self.records[record.source] = record
+        self.guids[record.guid] = record.source
+
+    def _forget(self, source: str) -> None:
+        self.store.forget(source)
+        known = self.records.pop(source, None)
+        if known is not None and self.guids.get(known.guid) == source:
+            del self.guids[known.guid]
+
     def assign(self, post: Post) -> Post:
-        store, now = self.store, self.now
-        digest = content_hash(post)
-        record = store.recall(post.source)
+        now, cache = self.now, self.cache
+        digest = cache.content_hash(post) if cache is not None else content_hash(post)
+        record = self.records.get(post.source)
         if record is None:
             date = post.date or now
             updated = post.updated or date
@@ -253,16 +524,16 @@ class _Identities:
         else:
             guid = base = _tag_uri(self.config.site.url, local, url)
             n = 2
-            while store.guid_owner(guid) not in (None, post.source) or guid in self.ids:
+            while self.guids.get(guid) not in (None, post.source) or guid in self.ids:
                 guid, n = f"{base}-{n}", n + 1
-        owner = self.ids.get(guid) or store.guid_owner(guid)
+        owner = self.ids.get(guid) or self.guids.get(guid)
         if owner is not None and owner != post.source:
             if owner in self.current:
                 raise ContentError(post.source, None, f"id {guid!r} is already used by {owner}")
             # The file that held this id is gone: the id passes to this post.
-            store.forget(owner)
+            self._forget(owner)
         self.ids[guid] = post.source
         self.urls[url] = post.source
-        store.remember(PostRecord(post.source, guid, slug, first_seen, digest, updated))
-        html = absolutize(post.content_html, url)
+        self._remember(PostRecord(post.source, guid, slug, first_seen, digest, updated))
+        html = cache.absolutize(post, url) if cache is not None else absolutize(post.content_html, url)
         return replace(post, id=guid, slug=slug, url=url, date=date, updated=updated, content_html=html)

@@ -14,14 +14,19 @@ than a feed holds.
 
     files = build_feeds(site, FeedOptions(items=20))
     files["rss.xml"], files["tags/hamas.atom.xml"]   # bytes
+
+``plan_feeds`` gives the same files unmade, each with a digest of what its
+bytes are made from, so a build can skip serialising those it wrote before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import datetime, timezone, tzinfo
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
@@ -274,17 +279,16 @@ def _json(site: Site, spec: _Spec, name: str, options: FeedOptions) -> bytes:
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def _three(site: Site, spec: _Spec, options: FeedOptions) -> dict[str, bytes]:
+def _three(site: Site, spec: _Spec, options: FeedOptions, plan: _Plan, rss_spec: _Spec | None = None) -> None:
     """RSS, Atom and JSON of one spec: ``rss.xml`` or ``<stem>.xml`` and so on."""
     if spec.stem:
         names = (f"{spec.stem}.xml", f"{spec.stem}.atom.xml", f"{spec.stem}.json")
     else:
         names = (RSS, ATOM, JSON_FEED)
-    return {
-        names[0]: _rss(site, spec, names[0], options),
-        names[1]: _atom(site, spec, names[1], options),
-        names[2]: _json(site, spec, names[2], options),
-    }
+    rss_spec = rss_spec or spec
+    plan.add(names[0], "rss", rss_spec, lambda: _rss(site, rss_spec, names[0], options))
+    plan.add(names[1], "atom", spec, lambda: _atom(site, spec, names[1], options))
+    plan.add(names[2], "json", spec, lambda: _json(site, spec, names[2], options))
 
 
 def _grouped(site: Site, key) -> dict[str, tuple[str, tuple[Post, ...]]]:
@@ -299,13 +303,12 @@ def _grouped(site: Site, key) -> dict[str, tuple[str, tuple[Post, ...]]]:
     return {slug: (names[slug], tuple(posts)) for slug, posts in sorted(groups.items())}
 
 
-def _archives(site: Site, options: FeedOptions) -> dict[str, bytes]:
+def _archives(site: Site, options: FeedOptions, plan: _Plan) -> None:
     """RFC 5005 archives: full pages of the oldest posts, each fixed once full."""
     oldest_first = site.posts[::-1]
     size = options.items
     pages = [oldest_first[i : i + size] for i in range(0, len(oldest_first), size)]
     pages = [page for page in pages if len(page) == size]
-    files: dict[str, bytes] = {}
     for number, page in enumerate(pages, 1):
         for kind, current in (("atom", ATOM), ("rss", RSS)):
             name = f"archive/{kind}-{number}.xml"
@@ -323,8 +326,7 @@ def _archives(site: Site, options: FeedOptions) -> dict[str, bytes]:
                 links=links,
             )
             build = _atom if kind == "atom" else _rss
-            files[name] = build(site, spec, name, options)
-    return files
+            plan.add(name, kind, spec, lambda build=build, spec=spec, name=name: build(site, spec, name, options))
 
 
 def _comments_feed(site: Site, options: FeedOptions) -> bytes | None:
@@ -367,29 +369,108 @@ def _escape(text: str) -> str:
 
 def build_feeds(site: Site, options: FeedOptions | None = None) -> dict[str, bytes]:
     """Every feed of ``site``: path under the feeds folder -> bytes."""
+    return {document.name: document.render() for document in plan_feeds(site, options)}
+
+
+@dataclass(frozen=True)
+class FeedDocument:
+    """One feed file of a site, not yet made.
+
+    ``digest`` hashes everything its bytes are made from (the posts it
+    holds, their every field, the feed's title and links, the options, the
+    site, publisher's version): equal digests, equal bytes. ``render()``
+    makes the bytes.
+    """
+
+    name: str
+    digest: str
+    render: Callable[[], bytes]
+
+
+def plan_feeds(site: Site, options: FeedOptions | None = None) -> list[FeedDocument]:
+    """Every feed of ``site`` as a ``FeedDocument``, in ``build_feeds``'s order.
+
+    Cheap: nothing is serialised until ``render()``, so a caller that kept
+    the digests of the files it wrote can skip the unchanged ones.
+    """
     options = options or FeedOptions()
     info = site.info
+    plan = _Plan(site, options)
     newest = site.posts[: options.items]
     has_archives = len(site.posts) > options.items
     main_links = _Links()
+    rss_spec = None
     if has_archives:
         complete = len(site.posts) // options.items
         main_links = _Links(prev_archive=_url(site, f"archive/atom-{complete}.xml"))
-    files = {}
-    main = _Spec("", info.title, info.description, newest, main_links)
-    files.update(_three(site, main, options))
-    if has_archives:
         # The RSS subscription document points at the RSS archives.
-        rss_links = _Links(prev_archive=_url(site, f"archive/rss-{len(site.posts) // options.items}.xml"))
-        files[RSS] = _rss(site, _Spec("", info.title, info.description, newest, rss_links), RSS, options)
-        files.update(_archives(site, options))
+        rss_links = _Links(prev_archive=_url(site, f"archive/rss-{complete}.xml"))
+        rss_spec = _Spec("", info.title, info.description, newest, rss_links)
+    _three(site, _Spec("", info.title, info.description, newest, main_links), options, plan, rss_spec)
+    if has_archives:
+        _archives(site, options, plan)
     for slug, (tag, posts) in _grouped(site, lambda p: p.tags).items():
         spec = _Spec(f"tags/{slug}", f"{info.title}: {tag}", f"Posts tagged “{tag}”", posts[: options.items])
-        files.update(_three(site, spec, options))
+        _three(site, spec, options, plan)
     for slug, (name, posts) in _grouped(site, lambda p: (_author(p, site).name,)).items():
         spec = _Spec(f"authors/{slug}", f"{info.title}: {name}", f"Posts by {name}", posts[: options.items])
-        files.update(_three(site, spec, options))
-    comments = _comments_feed(site, options)
-    if comments is not None:
-        files[COMMENTS] = comments
-    return files
+        _three(site, spec, options, plan)
+    commented = tuple(p for p in site.posts if p.comments)
+    if commented:
+        spec = _Spec(COMMENTS, "comments", "", commented)
+        plan.add(COMMENTS, "comments", spec, lambda: _comments_feed(site, options) or b"")
+    return plan.documents
+
+
+# Bump when the bytes made from the same inputs change without publisher's
+# version changing.
+_DIGEST_FORMAT = 1
+
+
+class _Plan:
+    """The documents of one site, with the digests of their inputs."""
+
+    def __init__(self, site: Site, options: FeedOptions):
+        self.documents: list[FeedDocument] = []
+        self._fingerprints: dict[int, bytes] = {}
+        self._common = _canonical([_DIGEST_FORMAT, __version__, site.info, options])
+
+    def add(self, name: str, kind: str, spec: _Spec, render: Callable[[], bytes]) -> None:
+        digest = hashlib.sha256(self._common)
+        digest.update(_canonical([name, kind, spec.stem, spec.title, spec.description, spec.links]))
+        for post in spec.posts:
+            digest.update(self._fingerprint(post))
+        self.documents.append(FeedDocument(name, digest.hexdigest(), render))
+
+    def _fingerprint(self, post: Post) -> bytes:
+        found = self._fingerprints.get(id(post))
+        if found is None:
+            # Every field, so that nothing a feed shows can change unseen;
+            # dates and the author turned plain here, which is faster than
+            # through json's fallback.
+            values = [getattr(post, name) for name in _POST_FIELDS]
+            for index, value in enumerate(values):
+                if isinstance(value, datetime):
+                    values[index] = value.isoformat()
+                elif isinstance(value, Author):
+                    values[index] = [value.name, value.email, value.url]
+            found = self._fingerprints[id(post)] = hashlib.sha256(_canonical(values)).digest()
+        return found
+
+
+_POST_FIELDS = tuple(f.name for f in fields(Post))
+
+
+def _canonical(value: object) -> bytes:
+    """``value`` (dataclasses, datetimes, time zones and plain data) as JSON bytes."""
+    return json.dumps(value, default=_plain, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return [type(value).__name__, *(getattr(value, f.name) for f in fields(value))]
+    if isinstance(value, tzinfo):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} has no canonical form")

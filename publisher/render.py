@@ -33,7 +33,7 @@ import logging
 import re
 import textwrap
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from markupsafe import Markup
 from premailer import Premailer
 
 from publisher.errors import PublisherError
-from publisher.model import Excerpt, Issue, Personal, RenderedIssue, SiteInfo
+from publisher.model import DigestList, Excerpt, Issue, Personal, RenderedIssue, SiteInfo
 from publisher.resources import default_templates
 from publisher.text import one_line
 
@@ -111,6 +111,29 @@ def render_issue(issue: Issue, site: SiteInfo, *, templates: Path | None = None)
     ``max_bytes`` a little under the 102 KB Gmail clips at).
     """
     return _IssueRenderer(site, templates).render(issue)
+
+
+def render_confirmation(
+    site: SiteInfo, lists: Sequence[DigestList], confirm_url: str, *, templates: Path | None = None
+) -> tuple[str, str, str]:
+    """(subject, html, text) of the double opt-in email asking to confirm ``lists``.
+
+    From ``confirm.html`` and ``confirm.txt`` (the site's ``templates/email/``
+    first, as for digests); their context is ``site``, ``lists`` and
+    ``confirm_url``. Nothing in it is personal but the link, so nothing is
+    left for ``personalize``.
+    """
+    renderer = _IssueRenderer(site, templates)
+    context = {
+        "site": site,
+        "lists": tuple(lists),
+        "confirm_url": confirm_url,
+        "text_direction": text_direction(site.language),
+    }
+    subject = renderer._line("Confirm your subscription to {{ site.title }}", context, "confirmation subject")
+    html = renderer._render(renderer._template("confirm.html"), context)
+    text = _tidy_text(renderer._render(renderer._template("confirm.txt"), {**context, "links": _Links()}))
+    return subject, html, text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -417,6 +440,30 @@ def escape_html(value: str) -> str:
         .replace('"', "&quot;")
         .replace("'", "&#39;")
     )
+
+
+#: What a placeholder looks like: ``MessageFactory`` cuts the parts at these.
+PLACEHOLDER = _TOKEN
+
+
+@functools.lru_cache(maxsize=256)
+def _field(token: str) -> tuple[str, str]:
+    """(field name, fallback) of one placeholder."""
+    match = _TOKEN.fullmatch(token)
+    if match is None:
+        raise ValueError(f"{token!r} is not a placeholder")
+    return match[1], bytes.fromhex(match[2]).decode("utf-8") if match[2] else ""
+
+
+def placeholder_values(tokens: Iterable[str], personal: Personal, *, html: bool) -> dict[str, str]:
+    """Each placeholder in ``tokens`` → the recipient's value, as ``personalize``
+    puts it in the HTML part (``html``: escaped) or the text part (as is)."""
+    values = {}
+    for token in tokens:
+        name, fallback = _field(token)
+        value = getattr(personal, name) or fallback
+        values[token] = escape_html(value) if html else value
+    return values
 
 
 def personalize(rendered: RenderedIssue, personal: Personal) -> tuple[str, str]:

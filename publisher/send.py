@@ -27,7 +27,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from publisher.config import Config
 from publisher.content import load_posts, publish
-from publisher.digest import compose, next_issue, recipient
+from publisher.digest import IssueMessages, next_issue
 from publisher.errors import DeliveryError, PublisherError, TransportError
 from publisher.message import make_message_id
 from publisher.model import DigestList, Issue, RenderedIssue
@@ -45,6 +45,8 @@ from publisher.store import PendingDelivery, StateStore
 log = logging.getLogger(__name__)
 
 HARD_BOUNCES = frozenset({550, 551, 553})
+# Pending deliveries read from the store at a time.
+PAGE_SIZE = 1000
 
 
 class Connection(Protocol):
@@ -182,20 +184,19 @@ def prepare_issue(config: Config, store: StateStore, digest_list: DigestList, *,
     issue, rendered = found
     with store.transaction():
         # The audience is fixed in the same transaction that creates the issue.
-        audience = store.list_audience(digest_list.name)
-        if not audience:
+        if not store.audience_size(digest_list.name):
             log.info("list %s: no active subscribers; no issue created", digest_list.name)
             return None
         issue_id = store.create_issue(
             digest_list.name, issue.number, now, rendered.subject, [p.id for p in issue.posts]
         )
-        store.start_sending(issue_id, _rendered_json(rendered, issue), audience, now=now)
+        recipients = store.start_sending(issue_id, _rendered_json(rendered, issue), digest_list.name, now=now)
     log.info(
         "list %s: issue %s created with %d posts for %d recipients",
         digest_list.name,
         issue.number,
         len(issue.posts),
-        len(audience),
+        recipients,
     )
     return issue_id
 
@@ -257,8 +258,14 @@ def deliver_issue(
     on_progress: Callable[[SendReport], None] | None = None,
     stop: threading.Event | None = None,
     seed: int | None = None,
+    page_size: int = PAGE_SIZE,
 ) -> SendReport:
-    """Deliver the issue's pending deliveries; returns the counts."""
+    """Deliver the issue's pending deliveries; returns the counts.
+
+    Memory stays flat whatever the audience: deliveries are read from the
+    store ``page_size`` at a time, and each message is built by a worker
+    just before it is sent.
+    """
     info = store.issue_info(issue_id)
     digest_list = config.lists.get(info.list_name)
     if digest_list is None:
@@ -268,21 +275,26 @@ def deliver_issue(
     rng = random.Random(seed)
     limiter = RateLimiter(config.mail.smtp.rate if transport.name == "smtp" and config.mail.smtp else 0, clock)
 
-    def build(delivery: PendingDelivery) -> tuple[bytes, str]:
-        personal = recipient(config, issue, delivery.email, delivery.name)
-        now = clock.now()
-        message_id = store_message_id(config, issue, delivery)
-        return compose(config, issue, rendered, personal, now=now, message_id=message_id), message_id
+    # Prepared once for the issue, shared read-only by the workers.
+    messages = IssueMessages(config, issue, rendered)
 
-    pending = [_Job(d, d.attempts) for d in store.pending_deliveries(issue_id)]
+    def build(delivery: PendingDelivery) -> tuple[bytes, str]:
+        personal = messages.recipient(delivery.email, delivery.name)
+        message_id = messages.message_id(delivery.email)
+        return messages.compose(personal, now=clock.now(), message_id=message_id), message_id
+
     counts = store.delivery_counts(issue_id)
     report.total = sum(counts.values())
     report.sent, report.failed, report.skipped = counts.get("sent", 0), counts.get("failed", 0), counts.get("skipped", 0)
-    report.pending = len(pending)
-    ready = list(reversed(pending))  # pop() from the end keeps the original order
+    report.pending = counts.get("pending", 0)
+    # The pending deliveries are read a page at a time, never the whole
+    # audience at once; retries that came due go before the next new one.
+    fresh = _pending_jobs(store, issue_id, page_size)
+    upcoming = next(fresh, None)
+    ready: list[_Job] = []
     delayed: list[tuple[float, int, _Job]] = []
     results: queue.Queue = queue.Queue()
-    size = max(1, min(transport.connections, len(pending)))
+    size = max(1, min(transport.connections, report.pending))
     workers = [_Worker(transport, build, results, config.mail.sender_address) for _ in range(size)]
     for worker in workers:
         worker.start()
@@ -290,14 +302,17 @@ def deliver_issue(
     in_flight = 0
     sequence = 0
     try:
-        while ready or delayed or in_flight:
+        while ready or upcoming is not None or delayed or in_flight:
             if stop is not None and stop.is_set() and report.stopped is None:
                 report.stopped = "stopped by request"
             now = clock.monotonic()
             while delayed and delayed[0][0] <= now:
                 ready.append(heapq.heappop(delayed)[2])
-            while idle and ready and report.stopped is None:
-                job = ready.pop()
+            while idle and (ready or upcoming is not None) and report.stopped is None:
+                if ready:
+                    job = ready.pop()
+                else:
+                    job, upcoming = upcoming, next(fresh, None)
                 if not store.deliverable(job.delivery.id):
                     with store.transaction():
                         if store.mark_delivery(job.delivery.id, "skipped", attempts=job.attempts, now=clock.now()):
@@ -318,7 +333,7 @@ def deliver_issue(
                 continue
             if report.stopped is not None:
                 break
-            if delayed and not ready:
+            if delayed and not ready and upcoming is None:
                 clock.sleep(max(0.0, delayed[0][0] - clock.monotonic()))
     finally:
         for worker in workers:
@@ -329,6 +344,15 @@ def deliver_issue(
         with store.transaction():
             store.finish_issue(issue_id, now=clock.now())
     return report
+
+
+def _pending_jobs(store: StateStore, issue_id: int, page_size: int) -> Iterator[_Job]:
+    """The issue's pending deliveries as jobs, read ``page_size`` at a time in id order."""
+    after = 0
+    while page := store.pending_deliveries(issue_id, after=after, limit=page_size):
+        for delivery in page:
+            yield _Job(delivery, delivery.attempts)
+        after = page[-1].id
 
 
 def store_message_id(config: Config, issue: Issue, delivery: PendingDelivery) -> str:
@@ -390,17 +414,18 @@ def dry_run(config: Config, store: StateStore, digest_list: DigestList, *, now: 
     if unfinished is not None:
         info = store.issue_info(unfinished)
         issue, rendered = _frozen_issue(config, digest_list, info.number, info.rendered)
-        audience = [(d.email, d.name) for d in store.pending_deliveries(unfinished)]
+        audience = ((j.delivery.email, j.delivery.name) for j in _pending_jobs(store, unfinished, PAGE_SIZE))
         report.issue_id = unfinished
     else:
         found = next_rendered_issue(config, store, digest_list, now=now)
         if found is None:
             return report
         issue, rendered = found
-        audience = [(s.email, s.name) for s in store.list_audience(digest_list.name)]
+        audience = ((s.email, s.name) for s in store.list_audience(digest_list.name))
     report.number = issue.number
+    messages = IssueMessages(config, issue, rendered)
     for email, name in audience:
-        compose(config, issue, rendered, recipient(config, issue, email, name), now=now)
+        messages.compose(messages.recipient(email, name), now=now)
         report.total += 1
     report.pending = report.total
     return report

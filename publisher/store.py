@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -142,6 +142,23 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX web_events_key ON web_events(kind, key, at);
     """,
+    # 8: the build's caches. read_cache: each content file's last reading
+    # (posts and errors, zlib-compressed JSON) under the hash of what it was
+    # read from; feed_outputs: each feed file written, the digest of what
+    # its bytes were made from, and its size and mtime once written.
+    """
+    CREATE TABLE read_cache (
+        source TEXT PRIMARY KEY,
+        key TEXT NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE feed_outputs (
+        name TEXT PRIMARY KEY,
+        digest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL
+    );
+    """,
 )
 
 
@@ -184,6 +201,28 @@ class BuildRecord:
     posts: int
     rejected: int
     written: int
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """A scheduled job's last run (``job_runs``); see the jobs section of ``StateStore``."""
+
+    job: str
+    last_slot: datetime | None
+    started: datetime | None
+    finished: datetime | None
+    status: str | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class FeedOutput:
+    """A feed file as the build left it: the digest of its inputs, its size and mtime."""
+
+    name: str
+    digest: str
+    size: int
+    mtime_ns: int
 
 
 @dataclass(frozen=True)
@@ -319,6 +358,13 @@ class StateStore:
             return None
         return PostRecord(row[0], row[1], row[2], _from_iso(row[3]), row[4], _from_iso(row[5]))
 
+    def post_records(self) -> dict[str, PostRecord]:
+        """Every remembered post, by source (one query, for a whole build)."""
+        rows = self._db.execute("SELECT source, guid, slug, first_seen, content_hash, updated FROM posts")
+        records = {r[0]: PostRecord(r[0], r[1], r[2], _from_iso(r[3]), r[4], _from_iso(r[5])) for r in rows}
+        records.update(self._pending)
+        return records
+
     def guid_owner(self, guid: str) -> str | None:
         """The source that holds ``guid``, if any."""
         for record in self._pending.values():
@@ -400,16 +446,29 @@ class StateStore:
 
     # -- sending -----------------------------------------------------------
 
-    def start_sending(self, issue_id: int, rendered: str, audience, *, now: datetime) -> None:
-        """Freeze an issue's rendering and audience: one pending delivery each."""
+    # Who an issue goes to (``list_audience``), as SQL: the audience is
+    # copied into deliveries inside SQLite, never loaded into memory.
+    _AUDIENCE = """FROM subscribers s
+         WHERE s.status = 'active' AND EXISTS (
+             SELECT 1 FROM subscriptions l
+              WHERE l.subscriber_id = s.id AND l.list = :list AND l.status = 'active')"""
+
+    def audience_size(self, list_name: str) -> int:
+        """How many subscribers ``list_audience`` would give."""
+        return self._db.execute(f"SELECT COUNT(*) {self._AUDIENCE}", {"list": list_name}).fetchone()[0]
+
+    def start_sending(self, issue_id: int, rendered: str, list_name: str, *, now: datetime) -> int:
+        """Freeze an issue's rendering and audience (the list's ``list_audience``
+        now): one pending delivery each, in subscriber order. Returns how many."""
         self._db.execute(
             "UPDATE issues SET rendered = ?, status = 'sending' WHERE id = ?", (rendered, issue_id)
         )
-        self._db.executemany(
-            """INSERT INTO deliveries (issue_id, subscriber_id, email, name, changed)
-               VALUES (?, ?, ?, ?, ?)""",
-            [(issue_id, s.id, s.email, s.name, _iso(now)) for s in audience],
+        cursor = self._db.execute(
+            f"""INSERT INTO deliveries (issue_id, subscriber_id, email, name, changed)
+                SELECT :issue, s.id, s.email, s.name, :now {self._AUDIENCE} ORDER BY s.id""",
+            {"issue": issue_id, "now": _iso(now), "list": list_name},
         )
+        return cursor.rowcount
 
     def unfinished_issue(self, list_name: str) -> int | None:
         row = self._db.execute(
@@ -441,13 +500,22 @@ class StateStore:
             for r in rows
         ]
 
-    def pending_deliveries(self, issue_id: int) -> list[PendingDelivery]:
+    def pending_deliveries(self, issue_id: int, *, after: int = 0, limit: int = -1) -> list[PendingDelivery]:
+        """The issue's pending deliveries in id order: those with an id above
+        ``after``, at most ``limit`` of them (-1: all). Page through a large
+        audience with ``after`` set to the last id of the page before."""
         rows = self._db.execute(
             """SELECT id, subscriber_id, email, name, attempts FROM deliveries
-               WHERE issue_id = ? AND status = 'pending' ORDER BY id""",
-            (issue_id,),
+               WHERE issue_id = ? AND status = 'pending' AND id > ? ORDER BY id LIMIT ?""",
+            (issue_id, after, limit),
         )
         return [PendingDelivery(*row) for row in rows]
+
+    def pending_count(self, issue_id: int) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE issue_id = ? AND status = 'pending'", (issue_id,)
+        ).fetchone()
+        return row[0]
 
     def delivery_counts(self, issue_id: int) -> dict[str, int]:
         rows = self._db.execute(
@@ -504,6 +572,158 @@ class StateStore:
             (_iso(now), issue_id, issue_id),
         )
         return cursor.rowcount == 1
+
+    # -- web ---------------------------------------------------------------------
+    #
+    # What ``publisher serve`` reads and writes: the issues it shows, and the
+    # events its rate limits count (``web_events``: a kind such as
+    # "subscribe-ip", a key the caller chooses, and when).
+
+    def archived_issues(self) -> list[IssueInfo]:
+        """Issues with a frozen rendering (sent, or being sent), newest first, without it."""
+        rows = self._db.execute(
+            """SELECT id, list, number, created, subject, status, NULL, finished FROM issues
+               WHERE rendered IS NOT NULL ORDER BY created DESC, id DESC"""
+        )
+        return [
+            IssueInfo(r[0], r[1], r[2], _from_iso(r[3]), r[4], r[5], None, _from_iso(r[7]) if r[7] else None)
+            for r in rows
+        ]
+
+    def archived_issue(self, list_name: str, number: int) -> IssueInfo | None:
+        """Issue ``number`` of ``list_name`` with its rendering; None unless it has one."""
+        row = self._db.execute(
+            """SELECT id, list, number, created, subject, status, rendered, finished FROM issues
+               WHERE list = ? AND number = ? AND rendered IS NOT NULL""",
+            (list_name, number),
+        ).fetchone()
+        if row is None:
+            return None
+        return IssueInfo(
+            row[0], row[1], row[2], _from_iso(row[3]), row[4], row[5], row[6], _from_iso(row[7]) if row[7] else None
+        )
+
+    def take_web_event(self, kind: str, key: str, *, limit: int, since: datetime, now: datetime) -> bool:
+        """Record one event of ``kind`` for ``key`` unless ``limit`` of them
+        happened since ``since``; True if recorded (the caller may go on).
+
+        Counting and recording happen in one transaction (the caller's, or
+        one of its own), so two requests at once cannot both take the last
+        place. Refused events are not recorded: a client over the limit is
+        let in again as its old events age out of the window.
+        """
+        if self.readonly:
+            raise StateError(f"{self._path}: opened read-only; cannot record web events")
+        if not self._db.in_transaction:
+            with self.transaction():
+                return self.take_web_event(kind, key, limit=limit, since=since, now=now)
+        count = self._db.execute(
+            "SELECT COUNT(*) FROM web_events WHERE kind = ? AND key = ? AND at > ?",
+            (kind, key, _iso(since)),
+        ).fetchone()[0]
+        if count >= limit:
+            return False
+        self._db.execute("INSERT INTO web_events (kind, key, at) VALUES (?, ?, ?)", (kind, key, _iso(now)))
+        return True
+
+    def forget_web_events(self, before: datetime) -> int:
+        """Drop events older than ``before`` (no window reaches back so far); how many."""
+        if self.readonly:
+            return 0
+        cursor = self._db.execute("DELETE FROM web_events WHERE at < ?", (_iso(before),))
+        return cursor.rowcount
+
+    # -- jobs ------------------------------------------------------------------
+    #
+    # What ``publisher run`` remembers of each scheduled job (``job_runs``):
+    # the slot it last dealt with (ran, or skipped as too late), when that run
+    # started and finished, how it ended (ok, error, skipped, stopped, or
+    # "new" for a job seen for the first time) and a one-line message.
+
+    _JOB_RUN_COLUMNS = "job, last_slot, last_started, last_finished, last_status, last_message"
+
+    @staticmethod
+    def _job_run_from_row(row: tuple) -> JobRun:
+        def moment(text: str | None) -> datetime | None:
+            return _from_iso(text) if text else None
+
+        return JobRun(row[0], moment(row[1]), moment(row[2]), moment(row[3]), row[4], row[5])
+
+    def job_runs(self) -> dict[str, JobRun]:
+        """Every job's last run, by job name."""
+        rows = self._db.execute(f"SELECT {self._JOB_RUN_COLUMNS} FROM job_runs ORDER BY job")
+        return {row[0]: self._job_run_from_row(row) for row in rows}
+
+    def job_run(self, job: str) -> JobRun | None:
+        row = self._db.execute(f"SELECT {self._JOB_RUN_COLUMNS} FROM job_runs WHERE job = ?", (job,)).fetchone()
+        return self._job_run_from_row(row) if row else None
+
+    def record_job_run(self, run: JobRun) -> None:
+        """Replace ``run.job``'s record with ``run`` (joining the caller's transaction, if any)."""
+        if self.readonly:
+            raise StateError(f"{self._path}: opened read-only; cannot record a job run")
+        with nullcontext() if self._db.in_transaction else self.transaction():
+            self._db.execute(
+                f"""INSERT INTO job_runs ({self._JOB_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(job) DO UPDATE SET
+                      last_slot = excluded.last_slot, last_started = excluded.last_started,
+                      last_finished = excluded.last_finished, last_status = excluded.last_status,
+                      last_message = excluded.last_message""",
+                (
+                    run.job,
+                    _iso(run.last_slot) if run.last_slot else None,
+                    _iso(run.started) if run.started else None,
+                    _iso(run.finished) if run.finished else None,
+                    run.status,
+                    run.message,
+                ),
+            )
+
+    # -- cache -------------------------------------------------------------------
+    #
+    # What makes a rebuild cheap (content.PostCache, build.build_site): each
+    # content file's last reading, and what each feed file was made from.
+    # Losing either costs one slow build, nothing else.
+
+    def cached_reads(self) -> dict[str, tuple[str, bytes]]:
+        """Every cached reading: source -> (key, data)."""
+        rows = self._db.execute("SELECT source, key, data FROM read_cache")
+        return {source: (key, bytes(data)) for source, key, data in rows}
+
+    def remember_reads(self, entries: Iterable[tuple[str, str, bytes]]) -> None:
+        """Keep (source, key, data) readings, replacing each source's last one."""
+        if self.readonly:
+            return
+        self._db.executemany(
+            """INSERT INTO read_cache (source, key, data) VALUES (?, ?, ?)
+               ON CONFLICT(source) DO UPDATE SET key = excluded.key, data = excluded.data""",
+            entries,
+        )
+
+    def forget_reads(self, sources: Iterable[str]) -> None:
+        if self.readonly:
+            return
+        self._db.executemany("DELETE FROM read_cache WHERE source = ?", ((s,) for s in sources))
+
+    def feed_outputs(self) -> dict[str, FeedOutput]:
+        """Every feed file the last builds wrote, by name."""
+        rows = self._db.execute("SELECT name, digest, size, mtime_ns FROM feed_outputs")
+        return {row[0]: FeedOutput(*row) for row in rows}
+
+    def remember_feed_outputs(self, outputs: Iterable[FeedOutput]) -> None:
+        if self.readonly:
+            return
+        self._db.executemany(
+            """INSERT INTO feed_outputs (name, digest, size, mtime_ns) VALUES (?, ?, ?, ?)
+               ON CONFLICT(name) DO UPDATE SET
+                 digest = excluded.digest, size = excluded.size, mtime_ns = excluded.mtime_ns""",
+            ((o.name, o.digest, o.size, o.mtime_ns) for o in outputs),
+        )
+
+    def forget_feed_outputs(self, names: Iterable[str]) -> None:
+        if self.readonly:
+            return
+        self._db.executemany("DELETE FROM feed_outputs WHERE name = ?", ((n,) for n in names))
 
     def close(self) -> None:
         self._db.close()

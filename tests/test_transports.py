@@ -6,6 +6,7 @@ import email
 import email.policy
 import os
 import re
+import smtplib
 import socket
 import subprocess
 import sys
@@ -14,9 +15,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from publisher.errors import DeliveryError, TransportError
-from publisher.transports import OutboxTransport, SmtpTransport
+from publisher.transports import OutboxTransport, SmtpTransport, dot_stuffed
 
 from .smtp_server import SmtpServer
 
@@ -497,3 +500,14 @@ def test_server_deliver_dropped_keeps_the_message_whose_reply_was_lost():
             connection.send(SENDER, READER, make_message(1))
         connection.close()
         assert server.delivered() == {READER: 1}
+
+
+# --- DATA ----------------------------------------------------------------------
+
+
+@given(st.lists(st.sampled_from([b".", b"..", b"\r\n", b"\n", b"\r", b"x", b"From ", b"\r\n.\r\n"]), max_size=30).map(b"".join))
+def test_dot_stuffing_is_what_smtplib_sends(message: bytes) -> None:
+    expected = smtplib._quote_periods(message)
+    if expected[-2:] != b"\r\n":
+        expected += b"\r\n"
+    assert dot_stuffed(message) == expected + b".\r\n"
