@@ -1,4 +1,5 @@
 # make demo: build the sample site's feeds.  make test: run the test suite.
+# make bench: the benchmarks of bench/ (BENCH_FULL=1 for the issue's sizes).
 # Each target creates .venv with the machine's python3 when it is missing.
 
 PYTHON ?= python3
@@ -22,6 +23,18 @@ demo: $(STAMP)
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# The benchmarks of bench/ (see bench/RESULTS.md): quick sizes by default,
+# BENCH_FULL=1 for the issue's. The bench extra brings the profilers and the
+# tools compared against; postfix's smtp-sink is installed when missing.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench
 
 # tests/test_email_browser.py drives Debian's chromium through Playwright
 # (never `playwright install`: it downloads a browser build of its own).

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import tomllib
-import zlib
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +29,7 @@ from publisher import __version__
 from publisher.config import Config
 from publisher.errors import ContentError
 from publisher.model import Author, Comment, Excerpt, Paragraph, Post, Site
-from publisher.readers import ReadOptions, ReadResult, reader_for
+from publisher.readers import ReadOptions, ReadResult, extensions, reader_for
 from publisher.readers.frontmatter import toml_error
 from publisher.readers.metadata import Metadata, parse_metadata
 from publisher.sanitize import absolutize, clean_html, first_paragraph_text
@@ -58,16 +57,34 @@ def _post_files(config: Config, errors: list[ContentError]) -> list[Path]:
         if root.is_file():
             files.append(root)
         elif root.is_dir():
-            for path in sorted(root.rglob("*")):
-                hidden = any(part.startswith(".") for part in path.relative_to(root).parts)
-                if path.is_file() and not hidden and reader_for(path.name):
-                    files.append(path)
+            files += [root.joinpath(*parts) for parts in sorted(_readable_files(str(root)))]
         else:
             errors.append(ContentError(config.relative(root), None, "no such file or folder"))
     unique = dict.fromkeys(files)
     if not feed_files:
         return list(unique)
     return [f for f in unique if f.resolve() not in feed_files]
+
+
+def _readable_files(folder: str, parts: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Files under ``folder`` that have a reader, as path parts below it: what
+    ``sorted(rglob("*"))`` would list, less hidden files and folders (and
+    folders reached through a symlink), with one scandir per folder instead
+    of a stat and a Path per file."""
+    found: list[tuple[str, ...]] = []
+    readable = _EXTENSIONS
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                found += _readable_files(entry.path, (*parts, entry.name))
+            elif os.path.splitext(entry.name)[1].lower() in readable and entry.is_file():
+                found.append((*parts, entry.name))
+    return found
+
+
+_EXTENSIONS = frozenset(extensions())
 
 
 def _sidecar(path: Path, shown: str, config: Config) -> Metadata:
@@ -156,7 +173,7 @@ def load_posts(config: Config, cache: PostCache | None = None) -> Loaded:
 # -- the cache of posts read ------------------------------------------------------
 
 # Bump when what a reading gives changes without publisher's version changing.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 class PostCache:
@@ -203,11 +220,11 @@ class PostCache:
         key = self._key(shown, data, sidecar_data, config)
         self._seen.add(shown)
         entry = None
-        stored = self._stored.get(shown)
+        stored = self._stored.pop(shown, None)  # what is left at the end is of files gone
         if stored is not None and stored[0] == key:
             try:
                 entry = _Entry.decode(key, stored[1])
-            except (ValueError, KeyError, TypeError, zlib.error):
+            except (ValueError, KeyError, TypeError, IndexError):
                 log.debug("%s: cached reading unusable; reading again", shown, exc_info=True)
         if entry is None:
             try:
@@ -310,53 +327,89 @@ class _Entry:
         self.hashes = hashes if hashes is not None else [None] * len(posts)
 
     def encode(self) -> bytes:
-        data = {
-            "posts": [_to_json(post) for post in self.posts],
-            "errors": [[e.path, e.line, e.reason] for e in self.errors],
-            "resolved": self.resolved,
-            "hashes": self.hashes,
-            "failed": self.failed,
-        }
-        return zlib.compress(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 1)
+        data = [
+            CACHE_FORMAT,
+            [_post_to_json(post) for post in self.posts],
+            [[e.path, e.line, e.reason] for e in self.errors],
+            self.resolved,
+            self.hashes,
+            self.failed,
+        ]
+        # Not compressed: zlib would halve the bytes but cost more than the
+        # rest of a rebuild's work on the entry.
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def decode(cls, key: str, blob: bytes) -> _Entry:
-        data = json.loads(zlib.decompress(blob), object_hook=_from_json)
-        posts = tuple(data["posts"])
-        if not all(isinstance(post, Post) for post in posts):
-            raise ValueError("not a list of posts")
-        errors = tuple(ContentError(path, line, reason) for path, line, reason in data["errors"])
-        resolved = [tuple(r) if r is not None else None for r in data["resolved"]]
-        hashes = list(data["hashes"])
-        if len(resolved) != len(posts) or len(hashes) != len(posts):
-            raise ValueError("entry lists do not match its posts")
-        return cls(key, posts, errors, failed=bool(data["failed"]), resolved=resolved, hashes=hashes)
+        version, posts, errors, resolved, hashes, failed = json.loads(blob)
+        if version != CACHE_FORMAT or not (len(posts) == len(resolved) == len(hashes)):
+            raise ValueError("not an entry of this format")
+        return cls(
+            key,
+            tuple(map(_post_from_json, posts)),
+            tuple(ContentError(path, line, reason) for path, line, reason in errors),
+            failed=bool(failed),
+            resolved=[tuple(r) if r is not None else None for r in resolved],
+            hashes=hashes,
+        )
 
 
-# The model's dataclasses as JSON: {"t": name, "v": [field values]}; a
-# datetime as {"d": ISO 8601}. Tuples become lists and come back as tuples.
-_MODEL_TYPES = {cls.__name__: cls for cls in (Post, Author, Paragraph, Excerpt, Comment)}
-_MODEL_FIELDS = {name: tuple(f.name for f in fields(cls)) for name, cls in _MODEL_TYPES.items()}
+# A Post as a JSON list of its fields in order: dates as ISO 8601 text,
+# the author as [name, email, url], blocks and comments as lists of their
+# fields (a block led by its kind, "p" or "e").
+_POST_FIELDS = tuple(f.name for f in fields(Post))
+_DATES = tuple(i for i, name in enumerate(_POST_FIELDS) if name in ("date", "updated"))
+_AUTHOR = _POST_FIELDS.index("author")
+_BLOCKS = _POST_FIELDS.index("blocks")
+_COMMENTS = _POST_FIELDS.index("comments")
+_TUPLES = tuple(i for i, name in enumerate(_POST_FIELDS) if name == "tags")
+_COMMENT_DATE = [f.name for f in fields(Comment)].index("date")
 
 
-def _to_json(value):
-    if isinstance(value, datetime):
-        return {"d": value.isoformat()}
-    name = type(value).__name__
-    if name in _MODEL_FIELDS and isinstance(value, _MODEL_TYPES[name]):
-        return {"t": name, "v": [_to_json(getattr(value, f)) for f in _MODEL_FIELDS[name]]}
-    if isinstance(value, (tuple, list)):
-        return [_to_json(item) for item in value]
-    return value
+def _post_to_json(post: Post) -> list:
+    values: list = [getattr(post, name) for name in _POST_FIELDS]
+    for index in _DATES:
+        if values[index] is not None:
+            values[index] = values[index].isoformat()
+    if post.author is not None:
+        values[_AUTHOR] = [post.author.name, post.author.email, post.author.url]
+    values[_BLOCKS] = [
+        ["p", block.text] if isinstance(block, Paragraph) else ["e", *(getattr(block, f.name) for f in fields(Excerpt))]
+        for block in post.blocks
+    ]
+    values[_COMMENTS] = [
+        [c.date.isoformat() if i == _COMMENT_DATE and c.date is not None else getattr(c, f.name) for i, f in enumerate(fields(Comment))]
+        for c in post.comments
+    ]
+    return values
 
 
-def _from_json(obj: dict):
-    if "t" in obj and len(obj) == 2:
-        values = [tuple(v) if type(v) is list else v for v in obj["v"]]
-        return _MODEL_TYPES[obj["t"]](*values)
-    if "d" in obj and len(obj) == 1:
-        return datetime.fromisoformat(obj["d"])
-    return obj
+def _post_from_json(values: list) -> Post:
+    if len(values) != len(_POST_FIELDS):
+        raise ValueError("not a post of this format")
+    for index in _DATES:
+        if values[index] is not None:
+            values[index] = datetime.fromisoformat(values[index])
+    if values[_AUTHOR] is not None:
+        values[_AUTHOR] = Author(*values[_AUTHOR])
+    for index in _TUPLES:
+        values[index] = tuple(values[index])
+    if values[_BLOCKS]:
+        values[_BLOCKS] = tuple(
+            Paragraph(b[1]) if b[0] == "p" else Excerpt(b[1], b[2], tuple(b[3]), *b[4:]) for b in values[_BLOCKS]
+        )
+    else:
+        values[_BLOCKS] = ()
+    if values[_COMMENTS]:
+        comments = []
+        for c in values[_COMMENTS]:
+            if c[_COMMENT_DATE] is not None:
+                c[_COMMENT_DATE] = datetime.fromisoformat(c[_COMMENT_DATE])
+            comments.append(Comment(c[0], c[1], tuple(c[2]), *c[3:]))
+        values[_COMMENTS] = tuple(comments)
+    else:
+        values[_COMMENTS] = ()
+    return Post(*values)
 
 
 def content_hash(post: Post) -> str:

@@ -31,17 +31,51 @@ _ATTRIBUTES.setdefault("time", set()).add("datetime")
 _SCHEMES = {"http", "https", "mailto", "tel"}
 
 
+# Elements nested deeper than this lose their tags (their text stays): the
+# HTML parsers downstream (lxml here, premailer in the email) stop reading at
+# 256 or 2048 levels and silently drop the rest of the post.
+MAX_DEPTH = 100
+_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+# A tag as nh3 (html5ever) writes it: attribute values always in double
+# quotes with '"' escaped, comments removed, text '<' escaped.
+_TAG = re.compile(r'<(/?)([A-Za-z][A-Za-z0-9-]*)(?:\s+[^\s=/>]+(?:="[^"]*")?)*\s*/?>')
+
+
 def clean_html(html: str) -> str:
-    """``html`` with everything unsafe removed, and XML-safe."""
-    return nh3.clean(
+    """``html`` with everything unsafe removed, XML-safe, nested at most ``MAX_DEPTH`` deep."""
+    cleaned = nh3.clean(
         xml_safe(html),
         tags=_TAGS,
         attributes=_ATTRIBUTES,
         url_schemes=_SCHEMES,
         link_rel=None,
     )
+    return _flattened(cleaned, MAX_DEPTH)
 
 
+def _flattened(html: str, limit: int) -> str:
+    """``html`` (as nh3 writes it) without the tags of elements nested deeper than ``limit``."""
+    if html.count("<") <= limit:
+        return html
+    out: list[str] = []
+    kept: list[bool] = []  # per open element: was its tag kept?
+    last = 0
+    for match in _TAG.finditer(html):
+        closing, name = match.group(1), match.group(2).lower()
+        if name in _VOID:
+            continue
+        if closing:
+            keep = kept.pop() if kept else True
+        else:
+            keep = len(kept) < limit
+            kept.append(keep)
+        if not keep:
+            out.append(html[last : match.start()])
+            last = match.end()
+    if last == 0:
+        return html
+    out.append(html[last:])
+    return "".join(out)
 
 
 def _parser() -> lxml.html.HTMLParser:

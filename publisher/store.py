@@ -143,7 +143,7 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX web_events_key ON web_events(kind, key, at);
     """,
     # 8: the build's caches. read_cache: each content file's last reading
-    # (posts and errors, zlib-compressed JSON) under the hash of what it was
+    # (posts and errors, as JSON) under the hash of what it was
     # read from; feed_outputs: each feed file written, the digest of what
     # its bytes were made from, and its size and mtime once written.
     """

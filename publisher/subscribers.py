@@ -34,7 +34,7 @@ import io
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -169,13 +169,25 @@ def _decode(data: bytes, shown: str) -> str:
         ) from None
 
 
-def _records(text: str, delimiter: str) -> Iterable[tuple[int, list[str]]]:
-    """Each CSV record with the physical line it starts on."""
+def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str] | str]]:
+    """Each CSV record with the physical line it starts on. A record the csv
+    module refuses (a field longer than its limit) is the reason, as a str;
+    reading goes on with the next line."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     start = 1
-    for record in reader:
+    while True:
+        try:
+            record: list[str] | str = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            record = f"cannot be read as CSV: {exc}"
         yield start, record
         start = reader.line_num + 1
+
+
+def _blank(record: list[str] | str) -> bool:
+    return not isinstance(record, str) and not any(cell.strip() for cell in record)
 
 
 # Header names other tools write for the same columns.
@@ -186,14 +198,18 @@ def _header(text: str, shown: str) -> tuple[str, int, list[str]]:
     """The delimiter, the header's line and its column names (lower-case)."""
     for delimiter in (",", ";"):
         for line, record in _records(text, delimiter):
-            if not any(cell.strip() for cell in record):
+            if _blank(record):
                 continue
+            if isinstance(record, str):
+                break
             columns = [_COLUMN_ALIASES.get(c, c) for c in (cell.strip().lower() for cell in record)]
             if "email" in columns:
                 return delimiter, line, columns
             break
     for line, record in _records(text, ","):
-        if any(cell.strip() for cell in record):
+        if isinstance(record, str):
+            raise SubscriberFileError(f"{shown}:{line}: {record}")
+        if not _blank(record):
             found = ", ".join(cell.strip() for cell in record)
             raise SubscriberFileError(
                 f"{shown}:{line}: no email column: the first row must be a header such as "
@@ -233,7 +249,10 @@ def read_subscriber_csv(
     rows: list[ImportRow] = []
     rejected: list[Rejection] = []
     for line, record in _records(text, delimiter):
-        if line <= header_line or not any(cell.strip() for cell in record):
+        if line <= header_line or _blank(record):
+            continue
+        if isinstance(record, str):
+            rejected.append(Rejection(shown, line, record))
             continue
 
         def cell(column: str) -> str:

@@ -22,7 +22,10 @@ Faults (all may be changed while the server runs, through ``server.faults``):
   data arrived, without a reply (the share of DATAs, or every Nth DATA);
   ``deliver_dropped``: record such a message anyway (the reply was lost,
   the mail was not).
-- ``slow``: seconds to wait before answering DATA.
+- ``slow``: seconds to wait before answering DATA; ``slow_rate``: the share
+  of DATAs that wait (all of them by default).
+- ``shutdown_rate``: the share of MAILs answered 421 (service shutting down),
+  the connection then closed, as a server going down for maintenance does.
 - ``auth``: ``(username, password)``: AUTH PLAIN/LOGIN is offered (also
   without TLS) and required before MAIL (530); a wrong password gets 535.
 - ``max_messages_per_connection``: once N messages were accepted on a
@@ -33,8 +36,10 @@ Faults (all may be changed while the server runs, through ``server.faults``):
   (``server.certificate`` is the file to trust); ``require_starttls``
   answers 530 to anything but EHLO/STARTTLS/QUIT before TLS.
 
-Addresses are compared case-insensitively. Only 127.0.0.1 is bound; leaving
-the ``with`` block closes every connection and stops the server.
+Addresses are compared case-insensitively. Only 127.0.0.1 is bound, on
+``port`` (0: one the system picks); ``stop()`` then ``start()`` listens on
+the same port again, so a client sees connections refused in between.
+Leaving the ``with`` block closes every connection and stops the server.
 """
 
 from __future__ import annotations
@@ -78,6 +83,8 @@ class Faults:
     drop_every: int = 0
     deliver_dropped: bool = False
     slow: float = 0.0
+    slow_rate: float = 1.0
+    shutdown_rate: float = 0.0
     auth: tuple[str, str] | None = None
     max_messages_per_connection: int = 0
     hang: bool = False
@@ -105,12 +112,15 @@ class SmtpServer:
         drop_every: int = 0,
         deliver_dropped: bool = False,
         slow: float = 0.0,
+        slow_rate: float = 1.0,
+        shutdown_rate: float = 0.0,
         auth: tuple[str, str] | None = None,
         max_messages_per_connection: int = 0,
         hang: bool = False,
         tls: str | None = None,
         require_starttls: bool = False,
         seed: int = 0,
+        port: int = 0,
     ):
         if tls not in (None, "starttls", "tls"):
             raise ValueError(f"tls must be None, 'starttls' or 'tls', not {tls!r}")
@@ -128,6 +138,8 @@ class SmtpServer:
             drop_every=drop_every,
             deliver_dropped=deliver_dropped,
             slow=slow,
+            slow_rate=slow_rate,
+            shutdown_rate=shutdown_rate,
             auth=auth,
             max_messages_per_connection=max_messages_per_connection,
             hang=False,  # set after start: the controller's own probe must get a greeting
@@ -137,7 +149,7 @@ class SmtpServer:
         self.tls = tls
         self.require_starttls = require_starttls
         self.host = HOST
-        self.port = 0
+        self.port = port
         self.certificate: Path | None = None
         self._lock = threading.Lock()
         self._messages: list[Received] = []
@@ -146,6 +158,8 @@ class SmtpServer:
         self._data_by_rcpt: collections.Counter[str] = collections.Counter()
         self._connections = 0
         self._drops = 0
+        self._mail_attempts: collections.Counter[str] = collections.Counter()
+        self._shutdowns = 0
         self._open: set[_FaultySMTP] = set()  # touched only in the server's thread
         self._controller: _Controller | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -175,7 +189,7 @@ class SmtpServer:
             else:
                 kwargs["tls_context"] = context
                 kwargs["require_starttls"] = self.require_starttls
-        self._controller = _Controller(self, _Handler(self), **kwargs)
+        self._controller = _Controller(self, _Handler(self), port=self.port, **kwargs)
         self._controller.start()
         self.port = self._controller.port
         with self._lock:  # forget the controller's start-up probe
@@ -230,6 +244,12 @@ class SmtpServer:
         """Connections closed mid-DATA by ``drop_rate``/``drop_every``."""
         with self._lock:
             return self._drops
+
+    @property
+    def shutdowns(self) -> int:
+        """MAILs answered 421 by ``shutdown_rate`` (their connection closed)."""
+        with self._lock:
+            return self._shutdowns
 
     @property
     def open_connections(self) -> int:
@@ -329,6 +349,16 @@ class _Handler:
         owner._count("MAIL")
         if faults.auth is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        if faults.shutdown_rate:
+            with owner._lock:
+                owner._mail_attempts[address.lower()] += 1
+                attempt = owner._mail_attempts[address.lower()]
+            if _chance(faults.seed, "mail", address.lower(), attempt) < faults.shutdown_rate:
+                with owner._lock:
+                    owner._shutdowns += 1
+                assert server.transport is not None
+                server.loop.call_soon(server.transport.close)  # after the reply is written
+                return "421 4.3.2 smtp.test Service shutting down, closing transmission channel"
         limit = faults.max_messages_per_connection
         if limit and server.accepted >= limit:
             assert server.transport is not None
@@ -361,7 +391,7 @@ class _Handler:
             count = owner._commands["DATA"]
             owner._data_by_rcpt[key] += 1
             attempt = owner._data_by_rcpt[key]
-        if faults.slow:
+        if faults.slow and (faults.slow_rate >= 1 or _chance(faults.seed, "slow", key, attempt) < faults.slow_rate):
             await asyncio.sleep(faults.slow)
         received = Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.original_content))
         drop = (faults.drop_every and count % faults.drop_every == 0) or (
@@ -424,10 +454,10 @@ class _FaultySMTP(SMTP):
 
 
 class _Controller(Controller):
-    """aiosmtpd's Controller on 127.0.0.1 and a port the system picks."""
+    """aiosmtpd's Controller on 127.0.0.1 and the port given (0: one the system picks)."""
 
-    def __init__(self, owner: SmtpServer, handler: _Handler, **kwargs: Any):
-        super().__init__(handler, hostname=HOST, port=0, **kwargs)
+    def __init__(self, owner: SmtpServer, handler: _Handler, *, port: int = 0, **kwargs: Any):
+        super().__init__(handler, hostname=HOST, port=port, **kwargs)
         self.owner = owner
 
     def factory(self) -> SMTP:

@@ -257,3 +257,53 @@ def test_rate_limit_spaces_a_real_send(tmp_path: Path) -> None:
         assert report.sent == 20
         # 20 messages at 5/s: 19 gaps of 0.2 s on the clock, whatever the real speed.
         assert sum(clock.sleeps) == pytest.approx(19 * 0.2)
+
+
+def test_deliveries_are_read_a_page_at_a_time_with_retries_and_leavers(tmp_path: Path) -> None:
+    """Pages smaller than the audience: everyone once, in order, retries and
+    a subscriber who leaves on a later page included."""
+    with SmtpServer(tempfail_first=1) as server:
+        site = make_site(tmp_path / "site", server.port, 50, connections=3)
+        config = load_config(site / "publisher.toml")
+        store = StateStore.open(config.state.path)
+        try:
+            issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
+            assert [d.email for d in store.pending_deliveries(issue_id)] == [
+                s.email for s in store.list_audience("daily")
+            ]
+            store.remove_subscriber("reader44@example.net", now=NOW)
+            pages = []
+            real = store.pending_deliveries
+
+            def paged(issue: int, **kwargs):
+                pages.append(kwargs)
+                return real(issue, **kwargs)
+
+            store.pending_deliveries = paged  # type: ignore[method-assign]
+            report = deliver_issue(
+                config, store, SmtpTransport(config.mail.smtp), issue_id, clock=FakeClock(), page_size=7
+            )
+        finally:
+            store.close()
+        assert (report.sent, report.skipped, report.pending, report.retries) == (49, 1, 0, 49)
+        assert all(page["limit"] == 7 for page in pages) and len(pages) == 9  # 50 in 8 pages, then an empty one
+        delivered = server.delivered()
+        assert len(delivered) == 49 and set(delivered.values()) == {1}
+        assert "reader44@example.net" not in delivered
+
+
+def test_the_audience_is_frozen_without_loading_it(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", None, 30)
+    config = load_config(site / "publisher.toml")
+    store = StateStore.open(config.state.path)
+    try:
+        store.remove_subscriber("reader3@example.net", "daily", now=NOW)
+        store.set_subscriber_status("reader5@example.net", "bounced", now=NOW)
+        audience = [s.email for s in store.list_audience("daily")]
+        assert store.audience_size("daily") == len(audience) == 28
+        issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
+        assert [d.email for d in store.pending_deliveries(issue_id)] == audience
+        assert store.pending_count(issue_id) == 28
+        assert [d.email for d in store.pending_deliveries(issue_id, after=0, limit=2)] == audience[:2]
+    finally:
+        store.close()

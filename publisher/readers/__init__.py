@@ -42,6 +42,13 @@ DEFAULT_BOILERPLATE: tuple[str, ...] = (
 )
 
 
+# A file holding one post (text, Markdown, HTML) larger than this is
+# refused: a post that size is a mistake (a log, an archive, a saved page
+# full of inline images), and it would be copied into every feed that
+# carries it. A WordPress export holds many posts and has no such limit.
+MAX_POST_BYTES = 20_000_000
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     """What a reader needs beyond the bytes: no I/O, no clock."""
@@ -49,6 +56,7 @@ class ReadOptions:
     timezone: ZoneInfo = ZoneInfo("UTC")
     boilerplate: tuple[str, ...] = DEFAULT_BOILERPLATE
     overlay: Metadata = field(default_factory=Metadata)
+    max_post_bytes: int = MAX_POST_BYTES
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,22 @@ _BOMS = {
     b"\xff\xfe": "UTF-16 (little-endian)",
     b"\xfe\xff": "UTF-16 (big-endian)",
 }
+
+
+def megabytes(size: int) -> str:
+    """``size`` bytes for a message: "52.4 MB"."""
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def check_post_size(data: bytes, path: str, options: ReadOptions) -> None:
+    """A ``ContentError`` for a one-post file larger than ``options.max_post_bytes``."""
+    if len(data) > options.max_post_bytes:
+        raise ContentError(
+            path,
+            None,
+            f"{megabytes(len(data))} is too big for one post (at most {megabytes(options.max_post_bytes)}); "
+            "is it really a post?",
+        )
 
 
 def decode(data: bytes, path: str) -> str:

@@ -431,7 +431,11 @@ def _json_date(value: Any) -> datetime | None:
         return None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # year 1 at +14:00: not a date in UTC
+        log.warning("ignoring a JSON Feed date out of range: %r", value)
+        return None
 
 
 def _json_author(obj: dict[str, Any]) -> Author | None:

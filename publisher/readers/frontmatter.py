@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from publisher.errors import ContentError
-from publisher.readers import ReadOptions, decode
+from publisher.readers import ReadOptions, check_post_size, decode
 from publisher.readers.metadata import Metadata, merge, parse_metadata
 
 _FENCES = {"---": "yaml", "+++": "toml"}
@@ -60,7 +60,11 @@ class Document:
 
 
 def read_document(data: bytes, path: str, options: ReadOptions) -> Document:
-    """Decode ``data``, split off front matter and check it; the sidecar wins."""
+    """Decode ``data``, split off front matter and check it; the sidecar wins.
+
+    A file larger than ``options.max_post_bytes`` is refused before it is decoded.
+    """
+    check_post_size(data, path, options)
     text = decode(data, path)
     raw, body, body_line = split_front_matter(text, path)
     meta = parse_metadata(raw, path=path, text=text, first_line=1, tz=options.timezone)

@@ -41,6 +41,7 @@ summary is the text of the body's first paragraph.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import lxml.etree
@@ -52,7 +53,7 @@ from publisher.model import Post
 from publisher.readers import ReadOptions
 from publisher.readers.frontmatter import read_document
 from publisher.readers.metadata import Metadata, merge, parse_metadata, post_fields
-from publisher.text import one_line, summarize
+from publisher.text import summarize, visible_line
 
 NO_TITLE = "no title: give the page a <title> or an <h1>, or a title in front matter"
 NO_TEXT = "no body text: the page's <article>, <main> or <body> has no text"
@@ -71,14 +72,41 @@ _PAGE_CHROME = ("header", "footer", "aside")
 _MEDIA = ("img",)
 
 
+# A doctype with an internal subset (``<!DOCTYPE html [ <!ENTITY …> ]>``):
+# HTML has none, and libxml2 would leave its tail ("]>") in the body as text.
+_INTERNAL_SUBSET = re.compile(r"\A(\s*<!DOCTYPE\s[^\[>]*)\[.*?\]\s*>", re.S | re.I)
+
+
+def _without_internal_subset(body: str) -> str:
+    """``body`` with a doctype's internal subset removed, its lines kept (for line numbers)."""
+    match = _INTERNAL_SUBSET.match(body)
+    if match is None:
+        return body
+    return match.group(1).rstrip() + ">" + "\n" * match.group(0).count("\n") + body[match.end() :]
+
+
 def _parse(body: str, path: str, line: int) -> HtmlElement:
     # A parser per call: lxml parsers keep state and must not be shared across threads.
     # huge_tree: libxml2 otherwise cuts a text node at 10 MB, silently.
     parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True, huge_tree=True)
     try:
-        return lxml.html.document_fromstring(body, parser=parser)
+        doc = lxml.html.document_fromstring(_without_internal_subset(body), parser=parser)
     except lxml.etree.ParserError:  # "Document is empty": front matter and nothing else
         raise ContentError(path, line, NO_TEXT) from None
+    # libxml2 recovers from everything but a fatal error, after which it
+    # stops reading and keeps what it had, silently: elements nested deeper
+    # than it allows (2048 levels), say. Half a page is not published.
+    fatal = next((e for e in parser.error_log if e.level == lxml.etree.ErrorLevels.FATAL), None)
+    if fatal is not None:
+        where = line - 1 + max(fatal.line, 1)
+        if fatal.type_name == "ERR_RESOURCE_LIMIT":
+            limit = re.search(r"depth in document: (\d+)", fatal.message or "")
+            deeper = f"more than {limit.group(1)} levels deep" if limit else "too deeply"
+            reason = f"elements nested {deeper} (column {fatal.column}); the page cannot be read whole"
+        else:
+            reason = f"the page cannot be read whole: {(fatal.message or '').strip()} (column {fatal.column})"
+        raise ContentError(path, where, reason)
+    return doc
 
 
 def _line(element: HtmlElement | None, offset: int, default: int) -> int:
@@ -92,7 +120,7 @@ def _first(root: HtmlElement, *tags: str) -> HtmlElement | None:
 
 
 def _text(element: HtmlElement) -> str:
-    return one_line(element.text_content())
+    return visible_line(element.text_content())
 
 
 def _first_h1(root: HtmlElement) -> HtmlElement | None:
@@ -136,7 +164,7 @@ def _page_title(doc: HtmlElement) -> str:
     # As browsers do: the first <title> in the document, which a stray
     # character before <html> can push into <body>; an SVG's <title> is not one.
     titles = doc.xpath("(//title[not(ancestor::svg or ancestor::math)])[1]")
-    return one_line(titles[0].text_content()) if titles else ""
+    return visible_line(titles[0].text_content()) if titles else ""
 
 
 def _meta_values(doc: HtmlElement, offset: int) -> dict[str, list[tuple[str, str, int]]]:
@@ -233,7 +261,7 @@ def read(data: bytes, path: str, options: ReadOptions) -> Post:
 
     h1: HtmlElement | None = None
     if meta.title:
-        title = one_line(meta.title)
+        title = visible_line(meta.title)
     elif article is not None and (h1 := _first_h1(article)) is not None:
         title = _text(h1)
     elif title := _page_title(doc):

@@ -41,7 +41,7 @@ from publisher.model import Post
 from publisher.readers import ReadOptions
 from publisher.readers.frontmatter import read_document
 from publisher.readers.metadata import post_fields
-from publisher.text import one_line, slugify, summarize
+from publisher.text import slugify, summarize, visible_line
 
 # Built once: the parser's rule chains are compiled here, not per post.
 _MARKDOWN = (
@@ -66,7 +66,7 @@ def _plain(inline: Token) -> str:
             parts.append(child.content)
         elif child.type in ("softbreak", "hardbreak"):
             parts.append(" ")
-    return one_line("".join(parts))
+    return visible_line("".join(parts))
 
 
 def _title_heading(tokens: Sequence[Token]) -> int | None:
@@ -125,7 +125,7 @@ def read(data: bytes, path: str, options: ReadOptions) -> Post:
     heading_text = _plain(tokens[heading + 1]) if heading is not None else None
     if meta.title:
         title = meta.title
-        if heading_text is None or heading_text != one_line(title):
+        if heading_text is None or heading_text != visible_line(title):
             heading = None
     elif heading_text:
         title = heading_text
@@ -138,7 +138,7 @@ def read(data: bytes, path: str, options: ReadOptions) -> Post:
     content_html = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, env).strip()
     return Post(
         source=path,
-        title=one_line(title),
+        title=visible_line(title),
         content_html=content_html,
         summary=meta.summary or summarize(_first_paragraph(tokens)) or None,
         **post_fields(meta),

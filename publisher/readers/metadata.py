@@ -15,13 +15,14 @@ from __future__ import annotations
 import email.utils
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timezone
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from publisher.errors import ContentError
 from publisher.model import Author
+from publisher.text import visible_line
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,10 @@ def parse_date(value: Any, tz: ZoneInfo) -> datetime:
         raise ValueError(f"expected a date, got {type(value).__name__}")
     if result.tzinfo is None:
         result = result.replace(tzinfo=tz)
+    try:
+        result.astimezone(timezone.utc)  # dates are stored in UTC: year 1 at +14:00 is not one
+    except OverflowError:
+        raise ValueError(f"{str(value).strip()!r} is out of range: it is not a date in UTC") from None
     return result
 
 
@@ -149,7 +154,7 @@ def parse_metadata(
     """Check and convert ``raw``; the first bad key raises ``ContentError`` at its line."""
     fields: dict[str, Any] = {}
     converters = {
-        "title": lambda v: _text(v, "title"),
+        "title": lambda v: visible_line(_text(v, "title")),
         "date": lambda v: parse_date(v, tz),
         "updated": lambda v: parse_date(v, tz),
         "id": lambda v: _text(v, "id"),

@@ -24,7 +24,7 @@ from publisher.model import Block, Comment, Excerpt, Paragraph, Post
 from publisher.readers import ReadOptions
 from publisher.readers.frontmatter import read_document
 from publisher.readers.metadata import Metadata, post_fields
-from publisher.text import one_line, summarize
+from publisher.text import one_line, summarize, visible_line
 
 _LEADS = (
     "reports|reported|writes|wrote|says|said|notes|adds|explains|observes|argues"
@@ -90,6 +90,8 @@ def _split_title(chunks: list[_Chunk], meta: Metadata, path: str, body_line: int
     if not chunks:
         raise ContentError(path, body_line, "no title: the post has no text")
     first = chunks.pop(0)
+    if not visible_line(first.lines[0]):
+        raise ContentError(path, first.line, "no title: the first line has only control characters")
     # The title is the first line; the rest of a wrapped first paragraph is body.
     if len(first.lines) > 1:
         chunks.insert(0, _Chunk(first.lines[1:], first.line + 1))
@@ -228,7 +230,7 @@ def read(data: bytes, path: str, options: ReadOptions) -> Post:
     blocks = tuple(parser.blocks)
     return Post(
         source=path,
-        title=one_line(title),
+        title=visible_line(title),
         content_html=render_blocks(blocks),
         blocks=blocks,
         summary=meta.summary or summarize(_first_text(blocks)) or None,

@@ -395,14 +395,14 @@ def _without_code(fragment: str) -> str:
 def plain_text(fragment: str) -> str:
     """The words of an HTML fragment on one line (tags dropped, entities decoded)."""
     text = _ANY_TAG.sub("", _BLOCK_BOUNDARY.sub(" ", _without_code(fragment)))
-    return xml_safe(one_line(html.unescape(text)))
+    return one_line(xml_safe(html.unescape(text)))
 
 
 def plain_paragraphs(fragment: str) -> tuple[str, ...]:
     """Plain-text paragraphs of comment-style HTML: blank lines and ``<p>`` split them."""
     text = _BLOCK_TAG_RE.sub("\n\n", _without_code(fragment.replace("\r\n", "\n")))
     text = _ANY_TAG.sub("", _BR.sub("\n", text))
-    paragraphs = (xml_safe(one_line(html.unescape(p))) for p in re.split(r"\n\s*\n", text))
+    paragraphs = (one_line(xml_safe(html.unescape(p))) for p in re.split(r"\n\s*\n", text))
     return tuple(p for p in paragraphs if p)
 
 
@@ -490,7 +490,10 @@ def parse_wp_date(value: str, tz: ZoneInfo | timezone, name: str) -> datetime | 
             raise ValueError(f"{name} {text!r} is not a date ({expected})") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{name} {text!r} is out of range: it is not a date in UTC") from None
 
 
 def _date(fields: dict[str, str], name: str, tz: ZoneInfo) -> datetime | None:
@@ -691,6 +694,10 @@ def _check_doctype(root: etree._Element, data: bytes, path: str) -> None:
 
 def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
     message = re.sub(r", line \d+, column (\d+)$", r" (column \1)", exc.msg or str(exc))
+    depth = re.match(r"Excessive depth in document: (\d+)", message)
+    if depth:  # libxml2's limit, even with huge_tree; its advice to raise it does not apply
+        where = re.search(r"\(column \d+\)", message)
+        return f"elements nested more than {depth.group(1)} levels deep{' ' + where.group(0) if where else ''}"
     if message.startswith(("Invalid bytes in character encoding", "Input is not proper UTF-8")):
         where = re.search(r"\(column \d+\)", message)
         return f"not valid UTF-8{' ' + where.group(0) if where else ''}; save the export as UTF-8"

@@ -1,0 +1,248 @@
+"""Target 3: building feeds from a generated Markdown corpus; target 4's build memory.
+
+For each corpus size (1,000 and, with BENCH_FULL=1, 10,000 posts):
+
+- baseline, the libraries alone: read each file, split its YAML front
+  matter (PyYAML), render the Markdown (markdown-it-py, the same options as
+  publisher's reader), then serialise every post once into an RSS and an
+  Atom feed (feedgen, full content) and write them: the least any tool must
+  do to publish these posts as feeds;
+- publisher, in process: a cold ``build_site`` (empty state store, no
+  feeds), a rebuild with nothing changed, a rebuild after one post changed;
+- ``publisher build`` and Pelican (PyPI) as commands, cold: Pelican set to
+  write feeds only (see ``PELICAN_CONF``), from the same posts with Pelican's
+  metadata syntax;
+- memory: the cold ``publisher build`` command's peak RSS against the bytes
+  of the feeds it writes.
+
+    .venv/bin/python -m bench.bench_feeds
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from bench.common import FULL, NOW, PYTHON, heading, line, open_site, run_measured, timed, verdict
+from bench.corpus import write_corpus
+
+# Pelican writing feeds only: every page, index and archive template off,
+# one RSS and one Atom feed of all posts with their full content.
+PELICAN_CONF = """
+AUTHOR = "Editor"
+SITENAME = "War in Context"
+SITEURL = "https://example.org"
+FEED_DOMAIN = SITEURL
+TIMEZONE = "UTC"
+DEFAULT_LANG = "en"
+PATH = "content"
+ARTICLE_PATHS = [""]
+STATIC_PATHS = []
+THEME_STATIC_PATHS = []
+FEED_ALL_ATOM = "feeds/all.atom.xml"
+FEED_ALL_RSS = "feeds/all.rss.xml"
+RSS_FEED_SUMMARY_ONLY = False
+FEED_ATOM = None
+FEED_RSS = None
+CATEGORY_FEED_ATOM = None
+CATEGORY_FEED_RSS = None
+AUTHOR_FEED_ATOM = None
+AUTHOR_FEED_RSS = None
+TAG_FEED_ATOM = None
+TAG_FEED_RSS = None
+TRANSLATION_FEED_ATOM = None
+TRANSLATION_FEED_RSS = None
+ARTICLE_SAVE_AS = ""
+ARTICLE_LANG_SAVE_AS = ""
+DRAFT_SAVE_AS = ""
+DRAFT_LANG_SAVE_AS = ""
+PAGE_SAVE_AS = ""
+PAGE_LANG_SAVE_AS = ""
+AUTHOR_SAVE_AS = ""
+CATEGORY_SAVE_AS = ""
+TAG_SAVE_AS = ""
+ARCHIVES_SAVE_AS = ""
+AUTHORS_SAVE_AS = ""
+CATEGORIES_SAVE_AS = ""
+TAGS_SAVE_AS = ""
+INDEX_SAVE_AS = ""
+DIRECT_TEMPLATES = []
+PAGINATED_TEMPLATES = {}
+DELETE_OUTPUT_DIRECTORY = False
+"""
+
+
+def _baseline(posts: Path, out: Path) -> int:
+    """Read, render and serialise with the libraries alone; bytes written."""
+    import yaml
+    from feedgen.feed import FeedGenerator
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.footnote import footnote_plugin
+
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).use(footnote_plugin)
+    entries = []
+    for path in sorted(posts.glob("*.md")):
+        _, front, body = path.read_text(encoding="utf-8").split("---\n", 2)
+        meta = yaml.safe_load(front)
+        entries.append((meta, md.render(body), path.stem))
+    entries.reverse()  # newest first
+    written = 0
+    for kind in ("rss", "atom"):
+        fg = FeedGenerator()
+        fg.id("https://example.org/feeds/")
+        fg.title("War in Context")
+        fg.subtitle("News and views")
+        fg.link(href="https://example.org/", rel="alternate")
+        fg.language("en")
+        fg.updated(entries[0][0]["date"])
+        for meta, html, stem in entries:
+            fe = fg.add_entry(order="append")
+            url = f"https://example.org/{stem}/"
+            fe.id(url)
+            fe.title(meta["title"])
+            fe.link(href=url)
+            fe.published(meta["date"])
+            fe.updated(meta["date"])
+            fe.author({"name": meta["author"]})
+            for tag in meta["tags"]:
+                fe.category(term=tag)
+            fe.content(html, type="html")
+        data = fg.rss_str(pretty=True) if kind == "rss" else fg.atom_str(pretty=True)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{kind}.xml").write_bytes(data)
+        written += len(data)
+    return written
+
+
+def _site(root: Path, count: int) -> Path:
+    root.mkdir(parents=True)
+    write_corpus(root / "posts", count)
+    config = root / "publisher.toml"
+    config.write_text(
+        '[site]\ntitle = "War in Context"\nurl = "https://example.org/"\ndescription = "News and views"\n'
+        'language = "en"\ntimezone = "UTC"\nauthor = { name = "Editor", email = "editor@example.org" }\n\n'
+        '[content]\npaths = ["posts"]\n\n[feeds]\nout = "feeds"\nitems = 20\nfull_content = true\n\n'
+        '[state]\npath = ".publisher/state.db"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def _build(config_path: Path, now=NOW):
+    from publisher.build import build_site
+
+    config, store = open_site(config_path)
+    try:
+        return build_site(config, store=store, now=now)
+    finally:
+        store.close()
+
+
+def _feed_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _pelican(root: Path, count: int) -> float | None:
+    binary = shutil.which("pelican", path=str(Path(PYTHON).parent))
+    if binary is None:
+        line("Pelican", "not installed (pip install -e '.[bench]'): skipped")
+        return None
+    site = root / f"pelican-{count}"
+    write_corpus(site / "content", count, flavour="pelican")
+    (site / "pelicanconf.py").write_text(PELICAN_CONF, encoding="utf-8")
+    code, seconds, _, err = run_measured([binary, "content", "-s", "pelicanconf.py", "-o", "output", "-q"], cwd=site)
+    if code != 0 or not (site / "output" / "feeds" / "all.atom.xml").is_file():
+        line("Pelican", f"failed (exit {code}): {err.strip()[-300:]}")
+        return None
+    return seconds
+
+
+def _import_first() -> None:
+    """Import what both sides use before any timing: imports are not the build."""
+    import feedgen.feed  # noqa: F401
+    import markdown_it  # noqa: F401
+    import yaml  # noqa: F401
+
+    import publisher.build  # noqa: F401
+    import publisher.readers.markdown  # noqa: F401
+
+
+def run() -> None:
+    _import_first()
+    sizes = (1_000, 10_000) if FULL else (1_000,)
+    per_post: dict[int, float] = {}
+    for count in sizes:
+        heading(f"3. feeds: {count:,} Markdown posts")
+        with tempfile.TemporaryDirectory(prefix="bench-feeds-") as tmp:
+            root = Path(tmp)
+            config_path = _site(root / "site", count)
+            posts = config_path.parent / "posts"
+
+            feeds = config_path.parent / "feeds"
+            state = config_path.parent / ".publisher"
+            changed = posts / "post-00042.md"
+            original = changed.read_text(encoding="utf-8")
+            # Best of a few rounds, each side alternating with the other: the
+            # machine is shared, and a round disturbed by others says little.
+            rounds = 3 if count <= 1_000 else 2
+            baseline_seconds = cold_seconds = rebuild_seconds = one_seconds = float("inf")
+            for round_ in range(rounds):
+                shutil.rmtree(feeds, ignore_errors=True)
+                shutil.rmtree(state, ignore_errors=True)
+                changed.write_text(original, encoding="utf-8")
+                seconds, baseline_bytes = timed(lambda: _baseline(posts, root / "baseline"))
+                baseline_seconds = min(baseline_seconds, seconds)
+                seconds, cold = timed(lambda: _build(config_path))
+                cold_seconds = min(cold_seconds, seconds)
+                assert len(cold.site.posts) == count and not cold.errors, cold.errors
+                seconds, rebuild = timed(lambda: _build(config_path, NOW + timedelta(minutes=10)))
+                rebuild_seconds = min(rebuild_seconds, seconds)
+                assert not rebuild.written
+                changed.write_text(original + "\nOne more paragraph, edited.\n", encoding="utf-8")
+                seconds, one = timed(lambda: _build(config_path, NOW + timedelta(minutes=20)))
+                one_seconds = min(one_seconds, seconds)
+                assert one.written, "the changed post must reach the feeds"
+            written_bytes = _feed_bytes(feeds)
+            per_post[count] = cold_seconds / count
+
+            # The commands, cold, each from nothing: publisher build and Pelican.
+            shutil.rmtree(feeds)
+            shutil.rmtree(state)
+            code, cli_seconds, cli_peak, err = run_measured(
+                [PYTHON, "-m", "publisher", "--config", str(config_path), "-q", "build"]
+            )
+            assert code == 0, err
+            pelican_seconds = _pelican(root, count)
+
+            line(f"(in process: best of {rounds} rounds)", "")
+            line("baseline: read + markdown-it + feedgen RSS and Atom", f"{baseline_seconds:.2f} s ({baseline_bytes / 1e6:.1f} MB written)")
+            line("publisher: cold build (in process)", f"{cold_seconds:.2f} s, {len(cold.files):,} files, {written_bytes / 1e6:.1f} MB")
+            line("  time per post", f"{cold_seconds / count * 1e3:.2f} ms")
+            line("publisher: rebuild, nothing changed", f"{rebuild_seconds:.3f} s ({rebuild_seconds / cold_seconds:.1%} of cold)")
+            line("publisher: rebuild, one post changed", f"{one_seconds:.3f} s ({one_seconds / cold_seconds:.1%} of cold), {len(one.written)} files rewritten")
+            line("`publisher build` command, cold", f"{cli_seconds:.2f} s")
+            if pelican_seconds is not None:
+                line("`pelican` command, cold, feeds only", f"{pelican_seconds:.2f} s")
+            line("peak RSS of `publisher build` / feed bytes written", f"{cli_peak:.0f} MB / {written_bytes / 1e6:.1f} MB")
+
+            tag = f"3 feeds ({count:,} posts)"
+            verdict(f"{tag}: cold vs libraries alone", f"{cold_seconds:.2f} s vs {baseline_seconds:.2f} s", cold_seconds / baseline_seconds, "<= 1.5", cold_seconds <= 1.5 * baseline_seconds)
+            if pelican_seconds is not None:
+                verdict(f"{tag}: publisher build vs Pelican", f"{cli_seconds:.2f} s vs {pelican_seconds:.2f} s", cli_seconds / pelican_seconds, "< 1.0", cli_seconds < pelican_seconds)
+            else:
+                verdict(f"{tag}: publisher build vs Pelican", "Pelican did not run", None, "< 1.0", None)
+            verdict(f"{tag}: unchanged rebuild", f"{rebuild_seconds:.3f} s", rebuild_seconds / cold_seconds, "<= 0.05", rebuild_seconds <= 0.05 * cold_seconds)
+            verdict(f"{tag}: one post changed", f"{one_seconds:.3f} s", one_seconds / cold_seconds, "<= 0.10", one_seconds <= 0.10 * cold_seconds)
+            if count == max(sizes):
+                ratio = cli_peak * 1e6 / written_bytes
+                verdict(f"4 build memory ({count:,} posts)", f"peak {cli_peak:.0f} MB for {written_bytes / 1e6:.1f} MB of feeds", ratio, "< 3.0", ratio < 3)
+    if len(per_post) > 1:
+        small, large = sorted(per_post)
+        growth = per_post[large] / per_post[small]
+        line("time per post, 10,000 / 1,000 (1.0 is linear)", f"{growth:.2f}")
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,196 @@
+"""What a rebuild reuses: posts read before (PostCache) and feeds whose inputs did not change.
+
+Whatever is reused, the result must be what a build from nothing would
+give: the same posts, and feed files equal to ``build_feeds`` of the site.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from publisher import content
+from publisher.build import build_site, check_site
+from publisher.config import load_config
+from publisher.feeds import build_feeds, plan_feeds
+from publisher.build import feed_options
+from publisher.store import StateStore
+
+from .conftest import DATA, NOW, REPO, build
+
+LATER = NOW + timedelta(hours=1)
+
+
+@pytest.fixture
+def mixed_site(sample_site: Path) -> Path:
+    """The sample site (a link-blog post with excerpts, comments and a sidecar)
+    plus posts in every other format: Markdown, HTML and a WordPress export."""
+    posts = sample_site / "seeds"
+    for name in ("yaml_front_matter_table_footnote_code.md", "title_from_first_heading.md", "toml_front_matter.md"):
+        shutil.copy(DATA / "markdown" / name, posts / name)
+    for name in ("jekyll_front_matter.html", "wordpress_article_with_meta_and_chrome.html"):
+        shutil.copy(DATA / "html" / name, posts / name)
+    shutil.copy(DATA / "wxr" / "small-site.xml", posts / "small-site.xml")
+    (posts / "broken.md").write_text("---\ntitle: [unclosed\n---\nbody\n", encoding="utf-8")
+    return sample_site
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files parsed (not taken from the cache) from now on."""
+    parsed: list[str] = []
+    real = content._read
+
+    def counting(path, shown, data, config):
+        parsed.append(shown)
+        return real(path, shown, data, config)
+
+    monkeypatch.setattr(content, "_read", counting)
+    return parsed
+
+
+def feed_files(site: Path) -> dict[str, bytes]:
+    out = site / "feeds"
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def expected_feeds(site: Path, report) -> dict[str, bytes]:
+    config = load_config(site / "publisher.toml")
+    return build_feeds(report.site, feed_options(config))
+
+
+def test_a_rebuild_parses_nothing_and_gives_the_same_posts(mixed_site: Path, reads: list[str]) -> None:
+    first = build(mixed_site)
+    assert reads and "seeds/broken.md" in reads
+    assert len(first.site.posts) >= 8 and first.errors
+    reads.clear()
+    second = build(mixed_site, LATER)
+    assert reads == []
+    assert second.site.posts == first.site.posts  # every field of every post, from the cache
+    assert [str(e) for e in second.errors] == [str(e) for e in first.errors]
+    assert second.written == () and second.files == first.files
+    assert feed_files(mixed_site) == expected_feeds(mixed_site, second)
+
+
+def test_a_changed_file_alone_is_read_again_and_its_feeds_rewritten(mixed_site: Path, reads: list[str]) -> None:
+    build(mixed_site)
+    reads.clear()
+    post = mixed_site / "seeds" / "title_from_first_heading.md"
+    post.write_text(post.read_text(encoding="utf-8") + "\nA new closing paragraph.\n", encoding="utf-8")
+    report = build(mixed_site, LATER)
+    assert reads == ["seeds/title_from_first_heading.md"]
+    assert report.written and all(name in report.files for name in report.written)
+    assert feed_files(mixed_site) == expected_feeds(mixed_site, report)
+
+
+def test_a_changed_sidecar_is_a_change_of_its_post(sample_site: Path, reads: list[str]) -> None:
+    first = build(sample_site)
+    reads.clear()
+    sidecar = sample_site / "seeds" / "000_876ff53b270cd303.txt.meta.toml"
+    sidecar.write_text(sidecar.read_text(encoding="utf-8").replace('"Palestine"', '"Cached"'), encoding="utf-8")
+    report = build(sample_site, LATER)
+    assert reads == ["seeds/000_876ff53b270cd303.txt"]
+    assert report.site.posts[0].tags != first.site.posts[0].tags
+    assert feed_files(sample_site) == expected_feeds(sample_site, report)
+
+
+def test_a_reader_option_change_reads_everything_again(sample_site: Path, reads: list[str]) -> None:
+    build(sample_site)
+    reads.clear()
+    config = sample_site / "publisher.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace('timezone = "America/New_York"', 'timezone = "Asia/Tokyo"'))
+    build(sample_site, LATER)
+    assert reads == ["seeds/000_876ff53b270cd303.txt"]
+
+
+def test_a_feed_file_removed_or_edited_by_hand_is_written_again(mixed_site: Path) -> None:
+    build(mixed_site)
+    feeds = mixed_site / "feeds"
+    (feeds / "atom.xml").unlink()
+    (feeds / "rss.xml").write_bytes(b"<rss>edited</rss>")
+    report = build(mixed_site, LATER)
+    assert sorted(report.written) == ["atom.xml", "rss.xml"]
+    assert feed_files(mixed_site) == expected_feeds(mixed_site, report)
+
+
+def test_force_serialises_and_rewrites_every_feed(mixed_site: Path) -> None:
+    first = build(mixed_site)
+    report = build(mixed_site, LATER, force=True)
+    assert sorted(report.written) == sorted(first.files)
+
+
+def test_a_lost_or_damaged_cache_costs_a_reading_and_nothing_else(mixed_site: Path, reads: list[str]) -> None:
+    first = build(mixed_site)
+    db = sqlite3.connect(mixed_site / ".publisher" / "state.db")
+    with db:
+        db.execute("UPDATE read_cache SET data = x'7b6e6f74206a736f6e' WHERE source = 'seeds/toml_front_matter.md'")
+        db.execute("DELETE FROM read_cache WHERE source = 'seeds/small-site.xml'")
+        db.execute("DELETE FROM feed_outputs")
+    db.close()
+    reads.clear()
+    report = build(mixed_site, LATER)
+    assert sorted(reads) == ["seeds/small-site.xml", "seeds/toml_front_matter.md"]
+    assert report.site.posts == first.site.posts and report.written == ()
+
+
+def test_files_that_are_gone_leave_the_cache(mixed_site: Path) -> None:
+    build(mixed_site)
+    (mixed_site / "seeds" / "small-site.xml").unlink()
+    build(mixed_site, LATER)
+    db = sqlite3.connect(mixed_site / ".publisher" / "state.db")
+    sources = {row[0] for row in db.execute("SELECT source FROM read_cache")}
+    db.close()
+    assert "seeds/small-site.xml" not in sources and "seeds/broken.md" in sources
+
+
+def test_check_uses_the_cache_and_writes_nothing(mixed_site: Path, reads: list[str]) -> None:
+    build(mixed_site)
+    state = mixed_site / ".publisher" / "state.db"
+    before = state.read_bytes()
+    post = mixed_site / "seeds" / "toml_front_matter.md"
+    post.write_text(post.read_text(encoding="utf-8") + "\nmore\n", encoding="utf-8")
+    reads.clear()
+    config = load_config(mixed_site / "publisher.toml")
+    store = StateStore.open(config.state.path, readonly=True)
+    try:
+        report = check_site(config, store=store, now=LATER)
+    finally:
+        store.close()
+    assert reads == ["seeds/toml_front_matter.md"] and report.site.posts
+    assert state.read_bytes() == before
+
+
+def test_feed_digests_change_with_what_the_feed_shows(mixed_site: Path) -> None:
+    report = build(mixed_site)
+    config = load_config(mixed_site / "publisher.toml")
+    options = feed_options(config)
+    digests = {d.name: d.digest for d in plan_feeds(report.site, options)}
+    assert digests == {d.name: d.digest for d in plan_feeds(report.site, options)}  # stable
+    first = report.site.posts[0]
+    from dataclasses import replace
+
+    for change in ({"title": first.title + "!"}, {"content_html": first.content_html + "<p>x</p>"}, {"tags": ("new",)}):
+        site = replace(report.site, posts=(replace(first, **change), *report.site.posts[1:]))
+        changed = {d.name: d.digest for d in plan_feeds(site, options)}
+        assert changed["rss.xml"] != digests["rss.xml"], change
+    untouched = replace(report.site, posts=(replace(first, blocks=first.blocks), *report.site.posts[1:]))
+    assert {d.name: d.digest for d in plan_feeds(untouched, options)} == digests
+
+
+def test_the_sample_feeds_are_unchanged_by_the_cache(tmp_path: Path, sample_site: Path) -> None:
+    """A site built with a cache and one built without give the same bytes."""
+    build(sample_site)
+    other = tmp_path / "other"
+    shutil.copytree(sample_site, other, ignore=shutil.ignore_patterns("feeds", ".publisher"))
+    config = load_config(other / "publisher.toml")
+    store = StateStore.open(config.state.path)
+    try:
+        with store.transaction():
+            site, _ = content.publish(content.load_posts(config).posts, store=store, now=NOW, config=config)
+    finally:
+        store.close()
+    assert build_feeds(site, feed_options(config)) == feed_files(sample_site)
