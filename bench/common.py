@@ -13,6 +13,7 @@ import platform
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,23 +90,56 @@ def line(label: str, value: str) -> None:
 
 
 def run_measured(cmd: Sequence[str], *, cwd: Path | None = None, env: dict | None = None) -> tuple[int, float, float, str]:
-    """Run ``cmd``; (exit code, seconds, peak RSS in MB of that process, its stderr).
+    """Run ``cmd``; (exit code, seconds, peak RSS in MB, its stderr).
 
-    The peak is the child's own ``ru_maxrss`` from ``wait4``, so only the
-    measured process counts (not this one, not earlier children).
+    The peak is that of the process and its descendants together (worker
+    processes count): their RSS summed every 50 ms from /proc, or the
+    process's own high-water mark (``VmHWM``) when that is higher. Not
+    ``ru_maxrss`` from ``wait4``: the child is forked from this process
+    before it execs, and the fork's size would count.
     """
     full_env = {**os.environ, **(env or {})}
     start = time.perf_counter()
-    with subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
-        assert proc.stderr is not None
-        # Read stderr while waiting so a chatty child never blocks on a full pipe.
-        err_chunks = []
-        while chunk := proc.stderr.read(65536):
-            err_chunks.append(chunk)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
-    return proc.returncode, seconds, usage.ru_maxrss / 1024, b"".join(err_chunks).decode("utf-8", "replace")
+    peak_kb = 0
+    with tempfile.TemporaryFile() as err:
+        with subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=err) as proc:
+            while proc.poll() is None:
+                peak_kb = max(peak_kb, _tree_rss_kb(proc.pid))
+                time.sleep(0.05)
+        seconds = time.perf_counter() - start
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    return proc.returncode, seconds, peak_kb / 1024, stderr
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        for text in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if text.startswith(field):
+                return int(text.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _tree_rss_kb(root: int) -> int:
+    """max(VmHWM of ``root``, the VmRSS of ``root`` and its descendants summed)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return max(_status_kb(root, "VmHWM:"), sum(_status_kb(pid, "VmRSS:") for pid in tree))
 
 
 # -- sites ---------------------------------------------------------------------

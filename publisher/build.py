@@ -26,7 +26,7 @@ from publisher.resources import default_templates
 from publisher.sources import load_feed_sources
 from publisher.store import BuildRecord, FeedOutput, StateStore
 from publisher.websub import ping_hub
-from publisher.writer import write_if_changed
+from publisher.writer import remove_temporaries, write_changed
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ def _load(config: Config, store: StateStore, now: datetime, cache: PostCache):
     return loaded.posts + imported.posts, loaded.errors + imported.errors
 
 
-def _documents(config: Config, site: Site) -> list[FeedDocument]:
-    documents = plan_feeds(site, feed_options(config))
+def _documents(config: Config, site: Site, cache: PostCache) -> list[FeedDocument]:
+    documents = plan_feeds(site, feed_options(config), fingerprint=cache.fingerprint)
     if config.feeds.stylesheet:
         source = _stylesheet_source(config)
         digest = hashlib.sha256(b"stylesheet\x00" + source).hexdigest()
@@ -106,18 +106,27 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     with store.transaction():
         site, publish_errors = publish(posts, store=store, now=now, config=config, cache=cache)
         errors = read_errors + publish_errors
-        documents = _documents(config, site)
+        documents = _documents(config, site, cache)
         known = store.feed_outputs()
-        written, outputs = [], []
+        rendered: dict[Path, bytes] = {}
+        candidates = []
         for document in documents:
             path = out / document.name
             before = known.get(document.name)
             if not force and before is not None and before.digest == document.digest and _as_left(path, before):
                 continue
-            data = document.render()
-            if write_if_changed(path, data, force=force):
+            rendered[path] = document.render()
+            candidates.append((document, path))
+        # What a killed build left half-written goes; then every changed feed
+        # is written to a temporary file before any is renamed into place.
+        for leftover in remove_temporaries(out):
+            log.info("removed %s, left by an interrupted build", config.relative(leftover))
+        changed = set(write_changed(rendered, force=force))
+        written, outputs = [], []
+        for document, path in candidates:
+            if path in changed:
                 written.append(document.name)
-                log.info("wrote %s (%d bytes)", config.relative(path), len(data))
+                log.info("wrote %s (%d bytes)", config.relative(path), len(rendered[path]))
             outputs.append(_output(document, path))
         files = {document.name for document in documents}
         removed = []
@@ -163,7 +172,7 @@ def check_site(config: Config, *, store: StateStore, now: datetime) -> BuildRepo
     posts, read_errors = _load(config, store, now, cache)
     with store.transaction():
         site, publish_errors = publish(posts, store=store, now=now, config=config, cache=cache)
-        documents = _documents(config, site)
+        documents = _documents(config, site, cache)
         for document in documents:
             document.render()  # a feed that cannot be made is an error now, not at build time
     return BuildReport(site, read_errors + publish_errors, tuple(d.name for d in documents), ())

@@ -17,9 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import re
+import time
 import tomllib
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +36,8 @@ from publisher.model import Author, Comment, Excerpt, Paragraph, Post, Site
 from publisher.readers import ReadOptions, ReadResult, extensions, reader_for
 from publisher.readers.frontmatter import toml_error
 from publisher.readers.metadata import Metadata, parse_metadata
-from publisher.sanitize import absolutize, clean_html, first_paragraph_text
+from publisher.sanitize import absolutize as _absolutize
+from publisher.sanitize import clean_html, first_paragraph_text
 from publisher.store import PostRecord, StateStore
 from publisher.text import one_line, slugify, summarize, xml_safe
 
@@ -157,23 +162,110 @@ def load_posts(config: Config, cache: PostCache | None = None) -> Loaded:
     """
     errors: list[ContentError] = []
     posts: list[Post] = []
-    for path in _post_files(config, errors):
-        try:
-            result = cache.read(path, config) if cache is not None else read_file(path, config)
-            posts.extend(result.posts)
-            errors.extend(result.errors)
-        except ContentError as exc:
-            errors.append(exc)
-        except Exception as exc:  # a reader bug must not stop the other posts
-            log.debug("reading %s failed", path, exc_info=True)
-            errors.append(ContentError(config.relative(path), None, f"could not be read: {exc!r}"))
+    paths = _post_files(config, errors)
+    if cache is not None:
+        outcomes = cache.read_all(paths, config)
+    else:
+        outcomes = ((path, _attempt(path, lambda: read_file(path, config))) for path in paths)
+    for path, outcome in outcomes:
+        if isinstance(outcome, ReadResult):
+            posts.extend(outcome.posts)
+            errors.extend(outcome.errors)
+        elif isinstance(outcome, ContentError):
+            errors.append(outcome)
+        else:  # a reader bug must not stop the other posts
+            errors.append(ContentError(config.relative(path), None, f"could not be read: {outcome!r}"))
     return Loaded(tuple(posts), tuple(errors))
+
+
+def _attempt(path: Path, read: Callable[[], ReadResult]) -> ReadResult | Exception:
+    """``read()``, or the exception it raised (logged when it is a bug)."""
+    try:
+        return read()
+    except ContentError as exc:
+        return exc
+    except Exception as exc:
+        log.debug("reading %s failed", path, exc_info=True)
+        return exc
+
+
+# -- parsing many files ---------------------------------------------------------
+#
+# Parsing (Markdown above all) is most of a cold build. When many files are
+# to be parsed and the machine has more than one CPU, worker processes parse
+# them, PARSE_CHUNK files at a time; the results are the same as parsing here.
+
+PARALLEL_MIN_FILES = 200
+PARSE_CHUNK = 32
+MAX_PARSERS = 8
+
+
+def _parse_one(path: Path, shown: str, data: bytes, config: Config) -> ReadResult | Exception:
+    return _attempt(path, lambda: _cleaned(_read(path, shown, data, config)))
+
+
+def _parse_many(items: list[tuple[Path, str, bytes]], config: Config) -> list[ReadResult | Exception]:
+    """Each item's reading, cleaned: (path, shown, bytes) -> ReadResult or the error."""
+    workers = _parsers(len(items))
+    if workers > 1:
+        try:
+            return _parse_in_processes(items, config, workers)
+        except Exception:  # no process could be started, or one died: parse here instead
+            log.warning("parsing in %d worker processes failed; parsing %d files here", workers, len(items), exc_info=True)
+    return [_parse_one(path, shown, data, config) for path, shown, data in items]
+
+
+def _parsers(files: int) -> int:
+    if files < PARALLEL_MIN_FILES:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_PARSERS))
+
+
+def _parse_in_processes(items: list[tuple[Path, str, bytes]], config: Config, workers: int) -> list[ReadResult | Exception]:
+    # forkserver: never a fork of this process, which may hold threads and a
+    # database connection; the server preloads the readers once.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload(["publisher.content", "publisher.readers.markdown", "publisher.readers.text"])
+    chunks = [items[i : i + PARSE_CHUNK] for i in range(0, len(items), PARSE_CHUNK)]
+    results: list[ReadResult | Exception] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for done in pool.map(_parse_chunk, [config] * len(chunks), chunks):
+            results.extend(_unpacked(outcome) for outcome in done)
+    return results
+
+
+def _parse_chunk(config: Config, chunk: list[tuple[Path, str, bytes]]) -> list[tuple]:
+    """In a worker: parse ``chunk``; errors as plain tuples (ContentError does not pickle)."""
+    out: list[tuple] = []
+    for path, shown, data in chunk:
+        outcome = _parse_one(path, shown, data, config)
+        if isinstance(outcome, ReadResult):
+            out.append(("ok", outcome.posts, [(e.path, e.line, e.reason) for e in outcome.errors]))
+        elif isinstance(outcome, ContentError):
+            out.append(("rejected", outcome.path, outcome.line, outcome.reason))
+        else:
+            out.append(("bug", f"{type(outcome).__name__}: {outcome}"))
+    return out
+
+
+def _unpacked(outcome: tuple) -> ReadResult | Exception:
+    if outcome[0] == "ok":
+        return ReadResult(outcome[1], tuple(ContentError(*error) for error in outcome[2]))
+    if outcome[0] == "rejected":
+        return ContentError(*outcome[1:])
+    return RuntimeError(outcome[1])
 
 
 # -- the cache of posts read ------------------------------------------------------
 
 # Bump when what a reading gives changes without publisher's version changing.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 class PostCache:
@@ -196,54 +288,105 @@ class PostCache:
     def __init__(self, store: StateStore):
         self.store = store
         self._stored = store.cached_reads()  # source -> (key, data)
-        self._options: tuple[int, bytes] | None = None  # (id of the config, its part of the key)
+        self._options: tuple[int, bytes, str] | None = None  # (id of the config, its part of the key, digest)
+        self._signatures: dict[str, str | None] = {}  # source -> signature now
         self._seen: set[str] = set()
         self._changed: dict[str, _Entry] = {}
         # Posts this cache handed out, by identity (the references kept here
         # keep the ids unique): they are clean already, and each knows its
         # file's entry, for the resolved HTML.
         self._handed: dict[int, tuple[str, _Entry, int]] = {}
+        # Posts published from those, by identity: (the post, its entry, its index).
+        self._published: dict[int, tuple[Post, _Entry, int]] = {}
 
-    def read(self, path: Path, config: Config) -> ReadResult:
-        """``read_file(path, config)``, cleaned, from the cache when it can be."""
-        shown = _shown(config, path)
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-            sidecar = f"{path}{SIDECAR_SUFFIX}"
-            sidecar_data = None
-            if os.path.isfile(sidecar):
-                with open(sidecar, "rb") as handle:
-                    sidecar_data = handle.read()
-        except OSError:
-            return _cleaned(read_file(path, config))  # which names the problem
-        key = self._key(shown, data, sidecar_data, config)
-        self._seen.add(shown)
-        entry = None
-        stored = self._stored.pop(shown, None)  # what is left at the end is of files gone
-        if stored is not None and stored[0] == key:
-            try:
-                entry = _Entry.decode(key, stored[1])
-            except (ValueError, KeyError, TypeError, IndexError):
-                log.debug("%s: cached reading unusable; reading again", shown, exc_info=True)
-        if entry is None:
-            try:
-                result = _cleaned(_read(path, shown, data, config))
-            except ContentError as exc:
-                entry = _Entry(key, (), (exc,), failed=True)
+    def read_all(self, paths: list[Path], config: Config) -> list[tuple[Path, ReadResult | Exception]]:
+        """Each file's reading, cleaned, in order: from the cache where its key
+        is unchanged, else parsed (all together, in parallel when many).
+
+        An outcome is a ``ReadResult``, the ``ContentError`` that rejects
+        the file, or the exception of a reader bug (not cached).
+        """
+        outcomes: list[ReadResult | Exception | None] = [None] * len(paths)
+        misses: list[tuple[int, Path, str, bytes, str]] = []
+        root = str(config.root)
+        for index, path in enumerate(paths):
+            shown = _shown(root, path, config)
+            self._seen.add(shown)
+            stored = self._stored.pop(shown, None)  # what is left at the end is of files gone
+            signature = _signature(path, self._prefix(config) + shown)
+            self._signatures[shown] = signature
+            entry = None
+            if stored is not None and signature is not None and stored[2] == signature:
+                # Unchanged on disk since it was read: its key is the stored one.
+                entry = _decoded(shown, stored[0], stored[1])
+            if entry is None:
+                try:
+                    with open(path, "rb") as handle:
+                        data = handle.read()
+                    sidecar = f"{path}{SIDECAR_SUFFIX}"
+                    sidecar_data = None
+                    if os.path.isfile(sidecar):
+                        with open(sidecar, "rb") as handle:
+                            sidecar_data = handle.read()
+                except OSError:
+                    outcomes[index] = _attempt(path, lambda: _cleaned(read_file(path, config)))  # names the problem
+                    continue
+                key = self._key(shown, data, sidecar_data, config)
+                if stored is not None and stored[0] == key:
+                    entry = _decoded(shown, key, stored[1])
+                if entry is None:
+                    misses.append((index, path, shown, data, key))
+                    continue
+            outcomes[index] = self._hand_out(shown, entry)
+        parsed = _parse_many([(path, shown, data) for _, path, shown, data, _ in misses], config)
+        for (index, _, shown, _, key), outcome in zip(misses, parsed):
+            if isinstance(outcome, ReadResult):
+                entry = _Entry(key, outcome.posts, outcome.errors, failed=False)
+            elif isinstance(outcome, ContentError):
+                entry = _Entry(key, (), (outcome,), failed=True)
             else:
-                entry = _Entry(key, result.posts, result.errors, failed=False)
+                outcomes[index] = outcome
+                continue
             self._changed[shown] = entry
+            outcomes[index] = self._hand_out(shown, entry)
+        return [(path, outcome) for path, outcome in zip(paths, outcomes) if outcome is not None]
+
+    def published(self, post: Post, result: Post) -> None:
+        """``result`` is ``post`` published: ``post`` with its identity, dates
+        and resolved HTML (``fingerprint`` knows it then)."""
+        handed = self._handed.get(id(post))
+        if handed is not None:
+            self._published[id(result)] = (result, handed[1], handed[2])
+
+    def fingerprint(self, post: Post) -> bytes | None:
+        """For a post published from the cache: bytes that change when any of
+        its fields does, without hashing its HTML (``feeds.plan_feeds``).
+
+        Its entry's key and place fix every field read from the file; the
+        rest is what publishing set (the HTML resolved follows the URL)."""
+        known = self._published.get(id(post))
+        if known is None:
+            return None
+        _, entry, index = known
+        text = f"{entry.key}\x00{index}\x00{post.id}\x00{post.slug}\x00{post.url}\x00{post.date}\x00{post.updated}"
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+    def _hand_out(self, shown: str, entry: _Entry) -> ReadResult | ContentError:
         for index, post in enumerate(entry.posts):
             self._handed[id(post)] = (shown, entry, index)
-        if entry.failed:
-            raise entry.errors[0]
-        return ReadResult(entry.posts, entry.errors)
+        return entry.errors[0] if entry.failed else ReadResult(entry.posts, entry.errors)
 
-    def _key(self, shown: str, data: bytes, sidecar: bytes | None, config: Config) -> str:
+    def _prefix(self, config: Config) -> str:
+        """What of the config goes into every key (and signature)."""
         if self._options is None or self._options[0] != id(config):
             options = [CACHE_FORMAT, __version__, str(config.site.timezone), list(config.content.boilerplate)]
-            self._options = (id(config), json.dumps(options, ensure_ascii=False).encode("utf-8"))
+            text = json.dumps(options, ensure_ascii=False)
+            self._options = (id(config), text.encode("utf-8"), hashlib.sha256(text.encode("utf-8")).hexdigest()[:16])
+        return self._options[2]
+
+    def _key(self, shown: str, data: bytes, sidecar: bytes | None, config: Config) -> str:
+        self._prefix(config)
+        assert self._options is not None
         digest = hashlib.sha256()
         for part in (self._options[1], shown.encode("utf-8", "surrogateescape"), data, b"" if sidecar is None else b"1" + sidecar):
             digest.update(len(part).to_bytes(8, "big"))
@@ -285,7 +428,9 @@ class PostCache:
         if self.store.readonly:
             return
         if self._changed:
-            self.store.remember_reads((shown, entry.key, entry.encode()) for shown, entry in self._changed.items())
+            self.store.remember_reads(
+                (shown, entry.key, entry.encode(), self._signatures.get(shown)) for shown, entry in self._changed.items()
+            )
         gone = [shown for shown in self._stored if shown not in self._seen]
         if gone:
             self.store.forget_reads(gone)
@@ -293,16 +438,72 @@ class PostCache:
         self._changed = {}
 
 
+# An href or src whose value is relative (no scheme, not "#…", not "//…"),
+# quoted or not. sanitize.absolutize promises to return HTML without one
+# byte for byte, but its own check also matches every quoted absolute URL
+# (the optional quote lets the look-ahead see the quote), so it parses and
+# re-serialises nearly every post: a tenth of a cold build. Checked here
+# first until sanitize's pattern is fixed.
+_RELATIVE_LINK = re.compile(
+    r"""\s(?:href|src)\s*=\s*(?:["'](?![a-z][a-z0-9+.-]*:|#|//)|(?!["'])(?![a-z][a-z0-9+.-]*:|#|//))""",
+    re.IGNORECASE,
+)
+
+
+def absolutize(html: str, base_url: str) -> str:
+    """``sanitize.absolutize``, skipped for HTML without a relative link (as it documents)."""
+    return _absolutize(html, base_url) if _RELATIVE_LINK.search(html) else html
+
+
+def _decoded(shown: str, key: str, data: bytes) -> _Entry | None:
+    try:
+        return _Entry.decode(key, data)
+    except (ValueError, KeyError, TypeError, IndexError):
+        log.debug("%s: cached reading unusable; reading again", shown, exc_info=True)
+        return None
+
+
 def _cleaned(result: ReadResult) -> ReadResult:
     return ReadResult(tuple(_clean(post) for post in result.posts), result.errors)
 
 
-def _shown(config: Config, path: Path) -> str:
-    """``config.relative(path)``, without pathlib's cost for the usual case."""
-    text, root = str(path), str(config.root)
+def _shown(root: str, path: Path, config: Config) -> str:
+    """``config.relative(path)`` (``root`` is ``str(config.root)``), without pathlib's cost for the usual case."""
+    text = str(path)
     if text.startswith(root) and text[len(root) : len(root) + 1] == os.sep and root != os.sep:
         return text[len(root) + 1 :]
     return config.relative(path)
+
+
+# A file changed less than this before it was looked at may change again
+# within the same timestamp tick, unseen by its size and times: its
+# signature is not kept (as git treats "racily clean" entries). Two seconds
+# where timestamps have whole seconds only.
+_RACY_NS = 50_000_000
+_RACY_COARSE_NS = 2_000_000_000
+
+
+def _signature(path: Path, prefix: str) -> str | None:
+    """What ``path`` and its sidecar look like on disk (size, mtime, ctime,
+    inode), with ``prefix``; None when it may not be trusted to show a change."""
+    now = time.time_ns()
+    parts = [prefix]
+    for name, optional in ((str(path), False), (f"{path}{SIDECAR_SUFFIX}", True)):
+        try:
+            stat = os.stat(name)
+        except FileNotFoundError:
+            if not optional:
+                return None
+            parts.append("-")
+            continue
+        except OSError:
+            return None
+        newest = max(stat.st_mtime_ns, stat.st_ctime_ns)
+        racy = _RACY_COARSE_NS if newest % 1_000_000_000 == 0 else _RACY_NS
+        if now - newest < racy:
+            return None
+        parts.append(f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}")
+    return "|".join(parts)
 
 
 class _Entry:
@@ -327,29 +528,45 @@ class _Entry:
         self.hashes = hashes if hashes is not None else [None] * len(posts)
 
     def encode(self) -> bytes:
+        """JSON of everything but the HTML, a NUL, then each post's HTML and
+        resolved HTML ("" when none) joined by NULs: the HTML is most of an
+        entry, and splitting it off is cheaper to read back than a JSON
+        string (NUL is never in post HTML: it is not XML)."""
+        posts, html = [], []
+        for post, resolved in zip(self.posts, self.resolved):
+            values = _post_to_json(post)
+            values[_HTML] = None
+            posts.append(values)
+            html.append(post.content_html)
+            html.append(resolved[1] or "" if resolved is not None else "")
         data = [
             CACHE_FORMAT,
-            [_post_to_json(post) for post in self.posts],
+            posts,
             [[e.path, e.line, e.reason] for e in self.errors],
-            self.resolved,
+            [None if r is None else [r[0], r[1] is not None] for r in self.resolved],
             self.hashes,
             self.failed,
         ]
-        # Not compressed: zlib would halve the bytes but cost more than the
-        # rest of a rebuild's work on the entry.
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        head = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return head + b"\x00" + "\x00".join(html).encode("utf-8")
 
     @classmethod
     def decode(cls, key: str, blob: bytes) -> _Entry:
-        version, posts, errors, resolved, hashes, failed = json.loads(blob)
-        if version != CACHE_FORMAT or not (len(posts) == len(resolved) == len(hashes)):
+        head, _, tail = blob.partition(b"\x00")
+        version, posts, errors, resolved, hashes, failed = json.loads(head)
+        html = tail.decode("utf-8").split("\x00")
+        if version != CACHE_FORMAT or not (len(posts) == len(resolved) == len(hashes) == len(html) // 2):
             raise ValueError("not an entry of this format")
+        for index, values in enumerate(posts):
+            values[_HTML] = html[2 * index]
         return cls(
             key,
             tuple(map(_post_from_json, posts)),
             tuple(ContentError(path, line, reason) for path, line, reason in errors),
             failed=bool(failed),
-            resolved=[tuple(r) if r is not None else None for r in resolved],
+            resolved=[
+                None if r is None else (r[0], html[2 * index + 1] if r[1] else None) for index, r in enumerate(resolved)
+            ],
             hashes=hashes,
         )
 
@@ -359,6 +576,7 @@ class _Entry:
 # fields (a block led by its kind, "p" or "e").
 _POST_FIELDS = tuple(f.name for f in fields(Post))
 _DATES = tuple(i for i, name in enumerate(_POST_FIELDS) if name in ("date", "updated"))
+_HTML = _POST_FIELDS.index("content_html")
 _AUTHOR = _POST_FIELDS.index("author")
 _BLOCKS = _POST_FIELDS.index("blocks")
 _COMMENTS = _POST_FIELDS.index("comments")
@@ -589,4 +807,7 @@ class _Identities:
         self.urls[url] = post.source
         self._remember(PostRecord(post.source, guid, slug, first_seen, digest, updated))
         html = cache.absolutize(post, url) if cache is not None else absolutize(post.content_html, url)
-        return replace(post, id=guid, slug=slug, url=url, date=date, updated=updated, content_html=html)
+        result = replace(post, id=guid, slug=slug, url=url, date=date, updated=updated, content_html=html)
+        if cache is not None:
+            cache.published(post, result)
+        return result

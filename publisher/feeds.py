@@ -295,9 +295,10 @@ def _grouped(site: Site, key) -> dict[str, tuple[str, tuple[Post, ...]]]:
     """slug -> (display name, posts newest first) for every value of ``key``."""
     groups: dict[str, list[Post]] = defaultdict(list)
     names: dict[str, str] = {}
+    slugs: dict[str, str] = {}  # the same few tags again and again
     for post in site.posts:
         # Two values of one post may share a slug ("C++" and "C"): list it once.
-        for slug, value in {slugify(v): v for v in reversed(key(post))}.items():
+        for slug, value in {slugs.get(v) or slugs.setdefault(v, slugify(v)): v for v in reversed(key(post))}.items():
             names.setdefault(slug, value)
             groups[slug].append(post)
     return {slug: (names[slug], tuple(posts)) for slug, posts in sorted(groups.items())}
@@ -387,15 +388,23 @@ class FeedDocument:
     render: Callable[[], bytes]
 
 
-def plan_feeds(site: Site, options: FeedOptions | None = None) -> list[FeedDocument]:
+def plan_feeds(
+    site: Site,
+    options: FeedOptions | None = None,
+    *,
+    fingerprint: Callable[[Post], bytes | None] | None = None,
+) -> list[FeedDocument]:
     """Every feed of ``site`` as a ``FeedDocument``, in ``build_feeds``'s order.
 
     Cheap: nothing is serialised until ``render()``, so a caller that kept
     the digests of the files it wrote can skip the unchanged ones.
+    ``fingerprint`` may give a post's fingerprint (bytes that change
+    whenever any of its fields does) when the caller knows one cheaper than
+    hashing the post; None falls back to hashing every field.
     """
     options = options or FeedOptions()
     info = site.info
-    plan = _Plan(site, options)
+    plan = _Plan(site, options, fingerprint)
     newest = site.posts[: options.items]
     has_archives = len(site.posts) > options.items
     main_links = _Links()
@@ -430,8 +439,9 @@ _DIGEST_FORMAT = 1
 class _Plan:
     """The documents of one site, with the digests of their inputs."""
 
-    def __init__(self, site: Site, options: FeedOptions):
+    def __init__(self, site: Site, options: FeedOptions, known: Callable[[Post], bytes | None] | None):
         self.documents: list[FeedDocument] = []
+        self._known = known
         self._fingerprints: dict[int, bytes] = {}
         self._common = _canonical([_DIGEST_FORMAT, __version__, site.info, options])
 
@@ -444,6 +454,11 @@ class _Plan:
 
     def _fingerprint(self, post: Post) -> bytes:
         found = self._fingerprints.get(id(post))
+        if found is None and self._known is not None:
+            found = self._known(post)
+            if found is not None:
+                self._fingerprints[id(post)] = b"k" + found
+                return b"k" + found
         if found is None:
             # Every field, so that nothing a feed shows can change unseen;
             # dates and the author turned plain here, which is faster than

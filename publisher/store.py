@@ -159,6 +159,12 @@ _MIGRATIONS: tuple[str, ...] = (
         mtime_ns INTEGER NOT NULL
     );
     """,
+    # 9: what a content file looked like on disk (size, times, inode) when
+    # its reading was cached: while it still does, it need not be read and
+    # hashed again to know its key (as git's index does).
+    """
+    ALTER TABLE read_cache ADD COLUMN signature TEXT;
+    """,
 )
 
 
@@ -267,6 +273,10 @@ class StateStore:
         """
         shown = str(path)
         try:
+            if path.exists() and path.stat().st_size == 0:
+                # An empty file is a database that lost its contents, not a new
+                # one: starting afresh would forget every subscriber and issue.
+                raise sqlite3.DatabaseError("the file is empty")
             if readonly:
                 if not path.exists():
                     db = sqlite3.connect(":memory:")
@@ -291,6 +301,12 @@ class StateStore:
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("PRAGMA foreign_keys=ON")
             store = cls(db, shown, readonly)
+            if path.exists():
+                # Damage past the header only shows when a page is read:
+                # find it now, as one clear error, not mid-command.
+                problem = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if problem != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check failed: {problem}")
             store._migrate()
         except sqlite3.DatabaseError as exc:
             raise StateError(
@@ -685,18 +701,19 @@ class StateStore:
     # content file's last reading, and what each feed file was made from.
     # Losing either costs one slow build, nothing else.
 
-    def cached_reads(self) -> dict[str, tuple[str, bytes]]:
-        """Every cached reading: source -> (key, data)."""
-        rows = self._db.execute("SELECT source, key, data FROM read_cache")
-        return {source: (key, bytes(data)) for source, key, data in rows}
+    def cached_reads(self) -> dict[str, tuple[str, bytes, str | None]]:
+        """Every cached reading: source -> (key, data, signature)."""
+        rows = self._db.execute("SELECT source, key, data, signature FROM read_cache")
+        return {source: (key, bytes(data), signature) for source, key, data, signature in rows}
 
-    def remember_reads(self, entries: Iterable[tuple[str, str, bytes]]) -> None:
-        """Keep (source, key, data) readings, replacing each source's last one."""
+    def remember_reads(self, entries: Iterable[tuple[str, str, bytes, str | None]]) -> None:
+        """Keep (source, key, data, signature) readings, replacing each source's last one."""
         if self.readonly:
             return
         self._db.executemany(
-            """INSERT INTO read_cache (source, key, data) VALUES (?, ?, ?)
-               ON CONFLICT(source) DO UPDATE SET key = excluded.key, data = excluded.data""",
+            """INSERT INTO read_cache (source, key, data, signature) VALUES (?, ?, ?, ?)
+               ON CONFLICT(source) DO UPDATE SET
+                 key = excluded.key, data = excluded.data, signature = excluded.signature""",
             entries,
         )
 

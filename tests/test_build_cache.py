@@ -194,3 +194,95 @@ def test_the_sample_feeds_are_unchanged_by_the_cache(tmp_path: Path, sample_site
     finally:
         store.close()
     assert build_feeds(site, feed_options(config)) == feed_files(sample_site)
+
+
+def test_files_parsed_in_worker_processes_give_what_parsing_here_gives(
+    mixed_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial_site = tmp_path / "serial"
+    shutil.copytree(mixed_site, serial_site)
+    serial = build(serial_site)
+    monkeypatch.setattr(content, "PARALLEL_MIN_FILES", 2)
+    monkeypatch.setattr(content, "PARSE_CHUNK", 3)
+    monkeypatch.setattr(content, "_parsers", lambda files: 2)  # even on one CPU
+    parallel = build(mixed_site)
+    assert parallel.site.posts == serial.site.posts
+    assert [str(e) for e in parallel.errors] == [str(e) for e in serial.errors]
+    assert feed_files(mixed_site) == feed_files(serial_site)
+    again = build(mixed_site, LATER)  # and what the workers read was cached
+    assert again.site.posts == serial.site.posts and again.written == ()
+
+
+def test_when_worker_processes_fail_the_files_are_parsed_here(
+    mixed_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_processes(*args, **kwargs):
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(content, "_parsers", lambda files: 2)
+    monkeypatch.setattr(content, "_parse_in_processes", no_processes)
+    report = build(mixed_site)
+    assert len(report.site.posts) >= 8 and any("broken.md" in str(e) for e in report.errors)
+
+
+def _age(folder: Path, seconds: float = 60) -> None:
+    """Make every file under ``folder`` look modified ``seconds`` ago."""
+    import os
+    import time
+
+    past = time.time() - seconds
+    for path in folder.rglob("*"):
+        if path.is_file():
+            os.utime(path, (past, past))
+    time.sleep(content._RACY_NS / 1e9 * 2)  # their ctime, now, must age past the racy window too
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files read and hashed to find their key from now on."""
+    seen: list[str] = []
+    real = content.PostCache._key
+
+    def counting(self, shown, data, sidecar, config):
+        seen.append(shown)
+        return real(self, shown, data, sidecar, config)
+
+    monkeypatch.setattr(content.PostCache, "_key", counting)
+    return seen
+
+
+def test_files_unchanged_on_disk_are_not_even_read_again(mixed_site: Path, hashed: list[str]) -> None:
+    _age(mixed_site / "seeds")
+    first = build(mixed_site)
+    hashed.clear()
+    second = build(mixed_site, LATER)
+    assert hashed == [] and second.site.posts == first.site.posts and second.written == ()
+
+
+def test_a_file_changed_without_changing_its_size_or_mtime_is_still_read(mixed_site: Path, hashed: list[str], reads: list[str]) -> None:
+    import os
+
+    _age(mixed_site / "seeds")
+    build(mixed_site)
+    post = mixed_site / "seeds" / "toml_front_matter.md"
+    stat = post.stat()
+    text = post.read_text(encoding="utf-8")
+    changed = text.replace("a", "b", 1) if "a" in text else text.replace("e", "f", 1)
+    assert len(changed.encode()) == len(text.encode()) and changed != text
+    post.write_text(changed, encoding="utf-8")
+    os.utime(post, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the same size and mtime; ctime moves
+    hashed.clear()
+    reads.clear()
+    build(mixed_site, LATER)
+    assert hashed == ["seeds/toml_front_matter.md"] and reads == ["seeds/toml_front_matter.md"]
+
+
+def test_a_file_written_just_before_its_reading_is_hashed_again_next_time(mixed_site: Path, hashed: list[str]) -> None:
+    _age(mixed_site / "seeds")
+    build(mixed_site)
+    post = mixed_site / "seeds" / "title_from_first_heading.md"
+    post.write_text(post.read_text(encoding="utf-8") + "\nmore\n", encoding="utf-8")
+    build(mixed_site, LATER)  # read at once: its signature may not be trusted yet
+    hashed.clear()
+    build(mixed_site, LATER + timedelta(minutes=1))
+    assert hashed == ["seeds/title_from_first_heading.md"]
