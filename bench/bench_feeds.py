@@ -20,9 +20,12 @@ For each corpus size (1,000 and, with BENCH_FULL=1, 10,000 posts):
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.common import FULL, NOW, PYTHON, heading, line, open_site, run_measured, timed, verdict
@@ -140,6 +143,32 @@ def _build(config_path: Path, now=NOW):
         store.close()
 
 
+def _in_child(what: str, *arguments: str) -> tuple[float, object]:
+    """Time one baseline or build_site() call in a fresh Python process, its
+    imports done before the clock starts: every measurement starts from the
+    same clean heap, not this process's (which grows with each round)."""
+    result = subprocess.run(
+        [PYTHON, "-m", "bench.bench_feeds", "--child", what, *arguments],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed: {result.stderr[-2000:]}")
+    seconds, value = json.loads(result.stdout.strip().splitlines()[-1])
+    return seconds, value
+
+
+def _child(what: str, *arguments: str) -> None:
+    _import_first()
+    if what == "baseline":
+        seconds, value = timed(lambda: _baseline(Path(arguments[0]), Path(arguments[1])))
+    else:
+        seconds, report = timed(lambda: _build(Path(arguments[0]), datetime.fromisoformat(arguments[1])))
+        value = [len(report.site.posts), len(report.errors), len(report.written)]
+    print(json.dumps([seconds, value]))
+
+
 def _feed_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -192,18 +221,18 @@ def run() -> None:
                 shutil.rmtree(feeds, ignore_errors=True)
                 shutil.rmtree(state, ignore_errors=True)
                 changed.write_text(original, encoding="utf-8")
-                seconds, baseline_bytes = timed(lambda: _baseline(posts, root / "baseline"))
+                seconds, baseline_bytes = _in_child("baseline", str(posts), str(root / "baseline"))
                 baseline_seconds = min(baseline_seconds, seconds)
-                seconds, cold = timed(lambda: _build(config_path))
+                seconds, (published, rejected, _) = _in_child("build", str(config_path), NOW.isoformat())
                 cold_seconds = min(cold_seconds, seconds)
-                assert len(cold.site.posts) == count and not cold.errors, cold.errors
-                seconds, rebuild = timed(lambda: _build(config_path, NOW + timedelta(minutes=10)))
+                assert published == count and not rejected, (published, rejected)
+                seconds, (_, _, written) = _in_child("build", str(config_path), (NOW + timedelta(minutes=10)).isoformat())
                 rebuild_seconds = min(rebuild_seconds, seconds)
-                assert not rebuild.written
+                assert not written
                 changed.write_text(original + "\nOne more paragraph, edited.\n", encoding="utf-8")
-                seconds, one = timed(lambda: _build(config_path, NOW + timedelta(minutes=20)))
+                seconds, (_, _, one_written) = _in_child("build", str(config_path), (NOW + timedelta(minutes=20)).isoformat())
                 one_seconds = min(one_seconds, seconds)
-                assert one.written, "the changed post must reach the feeds"
+                assert one_written, "the changed post must reach the feeds"
             written_bytes = _feed_bytes(feeds)
             per_post[count] = cold_seconds / count
 
@@ -216,16 +245,16 @@ def run() -> None:
             assert code == 0, err
             pelican_seconds = _pelican(root, count)
 
-            line(f"(in process: best of {rounds} rounds)", "")
+            line(f"(each timed in a fresh process, imports done first: best of {rounds} rounds)", "")
             line("baseline: read + markdown-it + feedgen RSS and Atom", f"{baseline_seconds:.2f} s ({baseline_bytes / 1e6:.1f} MB written)")
-            line("publisher: cold build (in process)", f"{cold_seconds:.2f} s, {len(cold.files):,} files, {written_bytes / 1e6:.1f} MB")
+            line("publisher: cold build_site()", f"{cold_seconds:.2f} s, {written_bytes / 1e6:.1f} MB of feeds")
             line("  time per post", f"{cold_seconds / count * 1e3:.2f} ms")
             line("publisher: rebuild, nothing changed", f"{rebuild_seconds:.3f} s ({rebuild_seconds / cold_seconds:.1%} of cold)")
-            line("publisher: rebuild, one post changed", f"{one_seconds:.3f} s ({one_seconds / cold_seconds:.1%} of cold), {len(one.written)} files rewritten")
+            line("publisher: rebuild, one post changed", f"{one_seconds:.3f} s ({one_seconds / cold_seconds:.1%} of cold), {one_written} files rewritten")
             line("`publisher build` command, cold", f"{cli_seconds:.2f} s")
             if pelican_seconds is not None:
                 line("`pelican` command, cold, feeds only", f"{pelican_seconds:.2f} s")
-            line("peak RSS of `publisher build` / feed bytes written", f"{cli_peak:.0f} MB / {written_bytes / 1e6:.1f} MB")
+            line("peak RSS of `publisher build` (with its workers) / feed bytes", f"{cli_peak:.0f} MB / {written_bytes / 1e6:.1f} MB")
 
             tag = f"3 feeds ({count:,} posts)"
             verdict(f"{tag}: cold vs libraries alone", f"{cold_seconds:.2f} s vs {baseline_seconds:.2f} s", cold_seconds / baseline_seconds, "<= 1.5", cold_seconds <= 1.5 * baseline_seconds)
@@ -235,9 +264,11 @@ def run() -> None:
                 verdict(f"{tag}: publisher build vs Pelican", "Pelican did not run", None, "< 1.0", None)
             verdict(f"{tag}: unchanged rebuild", f"{rebuild_seconds:.3f} s", rebuild_seconds / cold_seconds, "<= 0.05", rebuild_seconds <= 0.05 * cold_seconds)
             verdict(f"{tag}: one post changed", f"{one_seconds:.3f} s", one_seconds / cold_seconds, "<= 0.10", one_seconds <= 0.10 * cold_seconds)
-            if count == max(sizes):
-                ratio = cli_peak * 1e6 / written_bytes
+            ratio = cli_peak * 1e6 / written_bytes
+            if count >= 10_000:
                 verdict(f"4 build memory ({count:,} posts)", f"peak {cli_peak:.0f} MB for {written_bytes / 1e6:.1f} MB of feeds", ratio, "< 3.0", ratio < 3)
+            else:
+                line("  (the memory target is for 10,000 posts: BENCH_FULL=1)", f"{ratio:.1f}x here")
     if len(per_post) > 1:
         small, large = sorted(per_post)
         growth = per_post[large] / per_post[small]
@@ -245,4 +276,7 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    if sys.argv[1:2] == ["--child"]:
+        _child(*sys.argv[2:])
+    else:
+        run()

@@ -195,7 +195,7 @@ def _attempt(path: Path, read: Callable[[], ReadResult]) -> ReadResult | Excepti
 # to be parsed and the machine has more than one CPU, worker processes parse
 # them, PARSE_CHUNK files at a time; the results are the same as parsing here.
 
-PARALLEL_MIN_FILES = 200
+PARALLEL_MIN_FILES = 400  # below this, starting the workers costs more than it saves
 PARSE_CHUNK = 32
 MAX_PARSERS = 8
 
@@ -226,12 +226,9 @@ def _parsers(files: int) -> int:
 
 
 def _parse_in_processes(items: list[tuple[Path, str, bytes]], config: Config, workers: int) -> list[ReadResult | Exception]:
-    # forkserver: never a fork of this process, which may hold threads and a
-    # database connection; the server preloads the readers once.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload(["publisher.content", "publisher.readers.markdown", "publisher.readers.text"])
+    # spawn: fresh interpreters, never a fork of this process (which may hold
+    # threads and a database connection), and nothing left running after.
+    context = multiprocessing.get_context("spawn")
     chunks = [items[i : i + PARSE_CHUNK] for i in range(0, len(items), PARSE_CHUNK)]
     results: list[ReadResult | Exception] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:

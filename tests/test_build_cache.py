@@ -6,21 +6,23 @@ give: the same posts, and feed files equal to ``build_feeds`` of the site.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from publisher import content
-from publisher.build import build_site, check_site
+from publisher.build import check_site, feed_options
 from publisher.config import load_config
 from publisher.feeds import build_feeds, plan_feeds
-from publisher.build import feed_options
 from publisher.store import StateStore
 
-from .conftest import DATA, NOW, REPO, build
+from .conftest import DATA, NOW, build
 
 LATER = NOW + timedelta(hours=1)
 
@@ -171,8 +173,6 @@ def test_feed_digests_change_with_what_the_feed_shows(mixed_site: Path) -> None:
     digests = {d.name: d.digest for d in plan_feeds(report.site, options)}
     assert digests == {d.name: d.digest for d in plan_feeds(report.site, options)}  # stable
     first = report.site.posts[0]
-    from dataclasses import replace
-
     for change in ({"title": first.title + "!"}, {"content_html": first.content_html + "<p>x</p>"}, {"tags": ("new",)}):
         site = replace(report.site, posts=(replace(first, **change), *report.site.posts[1:]))
         changed = {d.name: d.digest for d in plan_feeds(site, options)}
@@ -227,9 +227,6 @@ def test_when_worker_processes_fail_the_files_are_parsed_here(
 
 def _age(folder: Path, seconds: float = 60) -> None:
     """Make every file under ``folder`` look modified ``seconds`` ago."""
-    import os
-    import time
-
     past = time.time() - seconds
     for path in folder.rglob("*"):
         if path.is_file():
@@ -259,9 +256,9 @@ def test_files_unchanged_on_disk_are_not_even_read_again(mixed_site: Path, hashe
     assert hashed == [] and second.site.posts == first.site.posts and second.written == ()
 
 
-def test_a_file_changed_without_changing_its_size_or_mtime_is_still_read(mixed_site: Path, hashed: list[str], reads: list[str]) -> None:
-    import os
-
+def test_a_file_changed_without_changing_its_size_or_mtime_is_still_read(
+    mixed_site: Path, hashed: list[str], reads: list[str]
+) -> None:
     _age(mixed_site / "seeds")
     build(mixed_site)
     post = mixed_site / "seeds" / "toml_front_matter.md"
