@@ -38,6 +38,7 @@ Durations (``max_late``) are "N minutes", "N hours" or "N days".
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
@@ -57,18 +58,18 @@ def _aware(moment: datetime, name: str) -> None:
         raise ValueError(f"{name} must be an aware datetime (got naive {moment.isoformat()})")
 
 
-class Schedule:
+class Schedule(ABC):
     """When a job runs: a series of instants (slots), computed for a time zone."""
 
     text: str  # as written in the config
 
+    @abstractmethod
     def next_slot(self, after: datetime, tz: tzinfo) -> datetime:
         """The first slot strictly after ``after`` (aware, UTC)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def previous_slot(self, at_or_before: datetime, tz: tzinfo) -> datetime:
         """The latest slot at or before ``at_or_before`` (aware, UTC)."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
