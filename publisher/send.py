@@ -34,7 +34,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from publisher.config import Config
-from publisher.content import load_posts, publish
+from publisher.content import PostCache, load_posts, publish
 from publisher.digest import IssueMessages, next_issue
 from publisher.errors import DeliveryError, PublisherError, TransportError
 from publisher.message import make_message_id
@@ -159,9 +159,11 @@ def next_rendered_issue(config: Config, store: StateStore, digest_list: DigestLi
     Publishing the posts remembers their identities (the store must be
     writable); nothing about the issue is recorded.
     """
-    loaded = load_posts(config)
+    cache = PostCache(store)  # what the last build read is not parsed again
+    loaded = load_posts(config, cache)
     with store.transaction():
-        site, _ = publish(loaded.posts, store=store, now=now, config=config)
+        site, _ = publish(loaded.posts, store=store, now=now, config=config, cache=cache)
+        cache.save()
     issue = next_issue(site, digest_list, store, now=now)
     if issue is None:
         return None
