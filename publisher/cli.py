@@ -320,7 +320,7 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
             if not quiet:
                 click.echo(f"Nothing to send for list {digest_list.name!r}: no new posts or no active subscribers.")
             sys.exit(EXIT_OK)
-        pending = len(store.pending_deliveries(issue_id))
+        pending = store.pending_count(issue_id)
         progress = _Progress(pending, quiet)
         try:
             report = deliver_issue(config, store, _transport(config), issue_id, clock=SystemClock(), on_progress=progress)
