@@ -36,8 +36,7 @@ from publisher.model import Author, Comment, Excerpt, Paragraph, Post, Site
 from publisher.readers import ReadOptions, ReadResult, extensions, reader_for
 from publisher.readers.frontmatter import toml_error
 from publisher.readers.metadata import Metadata, parse_metadata
-from publisher.sanitize import absolutize as _absolutize
-from publisher.sanitize import clean_html, first_paragraph_text
+from publisher.sanitize import absolutize, clean_html, first_paragraph_text
 from publisher.store import PostRecord, StateStore
 from publisher.text import one_line, slugify, summarize, xml_safe
 
@@ -262,7 +261,8 @@ def _unpacked(outcome: tuple) -> ReadResult | Exception:
 # -- the cache of posts read ------------------------------------------------------
 
 # Bump when what a reading gives changes without publisher's version changing.
-CACHE_FORMAT = 3
+# 4: srcset and cite URLs are resolved too.
+CACHE_FORMAT = 4
 
 
 class PostCache:
@@ -433,23 +433,6 @@ class PostCache:
             self.store.forget_reads(gone)
         self._stored = {}
         self._changed = {}
-
-
-# An href or src whose value is relative (no scheme, not "#…", not "//…"),
-# quoted or not. sanitize.absolutize promises to return HTML without one
-# byte for byte, but its own check also matches every quoted absolute URL
-# (the optional quote lets the look-ahead see the quote), so it parses and
-# re-serialises nearly every post: a tenth of a cold build. Checked here
-# first until sanitize's pattern is fixed.
-_RELATIVE_LINK = re.compile(
-    r"""\s(?:href|src)\s*=\s*(?:["'](?![a-z][a-z0-9+.-]*:|#|//)|(?!["'])(?![a-z][a-z0-9+.-]*:|#|//))""",
-    re.IGNORECASE,
-)
-
-
-def absolutize(html: str, base_url: str) -> str:
-    """``sanitize.absolutize``, skipped for HTML without a relative link (as it documents)."""
-    return _absolutize(html, base_url) if _RELATIVE_LINK.search(html) else html
 
 
 def _decoded(shown: str, key: str, data: bytes) -> _Entry | None:

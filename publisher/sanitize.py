@@ -83,15 +83,83 @@ def _parser() -> lxml.html.HTMLParser:
     # One per call: lxml parsers are not safe to share between threads.
     return lxml.html.HTMLParser(huge_tree=True, no_network=True)
 
-_RELATIVE = re.compile(r"""\s(?:href|src)\s*=\s*["']?(?![a-z][a-z0-9+.-]*:|#|//)""", re.I)
+
+# A URL that is not resolved against the post's: one with a scheme, a
+# protocol-relative one ("//…") or a same-page one ("#…").
+_ABSOLUTE = r"[a-z][a-z0-9+.-]*:|#|//"
+# An href, src or cite (the link attributes lxml resolves that clean_html
+# keeps) whose value is relative, quoted or not. The quote is consumed
+# before the look-ahead, which must see the value itself; an unquoted value
+# starts with neither a quote nor a space.
+_RELATIVE = re.compile(rf"""\s(?:href|src|cite)\s*=\s*(?:["']|(?![\s"']))(?!{_ABSOLUTE})""", re.I)
+_ABSOLUTE_URL = re.compile(_ABSOLUTE, re.I)
+_SRCSET = re.compile(r"""\ssrcset\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
+
+
+_SPACE = frozenset(" \t\n\f\r")
+
+
+def _has_relative_url(html: str) -> bool:
+    """Whether ``html`` holds a URL ``absolutize`` would resolve."""
+    if _RELATIVE.search(html):
+        return True
+    for match in _SRCSET.finditer(html):
+        value = match.group(1) or match.group(2) or match.group(3) or ""
+        if any(_ABSOLUTE_URL.match(value, start) is None for start, _ in _srcset_spans(value)):
+            return True
+    return False
+
+
+def _srcset_spans(value: str) -> list[tuple[int, int]]:
+    """Where each candidate URL of a ``srcset`` value is, parsed as the HTML
+    standard does: a URL is a run of non-space characters (commas inside it
+    belong to it, as in ``data:`` URLs, trailing ones end the candidate),
+    its descriptors run to the next comma outside parentheses."""
+    spans: list[tuple[int, int]] = []
+    position, end = 0, len(value)
+    while True:
+        while position < end and (value[position] in _SPACE or value[position] == ","):
+            position += 1
+        if position >= end:
+            return spans
+        start = position
+        while position < end and value[position] not in _SPACE:
+            position += 1
+        stop = position
+        while stop > start and value[stop - 1] == ",":
+            stop -= 1
+        spans.append((start, stop))
+        if stop < position:
+            continue
+        depth = 0
+        while position < end and (value[position] != "," or depth):
+            if value[position] == "(":
+                depth += 1
+            elif value[position] == ")" and depth:
+                depth -= 1
+            position += 1
+
+
+def _resolved_srcset(value: str, base_url: str) -> str:
+    """``value`` with its relative candidate URLs resolved against ``base_url``."""
+    out, last = [], 0
+    for start, stop in _srcset_spans(value):
+        url = value[start:stop]
+        if _ABSOLUTE_URL.match(url) is None:
+            out += (value[last:start], urljoin(base_url, url))
+            last = stop
+    out.append(value[last:])
+    return "".join(out)
 
 
 def absolutize(html: str, base_url: str) -> str:
-    """``html`` with relative ``href`` and ``src`` URLs resolved against ``base_url``.
+    """``html`` with relative ``href``, ``src``, ``cite`` and ``srcset`` URLs
+    resolved against ``base_url``.
 
-    HTML without relative URLs is returned as it is, byte for byte.
+    HTML without relative URLs is returned as it is, the very same string,
+    unparsed. Otherwise it is parsed and serialised again by lxml.
     """
-    if not _RELATIVE.search(html):
+    if not _has_relative_url(html):
         return html
     parts = lxml.html.fragments_fromstring(html, parser=_parser())
     out = []
@@ -104,6 +172,10 @@ def absolutize(html: str, base_url: str) -> str:
             lambda link: link if link.startswith("#") else urljoin(base_url, link),
             resolve_base_href=False,
         )
+        for element in part.iter():
+            srcset = element.get("srcset") if isinstance(element.tag, str) else None
+            if srcset:
+                element.set("srcset", _resolved_srcset(srcset, base_url))
         out.append(lxml.html.tostring(part, encoding="unicode", with_tail=True))
     return "".join(out)
 
