@@ -15,7 +15,8 @@ What it answers (under the path of ``[site] url``):
   ``Last-Modified``, ``304`` for ``If-None-Match`` and ``If-Modified-Since``,
   gzip when accepted. Only regular files with a feed's extension inside the
   folder are served; ``..``, dot files, encoded slashes and backslashes, NUL
-  and symlinks that lead out are 404.
+  and symlinks that lead out are 404. ``FeedFiles`` answers these ahead of
+  Flask: a poll that gets a 304 costs a ``stat`` and no routing.
 - ``/issues/`` and ``/issues/<list>/<number>/``: the web version of each
   issue sent (the frozen rendering, with neutral personal values).
 - ``POST /subscribe``: double opt-in (``publisher.optin``); the same answer
@@ -44,6 +45,7 @@ import signal
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -54,6 +56,7 @@ from flask import Flask, Response, abort, g, redirect, render_template, request,
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_accept_header, parse_date, parse_etags
 
 from publisher.config import Config
 from publisher.errors import ConfigError, PublisherError
@@ -187,6 +190,184 @@ class _GzipCache:
         return compressed
 
 
+_MAX_KNOWN_FILES = 4096
+_MAX_KNOWN_CODINGS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class _FeedFile:
+    """A file of the feeds folder as it was when last checked."""
+
+    lookup: str  # the folder and the name asked for, symlinks unresolved: what each request stats
+    path: str  # the real path that resolve_feed_file accepted
+    key: tuple[int, int, int, int]  # device, inode, size, mtime in ns
+    identity: str  # the ETag of the bytes as they are
+    coded: str  # the ETag of their gzip coding
+    modified: datetime  # Last-Modified, in whole seconds
+    last_modified: str  # the same as sent
+    plain: list[tuple[str, str]]  # the headers of a 200 without coding, but its length
+    zipped: list[tuple[str, str]]  # the same for the gzip coding
+    plain_304: list[tuple[str, str]]
+    zipped_304: list[tuple[str, str]]
+
+
+def _file_key(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+class FeedFiles:
+    """WSGI layer serving the feeds folder ahead of Flask.
+
+    Feed readers poll: most requests for a feed are conditional and most
+    answers are 304. So GET and HEAD of a feed are answered here without
+    routing: each file's validators and headers are kept from the first
+    request and revalidated by one ``stat`` of the name asked for (the
+    same device, inode, size and mtime is the same file with the same
+    bytes: the writer replaces a feed by renaming a new file over it). A
+    new or changed file goes through ``resolve_feed_file``'s checks again.
+    Anything else (another method, a name that is not a servable feed
+    file, an encoded separator in the request line) goes on to ``app``.
+    """
+
+    def __init__(self, app, folder: Path, mount: str):
+        self.app = app
+        self.folder = folder
+        self.mount = mount
+        self._known: dict[str, _FeedFile] = {}
+        self._codings: dict[str, bool] = {}
+        self._gzip = _GzipCache()
+
+    def __call__(self, environ, start_response):
+        method = environ.get("REQUEST_METHOD")
+        if method != "GET" and method != "HEAD":
+            return self.app(environ, start_response)
+        name = self._name(environ)
+        known = self._check(name) if name else None
+        if known is None:
+            return self.app(environ, start_response)
+        gzipped = self._accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING"))
+        if self._not_modified(environ, known):
+            start_response("304 Not Modified", known.zipped_304 if gzipped else known.plain_304)
+            return []
+        try:
+            handle = open(known.path, "rb")
+        except OSError:  # removed since the check
+            return self.app(environ, start_response)
+        with handle:
+            stat = os.fstat(handle.fileno())
+            if _file_key(stat) != known.key:
+                # Replaced since the check: the headers describe the very
+                # file read, never old tags with new bytes.
+                known = self._describe(name, known.lookup, known.path, stat)
+                if self._not_modified(environ, known):
+                    start_response("304 Not Modified", known.zipped_304 if gzipped else known.plain_304)
+                    return []
+            if method == "HEAD" and not gzipped:
+                start_response("200 OK", [*known.plain, ("Content-Length", str(stat.st_size))])
+                return []
+            data = handle.read()
+        if gzipped:
+            data = self._gzip.get((known.path, known.identity), lambda: data)
+        start_response("200 OK", [*(known.zipped if gzipped else known.plain), ("Content-Length", str(len(data)))])
+        return [data] if method == "GET" else []
+
+    def _name(self, environ) -> str | None:
+        """The name in the feeds folder the request asks for, not yet checked."""
+        raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or ""
+        if "%" in raw and _ENCODED_SEPARATOR.search(raw.split("?", 1)[0]):
+            return None
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/"):
+            return None
+        try:  # WSGI gives the path's bytes as latin-1
+            name = path[1:].encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return None
+        if self.mount and name.startswith(self.mount):
+            name = name[len(self.mount) :]
+        return name
+
+    def _check(self, name: str) -> _FeedFile | None:
+        known = self._known.get(name)
+        if known is not None:
+            try:
+                if _file_key(os.stat(known.lookup)) == known.key:
+                    return known
+            except OSError:
+                pass
+        path = resolve_feed_file(self.folder, name)
+        if path is None:
+            self._known.pop(name, None)
+            return None
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        known = self._describe(name, str(self.folder / name), str(path), stat)
+        if len(self._known) >= _MAX_KNOWN_FILES:
+            self._known.clear()
+        self._known[name] = known
+        return known
+
+    @staticmethod
+    def _describe(name: str, lookup: str, path: str, stat: os.stat_result) -> _FeedFile:
+        identity = _etag(stat.st_size, stat.st_mtime_ns, stat.st_ino, gzipped=False)
+        coded = _etag(stat.st_size, stat.st_mtime_ns, stat.st_ino, gzipped=True)
+        modified = datetime.fromtimestamp(int(stat.st_mtime), timezone.utc)
+        last_modified = format_datetime(modified, usegmt=True)
+        common = [
+            ("Last-Modified", last_modified),
+            ("Cache-Control", f"public, max-age={FEED_MAX_AGE}"),
+            ("Vary", "Accept-Encoding"),
+            ("Access-Control-Allow-Origin", "*"),
+            ("Content-Security-Policy", _CSP_FEED),
+            *_SECURITY_HEADERS.items(),
+        ]
+        content_type = ("Content-Type", feed_content_type(name) or "application/octet-stream")
+        return _FeedFile(
+            lookup=lookup,
+            path=path,
+            key=_file_key(stat),
+            identity=identity,
+            coded=coded,
+            modified=modified,
+            last_modified=last_modified,
+            plain=[content_type, ("ETag", identity), *common],
+            zipped=[content_type, ("Content-Encoding", "gzip"), ("ETag", coded), *common],
+            plain_304=[("ETag", identity), *common],
+            zipped_304=[("ETag", coded), *common],
+        )
+
+    def _accepts_gzip(self, header: str | None) -> bool:
+        if not header:
+            return False
+        accepted = self._codings.get(header)
+        if accepted is None:
+            accepted = parse_accept_header(header)["gzip"] > 0  # "*" counts, q=0 refuses
+            if len(self._codings) >= _MAX_KNOWN_CODINGS:
+                self._codings.clear()
+            self._codings[header] = accepted
+        return accepted
+
+    @staticmethod
+    def _not_modified(environ, known: _FeedFile) -> bool:
+        """RFC 9110 13.2.2: If-None-Match decides when present (weak
+        comparison, either coding's tag), else If-Modified-Since."""
+        header = environ.get("HTTP_IF_NONE_MATCH")
+        if header is not None:
+            if header == known.identity or header == known.coded:
+                return True
+            tags = parse_etags(header)
+            return tags.star_tag or any(tags.contains_weak(tag.strip('"')) for tag in (known.identity, known.coded))
+        since = environ.get("HTTP_IF_MODIFIED_SINCE")
+        if since is None:
+            return False
+        if since == known.last_modified:
+            return True
+        date = parse_date(since)
+        return date is not None and known.modified <= date
+
+
 # -- the client's address ----------------------------------------------------------
 
 
@@ -293,7 +474,6 @@ def create_app(
     trusted = tuple(ipaddress.ip_network(p, strict=False) for p in config.serve.trusted_proxies)
     csrf_cookie = "__Host-publisher_csrf" if https and not prefix else "publisher_csrf"
     mailer = ConfirmationMailer(config, transport or _transport(config))
-    gzip_cache = _GzipCache()
 
     templates = default_templates() / "web"
     site_templates = config.mail.templates / "web"
@@ -307,6 +487,7 @@ def create_app(
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     app.extensions["publisher.mailer"] = mailer
+    app.wsgi_app = FeedFiles(app.wsgi_app, config.feeds.out, mount)  # type: ignore[method-assign]
     if prefix:
         app.wsgi_app = _PrefixMiddleware(app.wsgi_app, prefix)  # type: ignore[method-assign]
 
@@ -628,57 +809,12 @@ def create_app(
         return token_page(page("preferences.html", subscriber=subscriber, rows=rows, left=left))
 
     # -- the feeds folder ------------------------------------------------------------
+    # FeedFiles answers GET and HEAD for the files that exist; what reaches
+    # Flask under these paths is a 404 (or a 405 for another method).
 
     @app.route("/<path:name>", methods=["GET", "HEAD"])
-    def feed_file(name: str):
-        raw = request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI") or ""
-        if _ENCODED_SEPARATOR.search(raw.split("?", 1)[0]):
-            abort(404)
-        if mount and name.startswith(mount):
-            name = name[len(mount) :]
-        path = resolve_feed_file(config.feeds.out, name)
-        if path is None:
-            abort(404)
-        return feed_response(path, name)
-
-    def feed_response(path: Path, name: str) -> Response:
-        gzipped = request.accept_encodings["gzip"] > 0
-        try:
-            handle = path.open("rb")
-        except OSError:
-            abort(404)
-        with handle:
-            # The tags describe the very file read: a rename over it
-            # between stat and read cannot pair old tags with new bytes.
-            stat = os.fstat(handle.fileno())
-            identity = _etag(stat.st_size, stat.st_mtime_ns, stat.st_ino, gzipped=False)
-            coded = _etag(stat.st_size, stat.st_mtime_ns, stat.st_ino, gzipped=True)
-            modified = datetime.fromtimestamp(int(stat.st_mtime), timezone.utc)
-            headers = {
-                "ETag": coded if gzipped else identity,
-                "Last-Modified": format_datetime(modified, usegmt=True),
-                "Cache-Control": f"public, max-age={FEED_MAX_AGE}",
-                "Vary": "Accept-Encoding",
-                "Access-Control-Allow-Origin": "*",
-                "Content-Security-Policy": _CSP_FEED,
-            }
-            if not_modified(identity, coded, modified):
-                return Response(status=304, headers=headers)
-            data = handle.read()
-        if gzipped:
-            data = gzip_cache.get((str(path), identity), lambda: data)
-            headers["Content-Encoding"] = "gzip"
-        # HEAD: werkzeug sends these headers (Content-Length included) and no body.
-        return Response(data, headers=headers, content_type=feed_content_type(name))
-
-    def not_modified(identity: str, coded: str, modified: datetime) -> bool:
-        """RFC 9110 13.2.2: If-None-Match decides when present (weak comparison,
-        either coding's tag), else If-Modified-Since."""
-        if "If-None-Match" in request.headers:
-            tags = request.if_none_match
-            return tags.star_tag or any(tags.contains_weak(tag.strip('"')) for tag in (identity, coded))
-        since = request.if_modified_since
-        return since is not None and modified <= since
+    def not_a_feed(name: str):
+        abort(404)
 
     return app
 
