@@ -35,7 +35,8 @@ from publisher.transports import OutboxTransport, SmtpTransport
 from publisher.writer import write_atomic
 from publisher.feeds import ATOM, JSON_FEED, RSS
 from publisher.scaffold import scaffold_site
-from publisher.scheduler import Scheduler, SchedulerLock, jobs_of, plan_job
+from publisher.locks import SchedulerLock, SendLock
+from publisher.scheduler import Scheduler, jobs_of, plan_job
 from publisher.store import StateStore
 from publisher.subscribers import (
     STATUSES,
@@ -315,17 +316,20 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
                         f"{_plural(report.total, 'recipient')}; nothing sent."
                     )
             sys.exit(EXIT_OK)
-        issue_id = prepare_issue(config, store, digest_list, now=now)
-        if issue_id is None:
-            if not quiet:
-                click.echo(f"Nothing to send for list {digest_list.name!r}: no new posts or no active subscribers.")
-            sys.exit(EXIT_OK)
-        pending = store.pending_count(issue_id)
-        progress = _Progress(pending, quiet)
-        try:
-            report = deliver_issue(config, store, _transport(config), issue_id, clock=SystemClock(), on_progress=progress)
-        finally:
-            progress.close()
+        with SendLock(config.state.path, digest_list.name):  # SendLocked: the scheduler is sending it
+            issue_id = prepare_issue(config, store, digest_list, now=now)
+            if issue_id is None:
+                if not quiet:
+                    click.echo(f"Nothing to send for list {digest_list.name!r}: no new posts or no active subscribers.")
+                sys.exit(EXIT_OK)
+            pending = store.pending_count(issue_id)
+            progress = _Progress(pending, quiet)
+            try:
+                report = deliver_issue(
+                    config, store, _transport(config), issue_id, clock=SystemClock(), on_progress=progress
+                )
+            finally:
+                progress.close()
     finally:
         store.close()
     for failure in report.failures:

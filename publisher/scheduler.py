@@ -9,7 +9,7 @@ store (``job_runs``); the ``schedule`` library only drives the loop, with one
 ``.at(…, tz)`` jobs are not used: they shift or skip runs around
 daylight-saving changes, and it keeps time as naive local datetimes.
 
-    with SchedulerLock(config.state.path):     # SchedulerLocked: another one runs (its PID is named)
+    with SchedulerLock(config.state.path):     # publisher.locks; SchedulerLocked: another one runs (its PID is named)
         scheduler = Scheduler(config, store, clock=SystemClock(), transport=make_transport, stop=stop)
         scheduler.run_due()                     # `run --once`: what is due now, catch-up included
         # or
@@ -30,6 +30,9 @@ What is due, each time the scheduler looks (see ``plan_job``):
   crashed) resumes it, and every digest run finishes an unfinished issue
   before it creates a new one. A run stopped by request leaves its slot
   due, so the next start runs it again (under the same catch-up rules).
+- A digest run holds the list's ``SendLock`` from choosing the issue to its
+  last delivery. When ``publisher send`` has it, the run waits for that send
+  to end (the loop waits with it), then sends whatever is still new.
 
 A job that raises is logged with its name, list and the exception, recorded
 as an error, and tried again at its next slot; the scheduler goes on. A stop
@@ -39,20 +42,19 @@ the messages in flight and records them) and then ends the loop.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from pathlib import Path
 
 import schedule
 
 from publisher.build import build_site
 from publisher.config import Config
 from publisher.errors import PublisherError
+from publisher.locks import SendLock
+from publisher.model import DigestList
 from publisher.schedules import Schedule, parse_duration, parse_schedule
 from publisher.send import Clock, Transport, deliver_issue, prepare_issue
 from publisher.store import JobRun, StateStore
@@ -65,58 +67,6 @@ log = logging.getLogger(__name__)
 # watches, however busy it was.
 ON_TIME = timedelta(minutes=10)
 TICK_SECONDS = 1
-
-
-class SchedulerLocked(PublisherError):
-    """Another scheduler holds the state store's lock."""
-
-
-class SchedulerLock:
-    """One scheduler per state store: an exclusive ``flock`` on ``state.db.lock``.
-
-    The file holds the PID of the holder, for the message the next one
-    gets. The operating system drops the lock when the process ends, however
-    it ends, so a crash never leaves a stale lock behind; the file itself
-    stays (removing it would let two processes lock two different files).
-    """
-
-    def __init__(self, state_path: Path):
-        self.path = state_path.with_name(state_path.name + ".lock")
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise SchedulerLocked(f"{self.path}: cannot open the scheduler lock: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            os.close(fd)
-            who = f"process {holder}" if holder.isdigit() else "another process"
-            raise SchedulerLocked(
-                f"{self.path}: another scheduler is running for this state store ({who}); "
-                f"stop it first (kill -TERM {holder or 'PID'}), or let it do the work"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> SchedulerLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
 
 
 @dataclass(frozen=True)
@@ -345,6 +295,19 @@ class Scheduler:
         for error in report.errors:
             log.warning("%s: rejected %s", job.context, error)
         log.debug("%s: rebuilt the feeds: %d written", job.context, len(report.written))
+        lock = SendLock(self.config.state.path, digest_list.name)
+
+        def waiting(holder: int | None) -> None:
+            log.info("%s: %s; waiting for it to finish", job.context, lock.held_by(holder))
+
+        if not lock.wait(self.stop, on_wait=waiting):
+            return "stopped while another process was sending the list", "stopped"
+        try:
+            return self._send(job, digest_list, now, new_issue=new_issue)
+        finally:
+            lock.release()
+
+    def _send(self, job: Job, digest_list: DigestList, now: datetime, *, new_issue: bool) -> tuple[str, str]:
         messages: list[str] = []
         while not self.stop.is_set():
             resuming = self.store.unfinished_issue(digest_list.name)

@@ -23,7 +23,8 @@ from click.testing import CliRunner
 
 from publisher.cli import main
 from publisher.config import load_config
-from publisher.scheduler import ON_TIME, Job, Scheduler, SchedulerLock, SchedulerLocked, jobs_of, plan_job
+from publisher.locks import SchedulerLock, SchedulerLocked
+from publisher.scheduler import ON_TIME, Job, Scheduler, jobs_of, plan_job
 from publisher.schedules import parse_schedule
 from publisher.send import prepare_issue
 from publisher.store import JobRun, StateStore
