@@ -583,22 +583,8 @@ def build_message_reference(
 
     The specification the fast builder is held to: tests check that both
     give the same bytes, and the benchmarks use it as the naive pipeline.
-    Several times slower; not used to send.
-
-    One recipient's message as CRLF-terminated bytes, ready for SMTP or an outbox.
-
-    ``sender`` and ``reply_to`` are addresses as the config holds them
-    (``Site <news@example.org>`` or a bare address); ``to`` gives the
-    recipient's address and, when known, name; ``list_id`` is an RFC 2919
-    value such as ``list_id()`` makes; ``unsubscribe_url`` is the one-click
-    HTTPS URL (RFC 8058: a POST to it must unsubscribe without further
-    questions); ``unsubscribe_mailto`` an address that unsubscribes whoever
-    writes to it. ``date`` must be timezone-aware.
-
-    The parts are in MIME's canonical form: their lines end in CRLF and the
-    last line gets a line break if it had none; decoded, they are ``text``
-    and ``html`` otherwise unchanged. Raises ``MessageError`` naming the
-    field for an address, URL or header that cannot be used.
+    Several times slower; not used to send. The arguments, the result and
+    the errors are ``build_message``'s.
     """
     if date.tzinfo is None or date.utcoffset() is None:
         raise MessageError(f"Date: needs a timezone-aware datetime (got {date!r})")

@@ -12,6 +12,17 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SEED = REPO / "seeds" / "000_876ff53b270cd303.txt"
 
+# Debian's chromium, driven by Playwright, for what must be seen.
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 # A fixed clock for everything that takes ``now``.
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
@@ -59,3 +70,20 @@ def build(site: Path, now: datetime = NOW, force: bool = False):
         return build_site(config, store=store, now=now, force=force)
     finally:
         store.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's, installed by `make test`), through Playwright."""
+    if not CHROMIUM.exists() or shutil.which("chromium") is None:
+        pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs Debian's chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright package is missing: run `make test`, which installs the test extra")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -8,7 +8,6 @@ renders exactly what an email client would get, with no network.
 
 from __future__ import annotations
 
-import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -19,15 +18,6 @@ from publisher.render import personalize, render_issue
 
 from .test_render import SITE, long_posts, recipient, sample_issue
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WIDTHS = (600, 375)
 
 
@@ -61,22 +51,6 @@ def png_facts(data: bytes) -> tuple[int, int, int]:
 # A wide image (twice the layout's width) shows whether width="552" and
 # max-width hold it inside the column.
 POST_IMAGE = solid_png(1104, 500, (90, 130, 190))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists() or shutil.which("chromium") is None:
-        pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs Debian's chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing: run `make test`, which installs the test extra")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def open_email(browser, html: str, width: int, scheme: str = "light"):

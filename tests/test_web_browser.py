@@ -8,7 +8,6 @@ the mail goes to the site's outbox, read back with ``email``'s parser.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from click.testing import CliRunner
 from publisher.cli import main
 from publisher.config import load_config
 
-from .test_email_browser import CHROMIUM, LAUNCH_ARGS
 from .web_server import (
     SECRET,
     SECRET_ENV,
@@ -32,22 +30,6 @@ from .web_server import (
 )
 
 READER = "new-reader@example.net"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists() or shutil.which("chromium") is None:
-        pytest.fail(f"{CHROMIUM} is missing: run `make test`, which installs Debian's chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing: run `make test`, which installs the test extra")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def subscription(db: Path, email: str) -> tuple[str | None, dict[str, str]]:
