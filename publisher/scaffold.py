@@ -36,6 +36,9 @@ full_content = true
 [state]
 path = ".publisher/state.db"
 
+[jobs]                                  # what `publisher run` does, in [site] timezone
+build = "every 10 minutes"
+
 [mail]
 from = "My Site <news@example.org>"
 # Unsubscribe links are signed with $PUBLISHER_SECRET, else with this file
@@ -47,6 +50,7 @@ templates = "templates"                 # templates/email/<name> overrides a def
 title = "Daily digest"
 max_posts = 20
 full_content = false
+schedule = "daily at 07:00"             # or "weekly on monday at 08:00", "every 6 hours"
 """
 
 FIRST_POST = """\

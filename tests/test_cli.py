@@ -453,6 +453,13 @@ def test_init_creates_a_site_that_builds(tmp_path: Path, monkeypatch: pytest.Mon
     check = invoke("check")
     assert check.exit_code == 0, check.stderr
 
+    # The scheduler has jobs to run from the start.
+    status = invoke("status")
+    assert status.exit_code == 0, status.stderr
+    assert "build" in status.stdout and "digest:daily" in status.stdout
+    once = invoke("run", "--once")
+    assert once.exit_code == 0, once.stderr
+
 
 def test_init_refuses_an_existing_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = tmp_path / "existing"
