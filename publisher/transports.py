@@ -367,18 +367,38 @@ class SmtpConnection:
                 if code != 250:
                     raise smtplib.SMTPServerDisconnected(f"RSET answered {code}")
             options = _mail_options(session, sender, recipient, message)
-            code, text = session.mail(sender, options)
-            if code != 250:
-                if code == 421 and not fresh:
+            if session.has_extn("pipelining"):
+                # RFC 2920: MAIL, RCPT and DATA in one write, then their
+                # three replies: one round trip to the server instead of three.
+                session.send(_envelope(sender, recipient, options))
+                mail = session.getreply()
+                if mail[0] == 421:  # the server closes: RCPT and DATA get no reply
                     self._drop()
-                    raise _Stale(_reply_text(code, text))
-                raise self._refused(stage, sender, code, text)
-            stage = "RCPT TO"
-            code, text = session.rcpt(recipient)
-            if code not in (250, 251):
-                raise self._refused(stage, recipient, code, text)
-            stage = "DATA"
-            code, text = _data(session, message)
+                stage = "RCPT TO"
+                rcpt = session.getreply() if mail[0] != 421 else (0, b"")
+                stage = "DATA"
+                data = session.getreply() if mail[0] != 421 else (0, b"")
+                if data[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
+                    # DATA taken without a valid envelope: leave before any byte of the message.
+                    self._drop()
+                stage = "MAIL FROM"
+                self._check_mail(mail, sender, fresh)
+                stage = "RCPT TO"
+                if rcpt[0] not in (250, 251):
+                    raise self._refused(stage, recipient, *rcpt)
+                stage = "DATA"
+                if data[0] != 354:
+                    raise self._refused(stage, recipient, *data)
+                session.send(dot_stuffed(message))
+                code, text = session.getreply()
+            else:
+                self._check_mail(session.mail(sender, options), sender, fresh)
+                stage = "RCPT TO"
+                code, text = session.rcpt(recipient)
+                if code not in (250, 251):
+                    raise self._refused(stage, recipient, code, text)
+                stage = "DATA"
+                code, text = _data(session, message)
             if code != 250:
                 raise self._refused(stage, recipient, code, text)
         except smtplib.SMTPNotSupportedError as exc:  # SMTPUTF8 needed but not offered; nothing was sent
@@ -397,6 +417,17 @@ class SmtpConnection:
             reason = "no answer in time" if _timed_out(exc) else f"connection lost ({exc or type(exc).__name__})"
             outcome = "it may or may not have been delivered" if stage == "DATA" else "it was not sent"
             raise DeliveryError(f"{recipient}: {reason} during {stage}; {outcome}", permanent=False) from exc
+
+    def _check_mail(self, reply: tuple[int, bytes], sender: str, fresh: bool) -> None:
+        """Raise for a refused MAIL FROM: _Stale when a reused session is
+        closing (421: resend on a new one), else what ``_refused`` says."""
+        code, text = reply
+        if code == 250:
+            return
+        if code == 421 and not fresh:
+            self._drop()
+            raise _Stale(_reply_text(code, text))
+        raise self._refused("MAIL FROM", sender, code, text)
 
     def _refused(self, stage: str, address: str, code: int, text: bytes | str) -> Exception:
         """Turn a non-success reply into the error the caller acts on."""
@@ -427,6 +458,14 @@ def _data(session: smtplib.SMTP, message: bytes) -> tuple[int, bytes]:
     return session.getreply()
 
 
+def _envelope(sender: str, recipient: str, options: list[str]) -> bytes:
+    """MAIL FROM, RCPT TO and DATA as one pipelined write, with the MAIL
+    parameters ``smtplib`` would send (``options`` from ``_mail_options``)."""
+    parameters = "".join(f" {option}" for option in options)
+    text = f"MAIL FROM:<{sender}>{parameters}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n"
+    return text.encode("utf-8" if "SMTPUTF8" in options else "ascii")
+
+
 def dot_stuffed(message: bytes) -> bytes:
     """``message`` as DATA carries it: every "." that starts a line doubled (as
     smtplib's regex does, after any line feed), ended by CRLF "." CRLF."""
@@ -448,7 +487,8 @@ def _mail_options(session: smtplib.SMTP, sender: str, recipient: str, message: b
     if not message.isascii() and session.has_extn("8bitmime"):
         options.append("BODY=8BITMIME")
     if not (sender.isascii() and recipient.isascii()):
-        # smtplib raises SMTPNotSupportedError when the server lacks it.
+        if not session.has_extn("smtputf8"):  # as smtplib's mail() would
+            raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
         options.append("SMTPUTF8")
     return options
 

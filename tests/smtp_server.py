@@ -35,6 +35,8 @@ Faults (all may be changed while the server runs, through ``server.faults``):
   certificate for localhost and 127.0.0.1, made for this server
   (``server.certificate`` is the file to trust); ``require_starttls``
   answers 530 to anything but EHLO/STARTTLS/QUIT before TLS.
+- ``pipelining``: offer PIPELINING (RFC 2920) in the EHLO reply (the
+  default, as most servers do); False for a server that does not.
 
 Addresses are compared case-insensitively. Only 127.0.0.1 is bound, on
 ``port`` (0: one the system picks); ``stop()`` then ``start()`` listens on
@@ -119,6 +121,7 @@ class SmtpServer:
         hang: bool = False,
         tls: str | None = None,
         require_starttls: bool = False,
+        pipelining: bool = True,
         seed: int = 0,
         port: int = 0,
     ):
@@ -148,6 +151,7 @@ class SmtpServer:
         self._hang = hang
         self.tls = tls
         self.require_starttls = require_starttls
+        self.pipelining = pipelining  # offer PIPELINING (RFC 2920), as most servers do
         self.host = HOST
         self.port = port
         self.certificate: Path | None = None
@@ -217,7 +221,8 @@ class SmtpServer:
 
     @property
     def commands(self) -> collections.Counter[str]:
-        """How often each of MAIL, RCPT, DATA, RSET, NOOP, QUIT, AUTH was received."""
+        """How often each of MAIL, RCPT, DATA, RSET, NOOP, QUIT, AUTH was received;
+        "MAIL pipelined": the MAILs whose RCPT had arrived with them (RFC 2920)."""
         with self._lock:
             return collections.Counter(self._commands)
 
@@ -347,6 +352,9 @@ class _Handler:
     async def handle_MAIL(self, server: _FaultySMTP, session: Any, envelope: Any, address: str, options: list[str]) -> Any:
         owner, faults = self.owner, self.owner.faults
         owner._count("MAIL")
+        waiting = getattr(getattr(server, "_reader", None), "_buffer", b"")
+        if bytes(waiting[:8]).upper() == b"RCPT TO:":  # sent in the same write as the MAIL
+            owner._count("MAIL pipelined")
         if faults.auth is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
         if faults.shutdown_rate:
@@ -411,6 +419,12 @@ class _Handler:
             owner._messages.append(received)
         server.accepted += 1
         return "250 2.0.0 OK: queued"
+
+    async def handle_EHLO(self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        if self.owner.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_RSET(self, server: SMTP, session: Any, envelope: Any) -> Any:
         self.owner._count("RSET")

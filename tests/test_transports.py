@@ -163,6 +163,62 @@ def test_smtp_delivers_200_messages_over_one_session_intact():
         assert server.commands["RSET"] == 0  # nothing failed, nothing to reset
 
 
+@pytest.mark.parametrize("offered", [True, False])
+def test_smtp_pipelines_the_envelope_when_the_server_offers_it(offered: bool):
+    with SmtpServer(pipelining=offered, reject={"gone@example.net"}) as server:
+        connection = SmtpTransport(server.settings(messages_per_connection=0)).connect()
+        sent = [make_message(n, to=f"reader{n}@example.net") for n in range(20)]
+        for n, data in enumerate(sent[:10]):
+            connection.send(SENDER, f"reader{n}@example.net", data)
+        with pytest.raises(DeliveryError) as refused:
+            connection.send(SENDER, "gone@example.net", make_message(99))
+        for n, data in enumerate(sent[10:], start=10):
+            connection.send(SENDER, f"reader{n}@example.net", data)
+        connection.close()
+        assert refused.value.permanent and refused.value.code == 550
+        assert [m.rcpt_tos for m in server.messages] == [(f"reader{n}@example.net",) for n in range(20)]
+        for received, data in zip(server.messages, sent):
+            same_message(received.data, data)
+        assert server.connections == 1 and server.commands["RSET"] == 1
+        assert server.commands["MAIL pipelined"] == (21 if offered else 0)
+
+
+def test_smtp_server_taking_data_after_a_refused_recipient_gets_no_message():
+    """RFC 2920 says a server refuses DATA when no RCPT succeeded; one that
+    says 354 anyway must get nothing, or it would send an empty message."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    after_354 = bytearray()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 sloppy.test ESMTP\r\n")
+            assert lines.readline().upper().startswith(b"EHLO")
+            conn.sendall(b"250-sloppy.test\r\n250 PIPELINING\r\n")
+            assert lines.readline().startswith(b"MAIL FROM:")
+            assert lines.readline().startswith(b"RCPT TO:")
+            assert lines.readline() == b"DATA\r\n"
+            conn.sendall(b"250 ok\r\n550 5.1.1 no such user\r\n354 go ahead\r\n")
+            conn.settimeout(5)
+            while chunk := lines.read1(65536):
+                after_354.extend(chunk)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        connection = SmtpTransport(SmtpServer().settings(port=port, messages_per_connection=0)).connect()
+        with pytest.raises(DeliveryError) as refused:
+            connection.send(SENDER, READER, make_message(1))
+        connection.close()
+        thread.join(timeout=10)
+    finally:
+        listener.close()
+    assert refused.value.permanent and refused.value.code == 550
+    assert not thread.is_alive()
+    assert bytes(after_354) == b""  # not the message, not even a QUIT the server would take for it
+
+
 def test_smtp_sessions_on_four_threads_deliver_everything_once():
     with SmtpServer() as server:
         transport = SmtpTransport(server.settings(messages_per_connection=0))
