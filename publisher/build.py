@@ -26,7 +26,7 @@ from publisher.resources import default_templates
 from publisher.sources import load_feed_sources
 from publisher.store import BuildRecord, FeedOutput, StateStore
 from publisher.websub import ping_hub
-from publisher.writer import remove_temporaries, write_changed
+from publisher.writer import StagedFiles, remove_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -108,26 +108,28 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
         errors = read_errors + publish_errors
         documents = _documents(config, site, cache)
         known = store.feed_outputs()
-        rendered: dict[Path, bytes] = {}
-        candidates = []
-        for document in documents:
-            path = out / document.name
-            before = known.get(document.name)
-            if not force and before is not None and before.digest == document.digest and _as_left(path, before):
-                continue
-            rendered[path] = document.render()
-            candidates.append((document, path))
-        # What a killed build left half-written goes; then every changed feed
-        # is written to a temporary file before any is renamed into place.
+        # What a killed build left half-written goes; then each changed feed
+        # is written to a temporary file as soon as it is made (its bytes are
+        # not kept), and none is renamed into place before all are written.
         for leftover in remove_temporaries(out):
             log.info("removed %s, left by an interrupted build", config.relative(leftover))
-        changed = set(write_changed(rendered, force=force))
+        candidates = []
+        with StagedFiles(force=force) as staged:
+            for document in documents:
+                path = out / document.name
+                before = known.get(document.name)
+                if not force and before is not None and before.digest == document.digest and _as_left(path, before):
+                    continue
+                candidates.append((document, path))
+                staged.add(path, document.render())
+        changed = set(staged.changed)
         written, outputs = [], []
         for document, path in candidates:
+            output = _output(document, path)
             if path in changed:
                 written.append(document.name)
-                log.info("wrote %s (%d bytes)", config.relative(path), len(rendered[path]))
-            outputs.append(_output(document, path))
+                log.info("wrote %s (%d bytes)", config.relative(path), output.size)
+            outputs.append(output)
         files = {document.name for document in documents}
         removed = []
         for path in _stale(out, files):

@@ -3,9 +3,16 @@
 A file is written to a temporary file in the same folder, flushed, fsynced
 and renamed over the old one, so a reader polling it sees the whole old or
 the whole new file, never a part. A file whose bytes are unchanged is not
-touched (its mtime stays, so conditional GETs stay cheap).
+touched (its mtime stays, so conditional GETs stay cheap). Several files
+that must change together are staged one by one as they are made and
+renamed into place only when all are written (``StagedFiles``).
 
     changed = write_if_changed(Path("feeds/rss.xml"), data)
+
+    with StagedFiles() as staged:
+        for name, render in documents:
+            staged.add(out / name, render())
+    replaced = staged.changed
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from publisher.errors import OutputError
@@ -82,38 +90,108 @@ def _stage(path: Path, data: bytes, mode: int) -> str:
     return tmp_name
 
 
-def write_changed(files: dict[Path, bytes], *, force: bool = False, mode: int = 0o644) -> list[Path]:
-    """Replace every file whose bytes change, all or none.
+class StagedFiles:
+    """Files written one at a time as they are made, renamed into place all or none.
 
-    Every new file is first written in full to a temporary file beside its
-    target; only when all are written are they renamed into place. A full
-    disk therefore leaves every old file as it was, not some new and some
-    old. Returns the paths that changed; raises ``OutputError``.
+    ``add`` writes a file's new bytes to a temporary file beside it at once
+    (a file whose bytes are unchanged is skipped), so the caller can let the
+    bytes go before making the next file. Leaving the ``with`` block renames
+    every staged file into place; leaving it by an exception (the caller's,
+    or an ``OutputError`` from a write) removes every temporary file and
+    changes no file. A full disk therefore leaves every old file as it was,
+    and no file's bytes are kept here once ``add`` returns.
+
+        with StagedFiles() as staged:
+            for document in documents:
+                staged.add(out / document.name, document.render())
+        staged.changed  # the paths replaced, in the order they were added
     """
-    changed = {path: data for path, data in files.items() if force or not _same_bytes(path, data)}
-    staged: list[tuple[str, Path]] = []
-    current: Path | None = None
-    try:
-        for current, data in changed.items():
-            staged.append((_stage(current, data, mode), current))
-        for tmp_name, current in staged:
-            os.replace(tmp_name, current)
-        for current in {path.parent for path in changed}:
-            dir_fd = os.open(current, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    except OSError as exc:
-        raise OutputError(f"{current}: cannot write: {exc.strerror or exc}") from exc
-    finally:
-        for tmp_name, _ in staged:
+
+    def __init__(self, *, force: bool = False, mode: int = 0o644) -> None:
+        self._force = force
+        self._mode = mode
+        self._staged: dict[Path, str] = {}
+        self._closed = False
+        self.changed: list[Path] = []
+
+    def __enter__(self) -> StagedFiles:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+    def add(self, path: Path, data: bytes) -> bool:
+        """Stage ``data`` for ``path`` unless the file holds exactly that; True if staged.
+
+        Raises ``OutputError`` when the temporary file cannot be written.
+        """
+        if self._closed:
+            raise RuntimeError(f"{path}: this staging is over (renamed or discarded); stage it in a new StagedFiles")
+        if path in self._staged:
+            raise ValueError(f"{path}: staged twice")
+        if not self._force and _same_bytes(path, data):
+            return False
+        try:
+            self._staged[path] = _stage(path, data, self._mode)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+        return True
+
+    def commit(self) -> list[Path]:
+        """Rename every staged file into place; the paths replaced. Raises ``OutputError``."""
+        self._closed = True
+        staged = list(self._staged)
+        current: Path | None = None
+        try:
+            for current, tmp_name in self._staged.items():
+                os.replace(tmp_name, current)
+            for current in dict.fromkeys(path.parent for path in staged):
+                dir_fd = os.open(current, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+        except OSError as exc:
+            raise OutputError(f"{current}: cannot write: {exc.strerror or exc}") from exc
+        finally:
+            self.discard()
+        self.changed = staged
+        return staged
+
+    def discard(self) -> None:
+        """Remove the temporary files not renamed into place; nothing more can be staged."""
+        self._closed = True
+        for tmp_name in self._staged.values():
             if os.path.exists(tmp_name):
                 try:
                     os.unlink(tmp_name)
                 except OSError:
                     pass
-    return list(changed)
+        self._staged.clear()
+
+
+def write_changed(
+    files: Mapping[Path, bytes] | Iterable[tuple[Path, bytes]], *, force: bool = False, mode: int = 0o644
+) -> list[Path]:
+    """Replace every file whose bytes change, all or none.
+
+    ``files`` is a mapping or an iterable of (path, bytes) pairs; a
+    generator that makes each file's bytes as it is asked for the next has
+    each file written to its temporary file, and its bytes released, before
+    the next is made. Only when all are written are they renamed into place;
+    an exception from the iteration or a write removes every temporary file
+    and changes no file. Returns the paths that changed; raises
+    ``OutputError``. See ``StagedFiles``.
+    """
+    pairs = files.items() if isinstance(files, Mapping) else files
+    with StagedFiles(force=force, mode=mode) as staged:
+        for path, data in pairs:
+            staged.add(path, data)
+            del data  # not held while the iteration makes the next file
+    return staged.changed
 
 
 def remove_temporaries(folder: Path) -> list[Path]:
