@@ -22,7 +22,7 @@ import os
 import re
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
@@ -53,38 +53,49 @@ class Loaded:
     errors: tuple[ContentError, ...]
 
 
-def _post_files(config: Config, errors: list[ContentError]) -> list[Path]:
+def _post_files(config: Config, errors: list[ContentError]) -> dict[str, bool | None]:
+    """The post files to read, in order, as paths: each with whether its
+    folder's listing holds a sidecar for it (None for a file named in the
+    config, whose folder was not listed)."""
     # A feed listed under [[content.feeds]] is read as a feed, not as a post file.
     feed_files = {s.path.resolve() for s in config.content.feeds if s.path}
-    files: list[Path] = []
+    files: list[tuple[str, bool | None]] = []
     for root in config.content.paths:
         if root.is_file():
-            files.append(root)
+            files.append((str(root), None))
         elif root.is_dir():
-            files += [root.joinpath(*parts) for parts in sorted(_readable_files(str(root)))]
+            files += [(path, sidecar) for _, path, sidecar in sorted(_readable_files(str(root)))]
         else:
             errors.append(ContentError(config.relative(root), None, "no such file or folder"))
-    unique = dict.fromkeys(files)
-    if not feed_files:
-        return list(unique)
-    return [f for f in unique if f.resolve() not in feed_files]
+    if len(config.content.paths) > 1:
+        # Folders may overlap: each file once, where it came first (as Paths compare).
+        unique: dict[Path, tuple[str, bool | None]] = {}
+        for path, sidecar in files:
+            unique.setdefault(Path(path), (path, sidecar))
+        files = list(unique.values())
+    if feed_files:
+        files = [(path, sidecar) for path, sidecar in files if Path(path).resolve() not in feed_files]
+    return dict(files)
 
 
-def _readable_files(folder: str, parts: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Files under ``folder`` that have a reader, as path parts below it: what
+def _readable_files(folder: str, parts: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str, bool]]:
+    """Files under ``folder`` that have a reader: (path parts below it, path,
+    whether the folder also holds its sidecar). Sorted, what
     ``sorted(rglob("*"))`` would list, less hidden files and folders (and
-    folders reached through a symlink), with one scandir per folder instead
-    of a stat and a Path per file."""
-    found: list[tuple[str, ...]] = []
+    folders reached through a symlink); one scandir per folder instead of a
+    stat and a Path per file, and no look for a sidecar per file."""
+    found: list[tuple[tuple[str, ...], str, bool]] = []
     readable = _EXTENSIONS
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                found += _readable_files(entry.path, (*parts, entry.name))
-            elif os.path.splitext(entry.name)[1].lower() in readable and entry.is_file():
-                found.append((*parts, entry.name))
+    with os.scandir(folder) as listing:
+        entries = list(listing)
+    names = {entry.name for entry in entries}
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            found += _readable_files(entry.path, (*parts, entry.name))
+        elif os.path.splitext(entry.name)[1].lower() in readable and entry.is_file():
+            found.append(((*parts, entry.name), entry.path, entry.name + SIDECAR_SUFFIX in names))
     return found
 
 
@@ -161,11 +172,11 @@ def load_posts(config: Config, cache: PostCache | None = None) -> Loaded:
     """
     errors: list[ContentError] = []
     posts: list[Post] = []
-    paths = _post_files(config, errors)
+    files = _post_files(config, errors)
     if cache is not None:
-        outcomes = cache.read_all(paths, config)
+        outcomes = cache.read_all(files, config)
     else:
-        outcomes = ((path, _attempt(path, lambda: read_file(path, config))) for path in paths)
+        outcomes = ((path, _attempt(Path(path), lambda: read_file(Path(path), config))) for path in files)
     for path, outcome in outcomes:
         if isinstance(outcome, ReadResult):
             posts.extend(outcome.posts)
@@ -173,7 +184,7 @@ def load_posts(config: Config, cache: PostCache | None = None) -> Loaded:
         elif isinstance(outcome, ContentError):
             errors.append(outcome)
         else:  # a reader bug must not stop the other posts
-            errors.append(ContentError(config.relative(path), None, f"could not be read: {outcome!r}"))
+            errors.append(ContentError(config.relative(Path(path)), None, f"could not be read: {outcome!r}"))
     return Loaded(tuple(posts), tuple(errors))
 
 
@@ -261,8 +272,8 @@ def _unpacked(outcome: tuple) -> ReadResult | Exception:
 # -- the cache of posts read ------------------------------------------------------
 
 # Bump when what a reading gives changes without publisher's version changing.
-# 4: srcset and cite URLs are resolved too.
-CACHE_FORMAT = 4
+# 4: srcset and cite URLs are resolved too. 5: HTML pieces only where there is HTML.
+CACHE_FORMAT = 5
 
 
 class PostCache:
@@ -287,7 +298,9 @@ class PostCache:
         self._stored = store.cached_reads()  # source -> (key, data)
         self._options: tuple[int, bytes, str] | None = None  # (id of the config, its part of the key, digest)
         self._signatures: dict[str, str | None] = {}  # source -> signature now
+        self._resigned: dict[str, tuple[str, str]] = {}  # source -> (key, signature): unchanged but touched
         self._seen: set[str] = set()
+        self._authors: dict[tuple, Author] = {}  # the authors of decoded posts, by their fields
         self._changed: dict[str, _Entry] = {}
         # Posts this cache handed out, by identity (the references kept here
         # keep the ids unique): they are clean already, and each knows its
@@ -296,45 +309,55 @@ class PostCache:
         # Posts published from those, by identity: (the post, its entry, its index).
         self._published: dict[int, tuple[Post, _Entry, int]] = {}
 
-    def read_all(self, paths: list[Path], config: Config) -> list[tuple[Path, ReadResult | Exception]]:
+    def read_all(self, files: dict[str, bool | None], config: Config) -> list[tuple[str, ReadResult | Exception]]:
         """Each file's reading, cleaned, in order: from the cache where its key
         is unchanged, else parsed (all together, in parallel when many).
 
-        An outcome is a ``ReadResult``, the ``ContentError`` that rejects
-        the file, or the exception of a reader bug (not cached).
+        ``files`` maps each path to whether its folder holds its sidecar
+        (None: unknown, look). An outcome is a ``ReadResult``, the
+        ``ContentError`` that rejects the file, or the exception of a reader
+        bug (not cached).
         """
-        outcomes: list[ReadResult | Exception | None] = [None] * len(paths)
+        outcomes: list[ReadResult | Exception | None] = [None] * len(files)
         misses: list[tuple[int, Path, str, bytes, str]] = []
         root = str(config.root)
-        for index, path in enumerate(paths):
+        prefix = self._prefix(config)
+        now = time.time_ns()  # before any file is looked at: the racy window errs long
+        for index, (path, sidecar_seen) in enumerate(files.items()):
             shown = _shown(root, path, config)
             self._seen.add(shown)
             stored = self._stored.pop(shown, None)  # what is left at the end is of files gone
-            signature = _signature(path, self._prefix(config) + shown)
-            self._signatures[shown] = signature
+            signature = _signature(path, prefix + shown, now, sidecar_seen)
             entry = None
             if stored is not None and signature is not None and stored[2] == signature:
                 # Unchanged on disk since it was read: its key is the stored one.
-                entry = _decoded(shown, stored[0], stored[1])
+                entry = _decoded(shown, stored[0], stored[1], self._authors)
             if entry is None:
                 try:
                     with open(path, "rb") as handle:
                         data = handle.read()
-                    sidecar = f"{path}{SIDECAR_SUFFIX}"
+                    sidecar = path + SIDECAR_SUFFIX
                     sidecar_data = None
                     if os.path.isfile(sidecar):
                         with open(sidecar, "rb") as handle:
                             sidecar_data = handle.read()
                 except OSError:
-                    outcomes[index] = _attempt(path, lambda: _cleaned(read_file(path, config)))  # names the problem
+                    outcomes[index] = _attempt(Path(path), lambda: _cleaned(read_file(Path(path), config)))  # names the problem
                     continue
+                if signature is not None and (sidecar_data is None) != signature.endswith("|-"):
+                    signature = None  # the sidecar came or went since the look: not to be trusted
                 key = self._key(shown, data, sidecar_data, config)
                 if stored is not None and stored[0] == key:
-                    entry = _decoded(shown, key, stored[1])
+                    entry = _decoded(shown, key, stored[1], self._authors)
+                    if entry is not None and signature is not None:
+                        # Touched but unchanged: remember how it looks now,
+                        # or it would be read and hashed again every build.
+                        self._resigned[shown] = (key, signature)
                 if entry is None:
-                    misses.append((index, path, shown, data, key))
-                    continue
-            outcomes[index] = self._hand_out(shown, entry)
+                    misses.append((index, Path(path), shown, data, key))
+            self._signatures[shown] = signature
+            if entry is not None:
+                outcomes[index] = self._hand_out(shown, entry)
         parsed = _parse_many([(path, shown, data) for _, path, shown, data, _ in misses], config)
         for (index, _, shown, _, key), outcome in zip(misses, parsed):
             if isinstance(outcome, ReadResult):
@@ -346,7 +369,7 @@ class PostCache:
                 continue
             self._changed[shown] = entry
             outcomes[index] = self._hand_out(shown, entry)
-        return [(path, outcome) for path, outcome in zip(paths, outcomes) if outcome is not None]
+        return [(path, outcome) for path, outcome in zip(files, outcomes) if outcome is not None]
 
     def published(self, post: Post, result: Post) -> None:
         """``result`` is ``post`` published: ``post`` with its identity, dates
@@ -365,7 +388,9 @@ class PostCache:
         if known is None:
             return None
         _, entry, index = known
-        text = f"{entry.key}\x00{index}\x00{post.id}\x00{post.slug}\x00{post.url}\x00{post.date}\x00{post.updated}"
+        date = post.date.isoformat() if post.date is not None else ""
+        updated = post.updated.isoformat() if post.updated is not None else ""
+        text = f"{entry.key}\x00{index}\x00{post.id}\x00{post.slug}\x00{post.url}\x00{date}\x00{updated}"
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
     def _hand_out(self, shown: str, entry: _Entry) -> ReadResult | ContentError:
@@ -428,16 +453,20 @@ class PostCache:
             self.store.remember_reads(
                 (shown, entry.key, entry.encode(), self._signatures.get(shown)) for shown, entry in self._changed.items()
             )
+        resigned = [(shown, *found) for shown, found in self._resigned.items() if shown not in self._changed]
+        if resigned:
+            self.store.remember_read_signatures(resigned)
         gone = [shown for shown in self._stored if shown not in self._seen]
         if gone:
             self.store.forget_reads(gone)
         self._stored = {}
         self._changed = {}
+        self._resigned = {}
 
 
-def _decoded(shown: str, key: str, data: bytes) -> _Entry | None:
+def _decoded(shown: str, key: str, data: bytes, authors: dict[tuple, Author]) -> _Entry | None:
     try:
-        return _Entry.decode(key, data)
+        return _Entry.decode(key, data, authors)
     except (ValueError, KeyError, TypeError, IndexError):
         log.debug("%s: cached reading unusable; reading again", shown, exc_info=True)
         return None
@@ -447,12 +476,11 @@ def _cleaned(result: ReadResult) -> ReadResult:
     return ReadResult(tuple(_clean(post) for post in result.posts), result.errors)
 
 
-def _shown(root: str, path: Path, config: Config) -> str:
-    """``config.relative(path)`` (``root`` is ``str(config.root)``), without pathlib's cost for the usual case."""
-    text = str(path)
-    if text.startswith(root) and text[len(root) : len(root) + 1] == os.sep and root != os.sep:
-        return text[len(root) + 1 :]
-    return config.relative(path)
+def _shown(root: str, path: str, config: Config) -> str:
+    """``config.relative(Path(path))`` (``root`` is ``str(config.root)``), without pathlib's cost for the usual case."""
+    if path.startswith(root) and path[len(root) : len(root) + 1] == os.sep and root != os.sep:
+        return path[len(root) + 1 :]
+    return config.relative(Path(path))
 
 
 # A file changed less than this before it was looked at may change again
@@ -463,27 +491,35 @@ _RACY_NS = 50_000_000
 _RACY_COARSE_NS = 2_000_000_000
 
 
-def _signature(path: Path, prefix: str) -> str | None:
+def _signature(path: str, prefix: str, now: int, sidecar: bool | None = None) -> str | None:
     """What ``path`` and its sidecar look like on disk (size, mtime, ctime,
-    inode), with ``prefix``; None when it may not be trusted to show a change."""
-    now = time.time_ns()
-    parts = [prefix]
-    for name, optional in ((str(path), False), (f"{path}{SIDECAR_SUFFIX}", True)):
-        try:
-            stat = os.stat(name)
-        except FileNotFoundError:
-            if not optional:
-                return None
-            parts.append("-")
-            continue
-        except OSError:
-            return None
-        newest = max(stat.st_mtime_ns, stat.st_ctime_ns)
-        racy = _RACY_COARSE_NS if newest % 1_000_000_000 == 0 else _RACY_NS
-        if now - newest < racy:
-            return None
-        parts.append(f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}")
-    return "|".join(parts)
+    inode), with ``prefix``; None when it may not be trusted to show a change.
+
+    ``now`` is a time before the look. ``sidecar`` False: the folder's
+    listing holds no sidecar for it, which is not looked for again."""
+    try:
+        own = _stat_part(os.stat(path), now)
+    except OSError:
+        return None
+    if own is None:
+        return None
+    if sidecar is False:
+        return f"{prefix}|{own}|-"
+    try:
+        beside = _stat_part(os.stat(path + SIDECAR_SUFFIX), now)
+    except FileNotFoundError:
+        return f"{prefix}|{own}|-"
+    except OSError:
+        return None
+    return None if beside is None else f"{prefix}|{own}|{beside}"
+
+
+def _stat_part(stat: os.stat_result, now: int) -> str | None:
+    newest = max(stat.st_mtime_ns, stat.st_ctime_ns)
+    racy = _RACY_COARSE_NS if newest % 1_000_000_000 == 0 else _RACY_NS
+    if now - newest < racy:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
 
 
 class _Entry:
@@ -508,17 +544,19 @@ class _Entry:
         self.hashes = hashes if hashes is not None else [None] * len(posts)
 
     def encode(self) -> bytes:
-        """JSON of everything but the HTML, a NUL, then each post's HTML and
-        resolved HTML ("" when none) joined by NULs: the HTML is most of an
-        entry, and splitting it off is cheaper to read back than a JSON
-        string (NUL is never in post HTML: it is not XML)."""
+        """JSON of everything but the HTML, a NUL, then the HTML joined by
+        NULs: each post's, followed by its resolved HTML when that differs.
+        The HTML is most of an entry, and apart it is cheaper to read back
+        than as JSON strings; most entries hold one piece, which is decoded
+        without splitting (NUL is never in post HTML: it is not XML)."""
         posts, html = [], []
         for post, resolved in zip(self.posts, self.resolved):
             values = _post_to_json(post)
             values[_HTML] = None
             posts.append(values)
             html.append(post.content_html)
-            html.append(resolved[1] or "" if resolved is not None else "")
+            if resolved is not None and resolved[1] is not None:
+                html.append(resolved[1])
         data = [
             CACHE_FORMAT,
             posts,
@@ -531,24 +569,46 @@ class _Entry:
         return head + b"\x00" + "\x00".join(html).encode("utf-8")
 
     @classmethod
-    def decode(cls, key: str, blob: bytes) -> _Entry:
-        head, _, tail = blob.partition(b"\x00")
-        version, posts, errors, resolved, hashes, failed = json.loads(head)
-        html = tail.decode("utf-8").split("\x00")
-        if version != CACHE_FORMAT or not (len(posts) == len(resolved) == len(hashes) == len(html) // 2):
+    def decode(cls, key: str, blob: bytes, authors: dict[tuple, Author] | None = None) -> _Entry:
+        """The entry ``encode`` gave ``blob``; equal authors are one ``Author`` from ``authors``."""
+        split = blob.index(b"\x00")
+        version, posts, errors, resolved, hashes, failed = json.loads(blob[:split].decode("utf-8"))
+        if version != CACHE_FORMAT or not (len(posts) == len(resolved) == len(hashes)):
             raise ValueError("not an entry of this format")
+        html = _texts(blob, split + 1)
+        piece = 0
         for index, values in enumerate(posts):
-            values[_HTML] = html[2 * index]
+            values[_HTML] = html[piece]
+            piece += 1
+            found = resolved[index]
+            if found is not None:
+                resolved[index] = (found[0], html[piece] if found[1] else None)
+                piece += bool(found[1])
+        if piece != len(html) and not (piece == 0 and html == [""]):
+            raise ValueError("not an entry of this format")
+        authors = {} if authors is None else authors
         return cls(
             key,
-            tuple(map(_post_from_json, posts)),
-            tuple(ContentError(path, line, reason) for path, line, reason in errors),
+            tuple([_post_from_json(values, authors) for values in posts]),
+            tuple([ContentError(path, line, reason) for path, line, reason in errors]),
             failed=bool(failed),
-            resolved=[
-                None if r is None else (r[0], html[2 * index + 1] if r[1] else None) for index, r in enumerate(resolved)
-            ],
+            resolved=resolved,
             hashes=hashes,
         )
+
+
+def _texts(blob: bytes, start: int) -> list[str]:
+    """The NUL-separated UTF-8 texts of ``blob`` from ``start``, each decoded
+    where it lies (no copy of the bytes, no split of a decoded whole)."""
+    view = memoryview(blob)
+    texts = []
+    while True:
+        end = blob.find(b"\x00", start)
+        if end < 0:
+            texts.append(str(view[start:], "utf-8"))
+            return texts
+        texts.append(str(view[start:end], "utf-8"))
+        start = end + 1
 
 
 # A Post as a JSON list of its fields in order: dates as ISO 8601 text,
@@ -582,14 +642,16 @@ def _post_to_json(post: Post) -> list:
     return values
 
 
-def _post_from_json(values: list) -> Post:
+def _post_from_json(values: list, authors: dict[tuple, Author]) -> Post:
     if len(values) != len(_POST_FIELDS):
         raise ValueError("not a post of this format")
     for index in _DATES:
         if values[index] is not None:
             values[index] = datetime.fromisoformat(values[index])
     if values[_AUTHOR] is not None:
-        values[_AUTHOR] = Author(*values[_AUTHOR])
+        # Posts share a few authors: one (frozen) Author each.
+        known = tuple(values[_AUTHOR])
+        values[_AUTHOR] = authors.get(known) or authors.setdefault(known, Author(*known))
     for index in _TUPLES:
         values[index] = tuple(values[index])
     if values[_BLOCKS]:
@@ -607,7 +669,27 @@ def _post_from_json(values: list) -> Post:
         values[_COMMENTS] = tuple(comments)
     else:
         values[_COMMENTS] = ()
-    return Post(*values)
+    return _post_of(zip(_POST_FIELDS, values))
+
+
+def _post_of(fields: Iterable[tuple[str, object]]) -> Post:
+    """``Post(**dict(fields))`` for every field of a Post, made as pickle
+    makes one: the values go straight into the new instance. A frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__``,
+    slow for the two posts a rebuild makes per cached post. Post has no
+    ``__post_init__`` and no slots (a test holds it to that)."""
+    post = object.__new__(Post)
+    post.__dict__.update(fields)
+    return post
+
+
+def _published_copy(post: Post, **changes: object) -> Post:
+    """``dataclasses.replace(post, **changes)``, made as ``_post_of`` makes a post."""
+    copy = object.__new__(Post)
+    state = copy.__dict__
+    state.update(post.__dict__)
+    state.update(changes)
+    return copy
 
 
 def content_hash(post: Post) -> str:
@@ -785,9 +867,11 @@ class _Identities:
             self._forget(owner)
         self.ids[guid] = post.source
         self.urls[url] = post.source
-        self._remember(PostRecord(post.source, guid, slug, first_seen, digest, updated))
+        # An unchanged record (first_seen is its own) is not made again to be compared.
+        if record is None or (record.guid, record.slug, record.content_hash, record.updated) != (guid, slug, digest, updated):
+            self._remember(PostRecord(post.source, guid, slug, first_seen, digest, updated))
         html = cache.absolutize(post, url) if cache is not None else absolutize(post.content_html, url)
-        result = replace(post, id=guid, slug=slug, url=url, date=date, updated=updated, content_html=html)
+        result = _published_copy(post, id=guid, slug=slug, url=url, date=date, updated=updated, content_html=html)
         if cache is not None:
             cache.published(post, result)
         return result

@@ -297,8 +297,15 @@ def _grouped(site: Site, key) -> dict[str, tuple[str, tuple[Post, ...]]]:
     names: dict[str, str] = {}
     slugs: dict[str, str] = {}  # the same few tags again and again
     for post in site.posts:
+        values = key(post)
+        if len(values) == 1:  # most posts: one author, one tag
+            value = values[0]
+            slug = slugs.get(value) or slugs.setdefault(value, slugify(value))
+            names.setdefault(slug, value)
+            groups[slug].append(post)
+            continue
         # Two values of one post may share a slug ("C++" and "C"): list it once.
-        for slug, value in {slugs.get(v) or slugs.setdefault(v, slugify(v)): v for v in reversed(key(post))}.items():
+        for slug, value in {slugs.get(v) or slugs.setdefault(v, slugify(v)): v for v in reversed(values)}.items():
             names.setdefault(slug, value)
             groups[slug].append(post)
     return {slug: (names[slug], tuple(posts)) for slug, posts in sorted(groups.items())}

@@ -717,6 +717,15 @@ class StateStore:
             entries,
         )
 
+    def remember_read_signatures(self, signatures: Iterable[tuple[str, str, str]]) -> None:
+        """Keep (source, key, signature): how a file whose reading is cached under ``key`` looks now."""
+        if self.readonly:
+            return
+        self._db.executemany(
+            "UPDATE read_cache SET signature = ? WHERE source = ? AND key = ?",
+            ((signature, source, key) for source, key, signature in signatures),
+        )
+
     def forget_reads(self, sources: Iterable[str]) -> None:
         if self.readonly:
             return

@@ -10,7 +10,7 @@ import os
 import shutil
 import sqlite3
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +19,9 @@ import pytest
 from publisher import content
 from publisher.build import check_site, feed_options
 from publisher.config import load_config
+from publisher.errors import ContentError
 from publisher.feeds import build_feeds, plan_feeds
+from publisher.model import Post
 from publisher.store import StateStore
 
 from .conftest import DATA, NOW, build
@@ -283,3 +285,62 @@ def test_a_file_written_just_before_its_reading_is_hashed_again_next_time(mixed_
     hashed.clear()
     build(mixed_site, LATER + timedelta(minutes=1))
     assert hashed == ["seeds/title_from_first_heading.md"]
+
+
+def test_a_touched_but_unchanged_file_is_hashed_once_not_every_build(mixed_site: Path, hashed: list[str]) -> None:
+    _age(mixed_site / "seeds")
+    first = build(mixed_site)
+    post = mixed_site / "seeds" / "toml_front_matter.md"
+    past = time.time() - 30
+    os.utime(post, (past, past))  # as `touch` or a checkout leaves it: same bytes, new times
+    time.sleep(content._RACY_NS / 1e9 * 2)
+    hashed.clear()
+    second = build(mixed_site, LATER)
+    assert hashed == ["seeds/toml_front_matter.md"] and second.site.posts == first.site.posts
+    hashed.clear()
+    build(mixed_site, LATER + timedelta(minutes=1))
+    assert hashed == []
+
+
+def test_a_sidecar_added_or_removed_is_a_change_of_its_post(mixed_site: Path, reads: list[str]) -> None:
+    _age(mixed_site / "seeds")
+    first = build(mixed_site)
+    source = "seeds/title_from_first_heading.md"
+    sidecar = mixed_site / (source + content.SIDECAR_SUFFIX)
+    sidecar.write_text('tags = ["Added"]\n', encoding="utf-8")
+    reads.clear()
+    added = build(mixed_site, LATER)
+    assert reads == [source]
+    assert {p.source: p.tags for p in added.site.posts}[source] == ("Added",)
+    assert feed_files(mixed_site) == expected_feeds(mixed_site, added)
+    sidecar.unlink()
+    reads.clear()
+    removed = build(mixed_site, LATER + timedelta(minutes=1))
+    assert reads == [source]
+    tags = {p.source: p.tags for p in first.site.posts}
+    assert {p.source: p.tags for p in removed.site.posts} == tags
+
+
+def test_cached_entries_come_back_as_they_were_stored(mixed_site: Path) -> None:
+    report = build(mixed_site)
+    posts = report.site.posts[:3]  # an entry holds several posts where a file does (a WordPress export)
+    resolved = [None, ("https://example.org/a/", None), ("https://example.org/b/", "<p>resolved</p>")]
+    entry = content._Entry("key", posts, (), failed=False, resolved=list(resolved), hashes=["h0", None, "h2"])
+    again = content._Entry.decode("key", entry.encode())
+    assert again.posts == posts and again.resolved == resolved and again.hashes == ["h0", None, "h2"]
+    assert not again.failed and again.errors == ()
+    rejected = content._Entry("key", (), (ContentError("seeds/broken.md", 2, "bad"),), failed=True)
+    back = content._Entry.decode("key", rejected.encode())
+    assert back.failed and back.posts == () and [str(e) for e in back.errors] == [str(e) for e in rejected.errors]
+    blob = entry.encode()
+    for damaged in (blob[: blob.rindex(b"\x00")], blob + b"\x00<p>more</p>", blob.replace(b"\x00", b"", 1), b"{}"):
+        assert content._decoded("seeds/x.md", "key", damaged, {}) is None  # unusable: read again
+
+
+def test_posts_made_from_the_cache_are_posts_as_their_class_makes_them(mixed_site: Path) -> None:
+    # content._post_of fills a Post's fields without Post.__init__.
+    assert "__post_init__" not in vars(Post) and "__slots__" not in vars(Post)
+    for post in build(mixed_site).site.posts:
+        made = content._post_of((f.name, getattr(post, f.name)) for f in fields(Post))
+        assert made == post and hash(made) == hash(post) and made is not post
+        assert replace(post, title="other") == content._published_copy(post, title="other")
