@@ -273,7 +273,8 @@ def _unpacked(outcome: tuple) -> ReadResult | Exception:
 
 # Bump when what a reading gives changes without publisher's version changing.
 # 4: srcset and cite URLs are resolved too. 5: HTML pieces only where there is HTML.
-CACHE_FORMAT = 5
+# 6: imported feeds resolve srcset against their source.
+CACHE_FORMAT = 6
 
 
 class PostCache:

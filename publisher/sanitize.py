@@ -140,7 +140,7 @@ def _srcset_spans(value: str) -> list[tuple[int, int]]:
             position += 1
 
 
-def _resolved_srcset(value: str, base_url: str) -> str:
+def resolved_srcset(value: str, base_url: str) -> str:
     """``value`` with its relative candidate URLs resolved against ``base_url``."""
     out, last = [], 0
     for start, stop in _srcset_spans(value):
@@ -175,7 +175,7 @@ def absolutize(html: str, base_url: str) -> str:
         for element in part.iter():
             srcset = element.get("srcset") if isinstance(element.tag, str) else None
             if srcset:
-                element.set("srcset", _resolved_srcset(srcset, base_url))
+                element.set("srcset", resolved_srcset(srcset, base_url))
         out.append(lxml.html.tostring(part, encoding="unicode", with_tail=True))
     return "".join(out)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timezone
 
@@ -202,3 +203,27 @@ def test_html_is_left_for_the_content_stage_to_sanitise() -> None:
     (post,) = read_feed(data, "x", "x.xml", ReadOptions()).posts
     assert post.content_html == '<p onclick="x()">hi<script>bad()</script></p>'
     assert post.summary == "hi"
+
+
+def test_relative_srcset_candidates_resolve_against_the_source() -> None:
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Elsewhere",
+        "home_page_url": "https://other.example/blog/",
+        "items": [
+            {
+                "id": "1",
+                "url": "https://other.example/blog/one/",
+                "title": "One",
+                "date_published": "2024-05-01T12:00:00Z",
+                "content_html": '<p><img src="a.jpg" srcset="a-2x.jpg 2x, https://cdn.example/a-3x.jpg 3x,/img/a-4x.jpg 4x"></p>',
+            }
+        ],
+    }
+    result = read_feed(json.dumps(feed).encode(), "Fixture", "elsewhere.json", ReadOptions())
+    html = result.posts[0].content_html
+    assert 'src="https://other.example/blog/a.jpg"' in html
+    assert (
+        'srcset="https://other.example/blog/a-2x.jpg 2x, https://cdn.example/a-3x.jpg 3x,'
+        'https://other.example/img/a-4x.jpg 4x"'
+    ) in html

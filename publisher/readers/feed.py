@@ -40,6 +40,7 @@ from lxml import etree
 from publisher.errors import ContentError
 from publisher.model import Author, Post
 from publisher.readers import ReadOptions, ReadResult
+from publisher.sanitize import resolved_srcset
 from publisher.text import one_line, summarize, xml_safe
 
 log = logging.getLogger(__name__)
@@ -451,7 +452,7 @@ def _json_author(obj: dict[str, Any]) -> Author | None:
 
 
 def _absolutize(markup: str, base: str | None) -> str:
-    """``markup`` with relative links and image sources resolved against ``base``."""
+    """``markup`` with relative links, image sources and ``srcset`` candidates resolved against ``base``."""
     if not base or not markup.strip():
         return markup
     try:
@@ -459,6 +460,10 @@ def _absolutize(markup: str, base: str | None) -> str:
     except (etree.ParserError, ValueError):
         return markup
     root.make_links_absolute(base, resolve_base_href=False, handle_failures="ignore")
+    for element in root.iter():  # lxml leaves srcset alone
+        srcset = element.get("srcset") if isinstance(element.tag, str) else None
+        if srcset:
+            element.set("srcset", resolved_srcset(srcset, base))
     inner = lxml.html.tostring(root, encoding="unicode")
     return inner[len("<div>") : -len("</div>")]
 
