@@ -266,10 +266,14 @@ class StateStore:
         self._pending: dict[str, PostRecord] = {}
 
     @classmethod
-    def open(cls, path: Path, readonly: bool = False) -> StateStore:
+    def open(cls, path: Path, readonly: bool = False, *, check: bool = True) -> StateStore:
         """Open (creating when writable) the store at ``path``.
 
         A read-only store of a file that does not exist yet is empty.
+        ``check``: read every page first (``PRAGMA quick_check``), so damage
+        is one clear error now rather than a failure mid-command. It reads
+        the whole file: a server that opens the store for each request
+        checks once at start-up and opens with ``check=False``.
         """
         shown = str(path)
         try:
@@ -301,7 +305,7 @@ class StateStore:
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("PRAGMA foreign_keys=ON")
             store = cls(db, shown, readonly)
-            if path.exists():
+            if check and path.exists():
                 # Damage past the header only shows when a page is read:
                 # find it now, as one clear error, not mid-command.
                 problem = db.execute("PRAGMA quick_check(1)").fetchone()[0]

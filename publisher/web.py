@@ -25,8 +25,10 @@ What it answers (under the path of ``[site] url``):
   POST), ``/preferences/<token>``: a GET only shows a page with a button;
   a bad token gets one generic 400 page.
 
-Each request opens its own ``StateStore`` (SQLite connections are never
-shared between waitress's threads) and closes it at the end.
+Each request that needs the state store opens its own ``StateStore``
+(SQLite connections are never shared between waitress's threads) and
+closes it at the end; ``create_app`` checks the file's integrity once, so
+a request does not read the whole file first.
 """
 
 from __future__ import annotations
@@ -493,9 +495,13 @@ def create_app(
 
     # -- per request -------------------------------------------------------------
 
+    # The store is checked (every page read) and migrated once, here; each
+    # request then opens it without reading the whole file again.
+    StateStore.open(config.state.path).close()
+
     def store() -> StateStore:
         if "store" not in g:
-            g.store = StateStore.open(config.state.path)
+            g.store = StateStore.open(config.state.path, check=False)
         return g.store
 
     @app.teardown_appcontext

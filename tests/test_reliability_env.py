@@ -141,14 +141,10 @@ def test_full_disk_fails_clearly_and_keeps_the_old_feeds(site: Path) -> None:
 
 
 def test_disk_filling_up_part_way_keeps_every_old_feed(site: Path) -> None:
-    """EXPOSES A BUG (build.py): when the disk fills up after some feeds were
-    written, the build stops with exit 2 ("nothing is published and the
-    previous feeds stay as they were", README) but the feeds written before
-    the failure stay replaced: here rss.xml is the new feed while atom.xml
-    and feed.json are the old ones, so readers of the RSS see a post the
-    Atom and JSON feeds do not have, and the state store (rolled back)
-    does not know what was written. The build should write every feed to its
-    temporary file first and rename them only when all were written."""
+    """The disk fills up after some feeds were staged: the build stops with
+    exit 2 and every feed stays the old one (none was renamed before all
+    were written), so RSS, Atom and JSON readers never see different posts,
+    and the state store (rolled back) matches what is published."""
     feeds = site / "feeds"
     before, builds = snapshot(feeds), last_build(site)
     big_post(site)
@@ -303,29 +299,31 @@ def test_a_corrupt_database_is_refused_by_name_and_left_as_it_is(site: Path, kin
 
 
 def test_a_database_with_garbage_after_its_header_is_refused_by_every_command(site: Path) -> None:
-    """EXPOSES A BUG (store.py / cli.py): a database whose first page is intact
-    but whose other pages are garbage opens read-only without complaint
-    (``StateStore.open`` reads only the header's user_version), so
-    ``publisher status`` and ``publisher check`` then fail on their first
-    query with a traceback (``sqlite3.DatabaseError: database disk image is
-    malformed``, exit 1) instead of the one-line "cannot use the state
-    database" that ``build`` and ``send`` give. A ``sqlite3.DatabaseError``
-    from any query should become a ``StateError`` naming the file."""
+    """A database whose first page is intact but whose other pages are
+    garbage: opening reads every page (``PRAGMA quick_check``), so every
+    command, read-only ones included, gives the one-line "cannot use the
+    state database" naming the file, never a traceback from its first query."""
     db, data = _corrupt_site(site, "garbage-after-the-header")
     for name, done in _every_command(site).items():
         assert_clear_failure(done, str(db), "cannot use the state database")
     assert db.read_bytes() == data
 
 
+def test_serve_checks_the_database_once_at_start_up(site: Path) -> None:
+    """``publisher serve`` opens the store per request without reading every
+    page; it reads them once before it listens, so damage stops it there."""
+    db, data = _corrupt_site(site, "garbage-after-the-header")
+    done = run(site, "serve", "--port", "0")
+    assert_clear_failure(done, str(db), "cannot use the state database")
+    assert db.read_bytes() == data
+
+
 def test_a_database_cut_to_zero_bytes_is_not_silently_started_afresh(site: Path) -> None:
-    """EXPOSES A BUG (store.py): a state database truncated to 0 bytes (a
-    crash of the file system, a failed copy) is taken by SQLite for a new,
-    empty database: ``build`` recreates it and mints every post's identity
-    anew (an undated post gets a new guid), ``send`` finds no subscribers and
-    says there is nothing to send, and the history of issues is gone, all
-    with exit 0 and not a word. ``StateStore.open`` should refuse an existing
-    empty file with the same "cannot use the state database" error, naming
-    it, and leave it as it is."""
+    """A state database truncated to 0 bytes (a crash of the file system, a
+    failed copy) is not taken for a new one, which would mint every post's
+    identity anew and forget every subscriber and issue: every command
+    refuses it with "cannot use the state database", naming it, and leaves
+    it as it is."""
     db, _ = _corrupt_site(site, "header-only")
     db.write_bytes(b"")
     for name, done in _every_command(site).items():
