@@ -34,7 +34,9 @@ class LockHeld(PublisherError):
 
 
 class ProcessLock:
-    """An exclusive lock on ``path``; ``acquire`` raises LockHeld when taken."""
+    """An exclusive lock on ``path``; ``acquire`` raises ``error`` when taken."""
+
+    error: type[LockHeld] = LockHeld
 
     def __init__(self, path: Path):
         self.path = path
@@ -66,7 +68,7 @@ class ProcessLock:
     def acquire(self) -> None:
         holder = self.try_acquire()
         if holder is not None:
-            raise LockHeld(self.held_by(holder or None), holder or None)
+            raise self.error(self.held_by(holder or None), holder or None)
 
     def wait(
         self,
@@ -110,17 +112,16 @@ class SchedulerLocked(LockHeld):
 class SchedulerLock(ProcessLock):
     """One scheduler per state store: ``state.db.lock``."""
 
+    error = SchedulerLocked
+
     def __init__(self, state_path: Path):
         super().__init__(state_path.with_name(state_path.name + ".lock"))
 
-    def acquire(self) -> None:
-        holder = self.try_acquire()
-        if holder is not None:
-            raise SchedulerLocked(
-                f"{self.path}: another scheduler is running for this state store ({_who(holder or None)}); "
-                f"stop it first (kill -TERM {holder or 'PID'}), or let it do the work",
-                holder or None,
-            )
+    def held_by(self, holder: int | None) -> str:
+        return (
+            f"{self.path}: another scheduler is running for this state store ({_who(holder)}); "
+            f"stop it first (kill -TERM {holder or 'PID'}), or let it do the work"
+        )
 
 
 class SendLocked(LockHeld):
@@ -132,6 +133,8 @@ class SendLock(ProcessLock):
     the issue to its last delivery, so two processes never deliver the same
     pending messages, nor both make a new issue of the same posts."""
 
+    error = SendLocked
+
     def __init__(self, state_path: Path, list_name: str):
         super().__init__(state_path.with_name(f"{state_path.name}.send-{list_name}.lock"))
         self.list_name = list_name
@@ -141,11 +144,6 @@ class SendLock(ProcessLock):
             f"list {self.list_name!r} is being sent by {_who(holder)} (lock {self.path}); "
             "it will deliver the issue: `publisher status` shows how far it is"
         )
-
-    def acquire(self) -> None:
-        holder = self.try_acquire()
-        if holder is not None:
-            raise SendLocked(self.held_by(holder or None), holder or None)
 
 
 def _who(holder: int | None) -> str:

@@ -373,11 +373,11 @@ class SmtpConnection:
                 session.send(_envelope(sender, recipient, options))
                 mail = session.getreply()
                 if mail[0] == 421:  # the server closes: RCPT and DATA get no reply
-                    self._drop()
+                    self._check_mail(mail, sender, fresh)  # raises
                 stage = "RCPT TO"
-                rcpt = session.getreply() if mail[0] != 421 else (0, b"")
+                rcpt = session.getreply()
                 stage = "DATA"
-                data = session.getreply() if mail[0] != 421 else (0, b"")
+                data = session.getreply()
                 if data[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
                     # DATA taken without a valid envelope: leave before any byte of the message.
                     self._drop()

@@ -249,8 +249,7 @@ class FeedFiles:
             return self.app(environ, start_response)
         gzipped = self._accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING"))
         if self._not_modified(environ, known):
-            start_response("304 Not Modified", known.zipped_304 if gzipped else known.plain_304)
-            return []
+            return self._answer_304(start_response, known, gzipped)
         try:
             handle = open(known.path, "rb")
         except OSError:  # removed since the check
@@ -262,8 +261,7 @@ class FeedFiles:
                 # file read, never old tags with new bytes.
                 known = self._describe(name, known.lookup, known.path, stat)
                 if self._not_modified(environ, known):
-                    start_response("304 Not Modified", known.zipped_304 if gzipped else known.plain_304)
-                    return []
+                    return self._answer_304(start_response, known, gzipped)
             if method == "HEAD" and not gzipped:
                 start_response("200 OK", [*known.plain, ("Content-Length", str(stat.st_size))])
                 return []
@@ -272,6 +270,11 @@ class FeedFiles:
             data = self._gzip.get((known.path, known.identity), lambda: data)
         start_response("200 OK", [*(known.zipped if gzipped else known.plain), ("Content-Length", str(len(data)))])
         return [data] if method == "GET" else []
+
+    @staticmethod
+    def _answer_304(start_response, known: _FeedFile, gzipped: bool) -> list[bytes]:
+        start_response("304 Not Modified", known.zipped_304 if gzipped else known.plain_304)
+        return []
 
     def _name(self, environ) -> str | None:
         """The name in the feeds folder the request asks for, not yet checked."""
