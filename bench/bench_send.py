@@ -120,7 +120,8 @@ def run() -> None:
     from publisher.digest import IssueMessages
     from publisher.message import build_message_reference, list_id
     from publisher.render import personalize, render_issue
-    from publisher.send import SystemClock, _frozen_issue, deliver_issue, prepare_issue
+    from publisher.clock import SystemClock
+    from publisher.send import _frozen_issue, deliver_issue, prepare_issue
     from publisher.transports import SmtpTransport
 
     with SmtpSink() as sink, tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:

@@ -15,48 +15,39 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from publisher import __version__
-from publisher.build import BuildReport, build_site, check_site
-from publisher.config import Config, load_config
-from publisher.digest import compose, next_issue, recipient
+from publisher.clock import Clock, SystemClock
 from publisher.errors import PublisherError
-from publisher.model import DigestList, Subscriber
-from publisher.render import personalize, render_issue
-from publisher.send import SendReport, SystemClock, deliver_issue, prepare_issue
-from publisher.send import dry_run as dry_run_issue
-from publisher.tokens import write_secret
-from publisher.transports import OutboxTransport, SmtpTransport
-from publisher.writer import write_atomic
-from publisher.feeds import ATOM, JSON_FEED, RSS
-from publisher.scaffold import scaffold_site
-from publisher.locks import SchedulerLock, SendLock
-from publisher.scheduler import Scheduler, jobs_of, plan_job
-from publisher.store import StateStore
-from publisher.subscribers import (
-    STATUSES,
-    SUPPRESSED,
-    clean_name,
-    export_csv,
-    import_subscribers,
-    normalize_email,
-    read_subscriber_csv,
-    subscriber_record,
-)
+from publisher.model import SUBSCRIBER_STATUSES
+
+# Each command imports the stages it runs when it runs: `publisher --help`,
+# `status` and every cron `run --once` would otherwise pay for Flask, lxml,
+# premailer and feedparser before doing anything.
+if TYPE_CHECKING:
+    from publisher.build import BuildReport
+    from publisher.config import Config
+    from publisher.model import DigestList, Subscriber
+    from publisher.send import SendReport
+    from publisher.store import StateStore
 
 log = logging.getLogger("publisher")
 
 EXIT_OK, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2
-MAIN_FEEDS = (RSS, ATOM, JSON_FEED)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+def _clock(ctx: click.Context) -> Clock:
+    """The invocation's clock: the machine's, or the one a caller passed in
+    ``obj={"clock": ...}`` (how tests fix the time of ``status`` and the rest)."""
+    return ctx.find_root().obj["clock"]
+
+
+def _now(ctx: click.Context):
+    return _clock(ctx).now()
 
 
 def _fail(message: str) -> None:
@@ -65,7 +56,9 @@ def _fail(message: str) -> None:
 
 
 def _config(ctx: click.Context) -> Config:
-    return load_config(ctx.obj["config_path"])
+    from publisher.config import load_config
+
+    return load_config(ctx.find_root().obj["config_path"])
 
 
 def _report_errors(report: BuildReport) -> int:
@@ -113,7 +106,8 @@ def main(ctx: click.Context, config_path: Path, verbose: int, quiet: bool) -> No
     """Publish posts written as files as RSS, Atom and JSON feeds and email digests."""
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    ctx.obj = {"config_path": config_path, "quiet": quiet}
+    given = ctx.obj if isinstance(ctx.obj, dict) else {}
+    ctx.obj = {"config_path": config_path, "quiet": quiet, "clock": given.get("clock") or SystemClock()}
 
 
 @main.command()
@@ -121,10 +115,14 @@ def main(ctx: click.Context, config_path: Path, verbose: int, quiet: bool) -> No
 @click.pass_context
 def build(ctx: click.Context, force: bool) -> None:
     """Read the content, update the state store and write the feeds."""
+    from publisher.build import build_site
+    from publisher.feeds import ATOM, JSON_FEED, RSS
+    from publisher.store import StateStore
+
     config = _config(ctx)
     store = StateStore.open(config.state.path)
     try:
-        report = build_site(config, store=store, now=_utcnow(), force=force)
+        report = build_site(config, store=store, now=_now(ctx), force=force)
     finally:
         store.close()
     code = _report_errors(report)
@@ -134,7 +132,7 @@ def build(ctx: click.Context, force: bool) -> None:
             f"{len(report.written)} written, {len(report.unchanged)} unchanged"
             + _rejected(report)
         )
-        main_feeds = [name for name in report.files if name in MAIN_FEEDS]
+        main_feeds = [name for name in report.files if name in (RSS, ATOM, JSON_FEED)]
         for name in main_feeds:
             click.echo(f"  {config.relative(config.feeds.out / name)}")
         others = len(report.files) - len(main_feeds)
@@ -151,8 +149,13 @@ def build(ctx: click.Context, force: bool) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Validate the configuration, content and templates; write nothing."""
+    from publisher.build import check_site
+    from publisher.digest import next_issue
+    from publisher.render import render_issue
+    from publisher.store import StateStore
+
     config = _config(ctx)
-    now = _utcnow()
+    now = _now(ctx)
     store = StateStore.open(config.state.path, readonly=True)
     try:
         report = check_site(config, store=store, now=now)
@@ -187,6 +190,10 @@ def _choose_list(config: Config, name: str | None) -> DigestList:
 
 def _with_secret(config: Config) -> Config:
     """The config, with a signing secret created on first use when there is none."""
+    from dataclasses import replace
+
+    from publisher.tokens import write_secret
+
     if config.mail.secret is not None:
         return config
     secret = write_secret(config.mail.secret_file)
@@ -205,9 +212,15 @@ def _with_secret(config: Config) -> Config:
 @click.pass_context
 def digest(ctx: click.Context, list_name: str | None, out: Path | None, force: bool) -> None:
     """Render the next digest of a list to files, without sending it."""
+    from publisher.build import check_site
+    from publisher.digest import compose, next_issue, recipient
+    from publisher.render import personalize, render_issue
+    from publisher.store import StateStore
+    from publisher.writer import write_atomic
+
     config = _config(ctx)
     digest_list = _choose_list(config, list_name)
-    now = _utcnow()
+    now = _now(ctx)
     store = StateStore.open(config.state.path, readonly=True)
     try:
         report = check_site(config, store=store, now=now)
@@ -246,6 +259,8 @@ def digest(ctx: click.Context, list_name: str | None, out: Path | None, force: b
 
 
 def _transport(config: Config):
+    from publisher.transports import OutboxTransport, SmtpTransport
+
     if config.mail.transport == "smtp":
         return SmtpTransport(config.mail.smtp)
     return OutboxTransport(config.mail.outbox)
@@ -299,10 +314,15 @@ class _Progress:
 @click.pass_context
 def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
     """Create (or resume) the list's next issue and deliver it."""
+    from publisher.locks import SendLock
+    from publisher.send import deliver_issue, prepare_issue
+    from publisher.send import dry_run as dry_run_issue
+    from publisher.store import StateStore
+
     config = _with_secret(_config(ctx))
     digest_list = _choose_list(config, list_name)
     quiet = ctx.obj["quiet"]
-    now = _utcnow()
+    now = _now(ctx)
     store = StateStore.open(config.state.path, readonly=dry_run)
     try:
         if dry_run:
@@ -326,7 +346,7 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
             progress = _Progress(pending, quiet)
             try:
                 report = deliver_issue(
-                    config, store, _transport(config), issue_id, clock=SystemClock(), on_progress=progress
+                    config, store, _transport(config), issue_id, clock=_clock(ctx), on_progress=progress
                 )
             finally:
                 progress.close()
@@ -352,6 +372,8 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """The last build, the last issue of each list, pending and failed deliveries."""
+    from publisher.store import StateStore
+
     config = _config(ctx)
     store = StateStore.open(config.state.path, readonly=True)
     try:
@@ -376,19 +398,20 @@ def status(ctx: click.Context) -> None:
                 f"list {name}: issue {last.number} ({last.status}) of {local:%Y-%m-%d %H:%M %Z}: "
                 + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("sent", "failed", "skipped", "pending"))
             )
-        _show_jobs(config, store)
+        _show_jobs(config, store, _now(ctx))
     finally:
         store.close()
 
 
-def _show_jobs(config: Config, store: StateStore) -> None:
+def _show_jobs(config: Config, store: StateStore, now) -> None:
     """Each scheduled job's last run and next run, in the site's time zone."""
+    from publisher.scheduler import jobs_of, plan_job
+
     jobs = jobs_of(config)
     if not jobs:
         click.echo("jobs: none scheduled ([jobs] build, or a list's schedule)")
         return
     tz = config.site.timezone
-    now = _utcnow()
     runs = store.job_runs()
     for job in jobs:
         run = runs.get(job.name)
@@ -448,6 +471,10 @@ def run(ctx: click.Context, once: bool) -> None:
     then exit 0), or with --once runs what is due now and exits: 0, or 1 if
     a job failed. Only one scheduler runs per state store.
     """
+    from publisher.locks import SchedulerLock
+    from publisher.scheduler import Scheduler, jobs_of
+    from publisher.store import StateStore
+
     config = _with_secret(_config(ctx))
     if not jobs_of(config):
         raise UsageError(
@@ -458,7 +485,7 @@ def run(ctx: click.Context, once: bool) -> None:
     with SchedulerLock(config.state.path), _stop_on_signals(stop), _event_lines(ctx.obj["quiet"]):
         store = StateStore.open(config.state.path)
         try:
-            scheduler = Scheduler(config, store, clock=SystemClock(), transport=lambda: _transport(config), stop=stop)
+            scheduler = Scheduler(config, store, clock=_clock(ctx), transport=lambda: _transport(config), stop=stop)
             if once:
                 scheduler.run_due()
             else:
@@ -473,7 +500,9 @@ def run(ctx: click.Context, once: bool) -> None:
 @click.pass_context
 def init(ctx: click.Context, directory: Path) -> None:
     """Create a new site in DIRECTORY (default: here)."""
-    created = scaffold_site(directory, now=_utcnow())
+    from publisher.scaffold import scaffold_site
+
+    created = scaffold_site(directory, now=_now(ctx))
     if not ctx.obj["quiet"]:
         for path in created:
             click.echo(f"created {path}")
@@ -546,6 +575,8 @@ def subscribers() -> None:
 @click.pass_context
 def subscribers_add(ctx: click.Context, email: str, name: str, list_names: tuple[str, ...], force: bool) -> None:
     """Subscribe EMAIL to lists (again, if it had unsubscribed)."""
+    from publisher.store import StateStore
+    from publisher.subscribers import SUPPRESSED, clean_name, normalize_email
     config = _config(ctx)
     lists = _subscriber_lists(config, list_names)
     address = normalize_email(email)
@@ -554,7 +585,7 @@ def subscribers_add(ctx: click.Context, email: str, name: str, list_names: tuple
     try:
         before = store.subscriber(address)
         after, created = store.add_subscriber(
-            address, clean_name(name), lists, source="cli", now=_utcnow(), reactivate=reactivate, update_name=True
+            address, clean_name(name), lists, source="cli", now=_now(ctx), reactivate=reactivate, update_name=True
         )
     finally:
         store.close()
@@ -580,6 +611,9 @@ def subscribers_add(ctx: click.Context, email: str, name: str, list_names: tuple
 @click.pass_context
 def subscribers_remove(ctx: click.Context, email: str, list_name: str | None) -> None:
     """Unsubscribe EMAIL from a list, or from every list."""
+    from publisher.store import StateStore
+    from publisher.subscribers import normalize_email
+
     config = _config(ctx)
     if list_name is not None:
         _choose_list(config, list_name)
@@ -587,7 +621,7 @@ def subscribers_remove(ctx: click.Context, email: str, list_name: str | None) ->
     store = StateStore.open(config.state.path)
     try:
         before = store.subscriber(address)
-        after = store.remove_subscriber(address, list_name, now=_utcnow()) if before is not None else None
+        after = store.remove_subscriber(address, list_name, now=_now(ctx)) if before is not None else None
     finally:
         store.close()
     if before is None or after is None:
@@ -607,13 +641,16 @@ def subscribers_remove(ctx: click.Context, email: str, list_name: str | None) ->
 
 @subscribers.command("list")
 @click.option("--list", "list_name", help="Only those on this list.")
-@click.option("--status", "status_name", type=click.Choice(STATUSES), help="Only those with this status.")
+@click.option("--status", "status_name", type=click.Choice(SUBSCRIBER_STATUSES), help="Only those with this status.")
 @click.option(
     "--format", "output_format", type=click.Choice(("table", "csv", "json")), default="table", show_default=True
 )
 @click.pass_context
 def subscribers_list(ctx: click.Context, list_name: str | None, status_name: str | None, output_format: str) -> None:
     """Show subscribers, oldest first."""
+    from publisher.store import StateStore
+    from publisher.subscribers import export_csv, subscriber_record
+
     config = _config(ctx)
     if list_name is not None:
         _choose_list(config, list_name)
@@ -640,6 +677,9 @@ def subscribers_import(ctx: click.Context, file: Path, list_name: str | None) ->
     Bad rows are reported as FILE:line: reason and the rest imported; an
     address that unsubscribed, bounced or complained stays so.
     """
+    from publisher.store import StateStore
+    from publisher.subscribers import import_subscribers, read_subscriber_csv
+
     config = _config(ctx)
     default_lists = _subscriber_lists(config, (list_name,) if list_name else ())
     shown = "<stdin>" if str(file) == "-" else str(file)
@@ -652,7 +692,7 @@ def subscribers_import(ctx: click.Context, file: Path, list_name: str | None) ->
         click.echo(str(rejection), err=True)
     store = StateStore.open(config.state.path)
     try:
-        report = import_subscribers(store, parsed.rows, source="import:stdin" if str(file) == "-" else f"import:{file.name}", now=_utcnow())
+        report = import_subscribers(store, parsed.rows, source="import:stdin" if str(file) == "-" else f"import:{file.name}", now=_now(ctx))
     finally:
         store.close()
     if not ctx.obj["quiet"]:
@@ -679,6 +719,10 @@ def subscribers_export(ctx: click.Context, list_name: str | None, file: Path | N
     The columns are email,name,lists,status,created; `import` reads the file
     back, unsubscribed and bounced addresses included.
     """
+    from publisher.store import StateStore
+    from publisher.subscribers import export_csv
+    from publisher.writer import write_atomic
+
     config = _config(ctx)
     if list_name is not None:
         _choose_list(config, list_name)

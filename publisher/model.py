@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 
 
+# Every state a subscriber can be in (the store keeps one per address).
+SUBSCRIBER_STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
+
+
 @dataclass(frozen=True)
 class Author:
     name: str

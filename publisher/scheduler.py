@@ -47,17 +47,22 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
 import schedule
 
-from publisher.build import build_site
+from publisher.clock import Clock
 from publisher.config import Config
 from publisher.errors import PublisherError
 from publisher.locks import SendLock
 from publisher.model import DigestList
 from publisher.schedules import Schedule, parse_duration, parse_schedule
-from publisher.send import Clock, Transport, deliver_issue, prepare_issue
 from publisher.store import JobRun, StateStore
+
+# The jobs' stages are imported when a job runs: `publisher status` reads
+# the plans (jobs_of, plan_job) without paying for the build and send.
+if TYPE_CHECKING:
+    from publisher.send import Transport
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +282,8 @@ class Scheduler:
         self.store.record_job_run(JobRun(job.name, done, started, self.clock.now(), status, message))
 
     def _build(self, job: Job, now: datetime) -> str:
+        from publisher.build import build_site
+
         report = build_site(self.config, store=self.store, now=now)
         for error in report.errors:
             log.warning("%s: rejected %s", job.context, error)
@@ -291,6 +298,8 @@ class Scheduler:
         """Rebuild, finish the unfinished issue and, for a slot, send a new one.
         Returns the message and the status: ok, stopped or error."""
         digest_list = self.config.lists[job.list_name]
+        from publisher.build import build_site
+
         report = build_site(self.config, store=self.store, now=now)
         for error in report.errors:
             log.warning("%s: rejected %s", job.context, error)
@@ -308,6 +317,8 @@ class Scheduler:
             lock.release()
 
     def _send(self, job: Job, digest_list: DigestList, now: datetime, *, new_issue: bool) -> tuple[str, str]:
+        from publisher.send import deliver_issue, prepare_issue
+
         messages: list[str] = []
         while not self.stop.is_set():
             resuming = self.store.unfinished_issue(digest_list.name)

@@ -26,13 +26,13 @@ import logging
 import queue
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from publisher.clock import Clock
 from publisher.config import Config
 from publisher.content import PostCache, load_posts, publish
 from publisher.digest import IssueMessages, next_issue
@@ -62,26 +62,6 @@ class Transport(Protocol):
     connections: int
 
     def connect(self) -> Connection: ...
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-    def monotonic(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(timezone.utc)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
 
 
 class RateLimiter:

@@ -38,7 +38,8 @@ from lxml import etree
 from publisher.cli import main
 from publisher.config import load_config
 from publisher.message import header_text
-from publisher.send import SystemClock, deliver_issue, prepare_issue
+from publisher.clock import SystemClock
+from publisher.send import deliver_issue, prepare_issue
 from publisher.store import StateStore
 from publisher.subscribers import SubscriberError, clean_name, normalize_email
 from publisher.transports import OutboxTransport

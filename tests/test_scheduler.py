@@ -564,18 +564,36 @@ def test_status_shows_each_jobs_last_and_next_run(harness_for) -> None:
     h.look_at(MONDAY + timedelta(hours=6))
     h.look_at(MONDAY + timedelta(hours=7))
     h.close()
-    result = CliRunner().invoke(main, ["--config", str(h.site / "publisher.toml"), "status"])
-    assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
-    build = next(line for line in lines if line.startswith("job build"))
-    digest = next(line for line in lines if line.startswith("job digest:daily"))
-    assert build.startswith("job build (every 10 minutes): last run 2026-03-02 07:00 UTC ok (built 1 post: ")
-    assert digest.startswith(
-        "job digest:daily (daily at 07:00): last run 2026-03-02 07:00 UTC ok "
-        "(issue 1: 3 sent, 0 failed, 0 skipped, 0 pending); next "
-    )
-    assert re.search(r"; next (due now \(.*\)|\d{4}-\d\d-\d\d \d\d:\d\d UTC)$", build)
-    assert re.search(r"; next \d{4}-\d\d-\d\d 07:00 UTC$", digest)  # any catch-up is far too late by now
+
+    def status_at(moment: datetime) -> tuple[str, str]:
+        args = ["--config", str(h.site / "publisher.toml"), "status"]
+        result = CliRunner().invoke(main, args, obj={"clock": SteppedClock(moment)})
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        build = next(line for line in lines if line.startswith("job build"))
+        digest = next(line for line in lines if line.startswith("job digest:daily"))
+        assert build.startswith("job build (every 10 minutes): last run 2026-03-02 07:00 UTC ok (built 1 post: ")
+        assert digest.startswith(
+            "job digest:daily (daily at 07:00): last run 2026-03-02 07:00 UTC ok "
+            "(issue 1: 3 sent, 0 failed, 0 skipped, 0 pending); next "
+        )
+        return build, digest
+
+    # Right after the 07:00 runs: the next slots.
+    build, digest = status_at(MONDAY + timedelta(hours=7, minutes=3))
+    assert build.endswith("; next 2026-03-02 07:10 UTC")
+    assert digest.endswith("; next 2026-03-03 07:00 UTC")
+    # Hours later, with the scheduler stopped: the build is owed now, the
+    # digest was sent today and waits for tomorrow.
+    build, digest = status_at(MONDAY + timedelta(hours=18, minutes=5))
+    assert build.endswith("; next due now (on time)"), build
+    assert digest.endswith("; next 2026-03-03 07:00 UTC")
+    # The next morning, before 07:00: still that day's slot.
+    build, digest = status_at(MONDAY + timedelta(days=1, hours=6))
+    assert digest.endswith("; next 2026-03-03 07:00 UTC")
+    # Tuesday 10:00 and nobody ran Tuesday's 07:00 digest: it is owed.
+    build, digest = status_at(MONDAY + timedelta(days=1, hours=10))
+    assert digest.endswith("; next due now (catch-up, 3 hours late)"), digest
 
 
 def test_run_without_jobs_is_a_usage_error(tmp_path: Path) -> None:

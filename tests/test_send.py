@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from publisher.cli import main
 from publisher.config import load_config
-from publisher.send import SystemClock, deliver_issue, prepare_issue
+from publisher.clock import SystemClock
+from publisher.send import deliver_issue, prepare_issue
 from publisher.store import StateStore
 from publisher.tokens import verify_token
 from publisher.transports import OutboxTransport, SmtpTransport
