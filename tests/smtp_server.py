@@ -31,6 +31,10 @@ Faults (all may be changed while the server runs, through ``server.faults``):
 - ``max_messages_per_connection``: once N messages were accepted on a
   connection, the next MAIL gets 421 and the connection is closed.
 - ``hang``: accept connections and never say anything.
+- ``pause_after``: once N messages were accepted (on all connections), every
+  later MAIL is left unanswered; ``server.paused`` is set when the first one
+  arrives, so a test can meet a send at that point whatever the machine's
+  speed, then stop the server or let the client time out.
 - ``tls``: ``"starttls"`` or ``"tls"`` (implicit TLS) with a self-signed
   certificate for localhost and 127.0.0.1, made for this server
   (``server.certificate`` is the file to trust); ``require_starttls``
@@ -90,6 +94,7 @@ class Faults:
     auth: tuple[str, str] | None = None
     max_messages_per_connection: int = 0
     hang: bool = False
+    pause_after: int = 0
     seed: int = 0
 
 
@@ -149,6 +154,7 @@ class SmtpServer:
             seed=seed,
         )
         self._hang = hang
+        self.paused = threading.Event()  # a MAIL arrived after ``pause_after`` messages
         self.tls = tls
         self.require_starttls = require_starttls
         self.pipelining = pipelining  # offer PIPELINING (RFC 2920), as most servers do
@@ -357,6 +363,12 @@ class _Handler:
             owner._count("MAIL pipelined")
         if faults.auth is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        if faults.pause_after:
+            with owner._lock:
+                reached = len(owner._messages) >= faults.pause_after
+            if reached:
+                owner.paused.set()
+                await server.loop.create_future()  # until the connection goes
         if faults.shutdown_rate:
             with owner._lock:
                 owner._mail_attempts[address.lower()] += 1

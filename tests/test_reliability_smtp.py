@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import random
 import subprocess
-import time
 from pathlib import Path
 
 from publisher.config import load_config
@@ -50,11 +49,12 @@ def start_send(site: Path) -> subprocess.Popen:
     return subprocess.Popen(publisher(site, "send"), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(predicate, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
+def met(server: SmtpServer, process: subprocess.Popen) -> None:
+    """Wait until the send reached the server's pause (``pause_after``): the
+    fault about to be made meets a send that still has messages to go."""
+    while not server.paused.wait(timeout=0.05):
+        assert process.poll() is None, ("the send ended before the fault", process.communicate())
+    assert len(server.delivered()) < TOTAL
 
 
 def stopped(process: subprocess.Popen, *words: str) -> str:
@@ -92,23 +92,31 @@ def test_three_thousand_through_every_fault_deliverable_get_exactly_one(tmp_path
         assert server.messages == []
 
         # 2. Gone in the middle of a send, refused while away, back on the same port.
+        # The server stops answering after 800 messages, so the send is
+        # certainly still running when the server goes, however fast it is.
+        server.faults.pause_after = 800
+        server.paused.clear()
         process = start_send(site)
-        wait_for(lambda: len(server.delivered()) >= 800 or process.poll() is not None)
+        met(server, process)
         server.stop()
         interruptions += 1
         stopped(process)
+        server.faults.pause_after = 0
         while_away = start_send(site)
         stopped(while_away, "Connection refused")
         server.start()
 
         # 3. Accepts, then never answers.
+        server.faults.pause_after = 1600
+        server.paused.clear()
         process = start_send(site)
-        wait_for(lambda: len(server.delivered()) >= 1600 or process.poll() is not None)
+        met(server, process)
         server.faults.hang = True
         server.drop_connections()
         interruptions += 1
         stopped(process, f"no answer within {TIMEOUT} s")
         server.faults.hang = False
+        server.faults.pause_after = 0
 
         # 4. The rest, the transient faults still on, until nothing is pending.
         runs = [send(site)]
