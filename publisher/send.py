@@ -186,7 +186,8 @@ def prepare_issue(config: Config, store: StateStore, digest_list: DigestList, *,
 @dataclass
 class _Job:
     delivery: PendingDelivery
-    attempts: int
+    attempts: int  # tries recorded in the store, across every run
+    tries: int = 0  # tries in this run: [mail] attempts bounds these, and the backoff grows with them
 
 
 class _Worker(threading.Thread):
@@ -381,12 +382,13 @@ def _settle(
         return
     with store.transaction():
         store.note_attempt(delivery.id, attempts=attempts, code=error.code, error=str(error), now=now)
-    if attempts >= config.mail.attempts or report.stopped is not None:
+    tries = job.tries + 1
+    if tries >= config.mail.attempts or report.stopped is not None:
         log.warning("delivery to %s left pending after %d tries: %s", delivery.email, attempts, error)
         return
     report.retries += 1
-    wait = backoff_delay(attempts - job.attempts, base=config.mail.backoff, cap=config.mail.backoff_max, rng=rng)
-    heapq.heappush(delayed, (clock.monotonic() + wait, sequence, _Job(delivery, attempts)))
+    wait = backoff_delay(tries, base=config.mail.backoff, cap=config.mail.backoff_max, rng=rng)
+    heapq.heappush(delayed, (clock.monotonic() + wait, sequence, _Job(delivery, attempts, tries)))
 
 
 def dry_run(config: Config, store: StateStore, digest_list: DigestList, *, now: datetime) -> SendReport:

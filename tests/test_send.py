@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,48 @@ def test_dry_run_renders_all_and_records_nothing(tmp_path: Path) -> None:
     assert "rendered for 12 recipients; nothing sent" in result.stdout
     assert db.read_bytes() == before
     assert not (site / "outbox").exists()
+
+
+def test_each_retry_waits_twice_as_long_as_the_one_before(tmp_path: Path) -> None:
+    """One recipient, answered 451 three times: the waits before tries 2, 3
+    and 4 double (base 0.01 s, jitter half to all: 0.005-0.01, 0.01-0.02,
+    0.02-0.04), whatever the jitter draws."""
+    with SmtpServer(tempfail_first=3) as server:
+        site = make_site(tmp_path / "site", server.port, 1, connections=1)
+        config = load_config(site / "publisher.toml")
+        config = replace(config, mail=replace(config.mail, attempts=4, backoff=0.01, backoff_max=1.0))
+        store = StateStore.open(config.state.path)
+        try:
+            issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
+            clock = FakeClock()
+            report = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=clock, seed=7)
+        finally:
+            store.close()
+    assert (report.sent, report.retries, report.pending) == (1, 3, 0)
+    waits = clock.sleeps
+    assert len(waits) == 3, waits
+    for n, wait in enumerate(waits, 1):
+        assert 0.01 * 2 ** (n - 1) / 2 <= wait <= 0.01 * 2 ** (n - 1), (n, waits)
+    assert waits[2] > waits[0]
+
+
+def test_each_run_gets_its_own_tries(tmp_path: Path) -> None:
+    """[mail] attempts bounds the tries of one run: a delivery left pending
+    by one run gets that many again in the next, not one."""
+    with SmtpServer(tempfail_first=3) as server:
+        site = make_site(tmp_path / "site", server.port, 1, connections=1)
+        config = load_config(site / "publisher.toml")
+        config = replace(config, mail=replace(config.mail, attempts=2))
+        store = StateStore.open(config.state.path)
+        try:
+            issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
+            first = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=FakeClock())
+            second = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=FakeClock())
+        finally:
+            store.close()
+        assert (first.sent, first.pending) == (0, 1)
+        assert (second.sent, second.pending, second.retries) == (1, 0, 1)
+        assert sum(server.rcpt_attempts.values()) == 4
 
 
 def test_retries_back_off_on_the_injected_clock(tmp_path: Path) -> None:
