@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from publisher.dates import check_language
 from publisher.errors import ConfigError
 from publisher.model import Author, DigestList, SiteInfo
 from publisher.readers import DEFAULT_BOILERPLATE
@@ -219,6 +220,14 @@ def _timezone(value: Any) -> ZoneInfo:
 def _language(value: Any) -> str:
     if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", _text(value)):
         raise _Invalid(f"must be a language tag such as 'en' or 'pt-BR' (got {value!r})")
+    try:
+        check_language(value)
+    except ValueError as exc:
+        # Dates would otherwise be shown in English without a word.
+        raise _Invalid(
+            f"must be a language dates can be written in, such as 'en', 'fr', 'de' or 'pt-BR' "
+            f"(got {value!r}: {exc})"
+        ) from None
     return value
 
 

@@ -44,6 +44,7 @@ import lxml.html
 from markupsafe import Markup
 from premailer import Premailer
 
+from publisher.dates import format_day
 from publisher.errors import PublisherError
 from publisher.model import DigestList, Excerpt, Issue, Personal, RenderedIssue, SiteInfo
 from publisher.resources import default_templates
@@ -70,9 +71,6 @@ _RTL_LANGUAGES = frozenset(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _AUTO_SIZE = re.compile(r'\s(?:width|height)\s*=\s*"auto"', re.I)
 _SIZED_TAG = re.compile(r"<(?:img|table|td)\b[^>]*>", re.I)
-_MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
 
 # Errors a template's own expressions can raise (``{{ posts|length - "a" }}``);
 # raised from our code instead, they are bugs and pass through.
@@ -290,8 +288,7 @@ class _IssueRenderer:
         return self._css
 
     def _local_date(self, value: datetime) -> str:
-        local = value.astimezone(self.site.timezone)
-        return f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
+        return format_day(value, self.site.timezone, self.site.language)
 
     # -- errors --------------------------------------------------------------
 

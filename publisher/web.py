@@ -61,6 +61,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header, parse_date, parse_etags
 
 from publisher.config import Config
+from publisher.dates import format_day
 from publisher.errors import ConfigError, PublisherError
 from publisher.model import DigestList, Personal
 from publisher.optin import ConfirmationMailer, confirm_subscription, event_key, request_subscription, requested_lists
@@ -90,7 +91,6 @@ _ARCHIVE_ATOM = re.compile(r"(?:.*/)?atom-\d+\.xml")
 _ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c|00)", re.IGNORECASE)
 _NONCE = re.compile(r"[A-Za-z0-9_-]{43}")
 _GZIP_CACHE_SIZE = 64
-_MONTHS = "January February March April May June July August September October November December".split()
 _MAX_ISSUE_NUMBER = 2**62
 
 # default-src 'none' and no script-src: the pages run no script at all.
@@ -568,8 +568,7 @@ def create_app(
         }
 
     def local_date(moment: datetime) -> str:
-        local = moment.astimezone(config.site.timezone)
-        return f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
+        return format_day(moment, config.site.timezone, config.site.language)
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -149,6 +149,27 @@ def test_config_error_is_a_publisher_error(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("language", ["fr", "pt-BR", "de-CH", "zh-Hant-TW"])
+def test_languages_with_dates_are_accepted(tmp_path: Path, language: str) -> None:
+    path = write_config(tmp_path, language=f'"{language}"')
+    assert load_config(path).site.language == language
+
+
+@pytest.mark.parametrize(
+    ("language", "reason"),
+    [("xq", "unknown locale 'xq'"), ("en-GB-oed", "'en-GB-oed' is not a valid locale identifier")],
+)
+def test_a_language_dates_cannot_be_written_in_is_an_error(tmp_path: Path, language: str, reason: str) -> None:
+    # Well-formed as a tag, but Babel has no dates for it: every date would be English.
+    path = write_config(tmp_path, language=f'"{language}"')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}: [site] language: must be a language dates can be written in, "
+        f"such as 'en', 'fr', 'de' or 'pt-BR' (got '{language}': {reason})"
+    )
+
+
 def test_error_lines_use_the_path_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_config(tmp_path, url='"example.org"')
     monkeypatch.chdir(tmp_path)

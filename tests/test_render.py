@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -196,6 +197,68 @@ def test_rtl_language_sets_dir() -> None:
     site = dataclasses.replace(SITE, language="ar")
     doc = parse(render_issue(sample_issue(), site).html)
     assert doc.get("lang") == "ar" and doc.get("dir") == "rtl"
+
+
+# -- dates in the site's language ----------------------------------------------------
+
+# Created on 3 May 2024 at 09:00 in New York; the seed post is dated 4 June 2014 there.
+MAY_ISSUE_CREATED = datetime(2024, 5, 3, 13, 0, tzinfo=timezone.utc)
+
+
+def dated_parts(language: str) -> tuple[str, str]:
+    issue = dataclasses.replace(sample_issue(), created=MAY_ISSUE_CREATED)
+    return personalize(render_issue(issue, dataclasses.replace(SITE, language=language)), recipient())
+
+
+def issue_line(html: str) -> str:
+    return parse(html).xpath("//p[contains(@class, 'issue-line')]")[0].text_content()
+
+
+@pytest.mark.parametrize(
+    ("language", "issue_day", "post_day"),
+    [
+        ("fr", "3 mai 2024", "4 juin 2014"),
+        ("de", "3. Mai 2024", "4. Juni 2014"),
+        ("pt-BR", "3 de maio de 2024", "4 de junho de 2014"),
+        ("ru", "3 мая 2024 г.", "4 июня 2014 г."),
+    ],
+)
+def test_dates_are_in_the_site_language_in_both_parts(language: str, issue_day: str, post_day: str) -> None:
+    html, text = dated_parts(language)
+    # flat(): CLDR puts a narrow no-break space in some dates ("2024\u202fг.").
+    assert issue_day in flat(issue_line(html))
+    meta = parse(html).xpath("//p[contains(@class, 'post-meta')]")[0].text_content()
+    assert post_day in flat(meta)  # still the site's time zone: 03:30 UTC on the 5th is the 4th
+    assert f"Daily digest · No. 3 · {issue_day}" in flat(text)
+    assert f"{post_day} · Paul Woodward" in flat(text)
+    for english in ("May", "June"):
+        assert english not in issue_line(html) and english not in meta
+
+
+def test_linked_posts_dates_are_in_the_site_language() -> None:
+    issue = dataclasses.replace(sample_issue(max_bytes=1), created=MAY_ISSUE_CREATED)
+    rendered = render_issue(issue, dataclasses.replace(SITE, language="fr"))
+    assert rendered.linked_posts == 3
+    linked = [span.text_content() for span in parse(rendered.html).xpath("//span[@class='linked-date']")]
+    assert linked and all("juin 2014" in date for date in linked), linked
+    assert "· 4 juin 2014" in flat(rendered.text)
+
+
+@pytest.mark.parametrize("language", ["en", "en-US", "en-GB"])
+def test_english_dates_keep_day_month_year(language: str) -> None:
+    html, text = dated_parts(language)
+    assert "Daily digest · No. 3 · 3 May 2024" in issue_line(html)
+    assert "4 June 2014 · Paul Woodward · 1 comment" in text
+
+
+def test_a_language_without_dates_falls_back_to_english(caplog: pytest.LogCaptureFixture) -> None:
+    # The config rejects such a tag; a SiteInfo made another way still renders.
+    # (qaa: a private-use tag no other test uses, as the warning comes once per tag.)
+    with caplog.at_level(logging.WARNING, logger="publisher.dates"):
+        html, text = dated_parts("qaa")
+    assert "3 May 2024" in issue_line(html)
+    assert "4 June 2014 · Paul Woodward · 1 comment" in text
+    assert "language 'qaa': unknown locale 'qaa'; dates are shown in English" in caplog.text
 
 
 # -- the text part -----------------------------------------------------------------

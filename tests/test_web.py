@@ -742,3 +742,35 @@ def test_a_site_under_a_path_is_served_under_it(tmp_path: Path, monkeypatch: pyt
     assert client.get("/").status_code == 404
     assert client.get("/feeds/rss.xml").status_code == 404
     assert client.get("/newsfeeds/rss.xml").status_code == 404
+
+
+def test_pages_show_dates_in_the_site_language(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from publisher.send import prepare_issue
+    from publisher.web import create_app
+
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    site = make_web_site(tmp_path / "site", 80)
+    path = site / "publisher.toml"
+    text = path.read_text()
+    path.write_text(text.replace("[site]\n", '[site]\nlanguage = "fr"\ntimezone = "Europe/Paris"\n', 1))
+    result = CliRunner().invoke(main, ["--config", str(path), "build"])
+    assert result.exit_code == 0, result.output
+    config = load_config(path)
+    store = StateStore.open(config.state.path)
+    try:
+        store.add_subscriber("lecteur@example.net", "", ["daily"], source="test", now=NOW)
+        # 22:30 UTC on 3 May is 4 May in Paris.
+        assert prepare_issue(config, store, config.lists["daily"], now=datetime(2026, 5, 3, 22, 30, tzinfo=timezone.utc))
+    finally:
+        store.close()
+    client = create_app(config).test_client()
+
+    archive = client.get("/issues/")
+    assert archive.status_code == 200
+    html = archive.get_data(as_text=True)
+    assert '<span class="date">· 4 mai 2026</span>' in html
+    assert "May" not in html
+
+    index = client.get("/").get_data(as_text=True)
+    assert "3 janvier 2024</time>" in index and "2 janvier 2024</time>" in index
+    assert "January" not in index
