@@ -3,6 +3,7 @@
     report = build_site(config, store=store, now=datetime.now(timezone.utc))
     report.written      # paths (under the feeds folder) of the files that changed
     report.errors       # ContentError for each rejected file
+    report.warnings     # "path:line: unknown key 'Draft_'", a hub that failed: nothing rejected
 
 Files the build manages but no longer produces (the feed of a tag nobody
 uses any more, say) are removed. ``check_site`` runs the same stages against
@@ -61,7 +62,8 @@ def _load(config: Config, store: StateStore, now: datetime, cache: PostCache):
     a slow upstream never holds the state store's lock."""
     loaded = load_posts(config, cache)
     imported = load_feed_sources(config, store, now)
-    return loaded.posts + imported.posts, loaded.errors + imported.errors
+    warnings = [str(w) for w in loaded.warnings + imported.warnings]
+    return loaded.posts + imported.posts, loaded.errors + imported.errors, warnings
 
 
 def _documents(config: Config, site: Site, cache: PostCache) -> list[FeedDocument]:
@@ -102,7 +104,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     """
     out = config.feeds.out
     cache = PostCache(store)
-    posts, read_errors = _load(config, store, now, cache)
+    posts, read_errors, warnings = _load(config, store, now, cache)
     with store.transaction():
         site, publish_errors = publish(posts, store=store, now=now, config=config, cache=cache)
         errors = read_errors + publish_errors
@@ -146,10 +148,9 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
         cache.save()
         if written or removed:
             store.record_build(BuildRecord(now, len(site.posts), len(errors), len(written)))
-    warnings: list[str] = []
     changed_feeds = [config.feeds.url + name for name in written if name != STYLESHEET]
     if config.feeds.hub and changed_feeds:
-        warnings = ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
+        warnings += ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
     names = tuple(document.name for document in documents)
     return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings))
 
@@ -171,10 +172,11 @@ def _output(document: FeedDocument, path: Path) -> FeedOutput:
 def check_site(config: Config, *, store: StateStore, now: datetime) -> BuildReport:
     """Everything ``build_site`` does but writing: the report of what it would publish."""
     cache = PostCache(store)  # read from, never written: the store is read-only
-    posts, read_errors = _load(config, store, now, cache)
+    posts, read_errors, warnings = _load(config, store, now, cache)
     with store.transaction():
         site, publish_errors = publish(posts, store=store, now=now, config=config, cache=cache)
         documents = _documents(config, site, cache)
         for document in documents:
             document.render()  # a feed that cannot be made is an error now, not at build time
-    return BuildReport(site, read_errors + publish_errors, tuple(d.name for d in documents), ())
+    names = tuple(d.name for d in documents)
+    return BuildReport(site, read_errors + publish_errors, names, (), warnings=tuple(warnings))

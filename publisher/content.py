@@ -35,7 +35,7 @@ from publisher.errors import ContentError
 from publisher.model import Author, Comment, Excerpt, Paragraph, Post, Site
 from publisher.readers import ReadOptions, ReadResult, extensions, reader_for
 from publisher.readers.frontmatter import toml_error
-from publisher.readers.metadata import Metadata, parse_metadata
+from publisher.readers.metadata import ContentWarning, Metadata, parse_metadata
 from publisher.sanitize import absolutize, clean_html, first_paragraph_text
 from publisher.store import PostRecord, StateStore
 from publisher.text import one_line, slugify, summarize, xml_safe
@@ -47,10 +47,12 @@ SIDECAR_SUFFIX = ".meta.toml"
 
 @dataclass(frozen=True)
 class Loaded:
-    """What reading the content folders gave: posts, and the files rejected."""
+    """What reading the content folders gave: posts, the files rejected,
+    and warnings about what was published."""
 
     posts: tuple[Post, ...]
     errors: tuple[ContentError, ...]
+    warnings: tuple[ContentWarning, ...] = ()
 
 
 def _post_files(config: Config, errors: list[ContentError]) -> dict[str, bool | None]:
@@ -159,7 +161,7 @@ def _read(path: Path, shown: str, data: bytes, config: Config) -> ReadResult:
     )
     result = reader(data, shown, options)
     if len(result.posts) == 1 and result.posts[0].source == shown:
-        return ReadResult((_date_from_name(result.posts[0], path, config),), result.errors)
+        return replace(result, posts=(_date_from_name(result.posts[0], path, config),))
     return result
 
 
@@ -172,6 +174,7 @@ def load_posts(config: Config, cache: PostCache | None = None) -> Loaded:
     """
     errors: list[ContentError] = []
     posts: list[Post] = []
+    warnings: list[ContentWarning] = []
     files = _post_files(config, errors)
     if cache is not None:
         outcomes = cache.read_all(files, config)
@@ -181,11 +184,12 @@ def load_posts(config: Config, cache: PostCache | None = None) -> Loaded:
         if isinstance(outcome, ReadResult):
             posts.extend(outcome.posts)
             errors.extend(outcome.errors)
+            warnings.extend(outcome.warnings)
         elif isinstance(outcome, ContentError):
             errors.append(outcome)
         else:  # a reader bug must not stop the other posts
             errors.append(ContentError(config.relative(Path(path)), None, f"could not be read: {outcome!r}"))
-    return Loaded(tuple(posts), tuple(errors))
+    return Loaded(tuple(posts), tuple(errors), tuple(warnings))
 
 
 def _attempt(path: Path, read: Callable[[], ReadResult]) -> ReadResult | Exception:
@@ -253,7 +257,7 @@ def _parse_chunk(config: Config, chunk: list[tuple[Path, str, bytes]]) -> list[t
     for path, shown, data in chunk:
         outcome = _parse_one(path, shown, data, config)
         if isinstance(outcome, ReadResult):
-            out.append(("ok", outcome.posts, [(e.path, e.line, e.reason) for e in outcome.errors]))
+            out.append(("ok", outcome.posts, [(e.path, e.line, e.reason) for e in outcome.errors], outcome.warnings))
         elif isinstance(outcome, ContentError):
             out.append(("rejected", outcome.path, outcome.line, outcome.reason))
         else:
@@ -263,7 +267,7 @@ def _parse_chunk(config: Config, chunk: list[tuple[Path, str, bytes]]) -> list[t
 
 def _unpacked(outcome: tuple) -> ReadResult | Exception:
     if outcome[0] == "ok":
-        return ReadResult(outcome[1], tuple(ContentError(*error) for error in outcome[2]))
+        return ReadResult(outcome[1], tuple(ContentError(*error) for error in outcome[2]), outcome[3])
     if outcome[0] == "rejected":
         return ContentError(*outcome[1:])
     return RuntimeError(outcome[1])
@@ -273,8 +277,8 @@ def _unpacked(outcome: tuple) -> ReadResult | Exception:
 
 # Bump when what a reading gives changes without publisher's version changing.
 # 4: srcset and cite URLs are resolved too. 5: HTML pieces only where there is HTML.
-# 6: imported feeds resolve srcset against their source.
-CACHE_FORMAT = 6
+# 6: imported feeds resolve srcset against their source. 7: warnings are kept.
+CACHE_FORMAT = 7
 
 
 class PostCache:
@@ -362,7 +366,7 @@ class PostCache:
         parsed = _parse_many([(path, shown, data) for _, path, shown, data, _ in misses], config)
         for (index, _, shown, _, key), outcome in zip(misses, parsed):
             if isinstance(outcome, ReadResult):
-                entry = _Entry(key, outcome.posts, outcome.errors, failed=False)
+                entry = _Entry(key, outcome.posts, outcome.errors, failed=False, warnings=outcome.warnings)
             elif isinstance(outcome, ContentError):
                 entry = _Entry(key, (), (outcome,), failed=True)
             else:
@@ -397,7 +401,7 @@ class PostCache:
     def _hand_out(self, shown: str, entry: _Entry) -> ReadResult | ContentError:
         for index, post in enumerate(entry.posts):
             self._handed[id(post)] = (shown, entry, index)
-        return entry.errors[0] if entry.failed else ReadResult(entry.posts, entry.errors)
+        return entry.errors[0] if entry.failed else ReadResult(entry.posts, entry.errors, entry.warnings)
 
     def _prefix(self, config: Config) -> str:
         """What of the config goes into every key (and signature)."""
@@ -474,7 +478,7 @@ def _decoded(shown: str, key: str, data: bytes, authors: dict[tuple, Author]) ->
 
 
 def _cleaned(result: ReadResult) -> ReadResult:
-    return ReadResult(tuple(_clean(post) for post in result.posts), result.errors)
+    return replace(result, posts=tuple(_clean(post) for post in result.posts))
 
 
 def _shown(root: str, path: str, config: Config) -> str:
@@ -524,7 +528,7 @@ def _stat_part(stat: os.stat_result, now: int) -> str | None:
 
 
 class _Entry:
-    """One file's cached reading: its posts, errors, and resolved HTML per post."""
+    """One file's cached reading: its posts, errors, warnings, and resolved HTML per post."""
 
     def __init__(
         self,
@@ -535,10 +539,12 @@ class _Entry:
         failed: bool,
         resolved: list[tuple[str, str | None] | None] | None = None,
         hashes: list[str | None] | None = None,
+        warnings: tuple[ContentWarning, ...] = (),
     ):
         self.key = key
         self.posts = posts
         self.errors = errors
+        self.warnings = warnings
         self.failed = failed  # rejected as a whole: errors[0] is raised
         # Per post: (URL, HTML resolved against it, None when the same), and content_hash().
         self.resolved = resolved if resolved is not None else [None] * len(posts)
@@ -565,6 +571,7 @@ class _Entry:
             [None if r is None else [r[0], r[1] is not None] for r in self.resolved],
             self.hashes,
             self.failed,
+            [[w.path, w.line, w.reason] for w in self.warnings],
         ]
         head = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return head + b"\x00" + "\x00".join(html).encode("utf-8")
@@ -573,7 +580,7 @@ class _Entry:
     def decode(cls, key: str, blob: bytes, authors: dict[tuple, Author] | None = None) -> _Entry:
         """The entry ``encode`` gave ``blob``; equal authors are one ``Author`` from ``authors``."""
         split = blob.index(b"\x00")
-        version, posts, errors, resolved, hashes, failed = json.loads(blob[:split].decode("utf-8"))
+        version, posts, errors, resolved, hashes, failed, warnings = json.loads(blob[:split].decode("utf-8"))
         if version != CACHE_FORMAT or not (len(posts) == len(resolved) == len(hashes)):
             raise ValueError("not an entry of this format")
         html = _texts(blob, split + 1)
@@ -595,6 +602,7 @@ class _Entry:
             failed=bool(failed),
             resolved=resolved,
             hashes=hashes,
+            warnings=tuple([ContentWarning(path, line, reason) for path, line, reason in warnings]),
         )
 
 

@@ -11,8 +11,8 @@ import pytest
 from publisher.errors import ContentError
 from publisher.model import Author, Post
 from publisher.readers import ReadOptions, reader_for
-from publisher.readers.html import NO_TEXT, NO_TITLE, read
-from publisher.readers.metadata import Metadata
+from publisher.readers.html import NO_TEXT, NO_TITLE, read, read_result
+from publisher.readers.metadata import Metadata, parse_metadata
 
 from .conftest import DATA
 
@@ -268,3 +268,37 @@ def test_ten_megabyte_paragraph_is_kept_whole() -> None:
     page = "<html><head><title>Big</title></head><body><p>" + "z" * 10_500_000 + "</p></body></html>"
     post = read(page.encode(), "posts/big.html", ReadOptions())
     assert "z" * 10_500_000 in post.content_html
+
+
+# --- Front-matter keys ignore case; unknown ones are warnings ---------------------------
+
+
+def test_front_matter_keys_ignore_case_and_unknown_ones_are_warnings() -> None:
+    name = "front_matter_capitalised_draft.html"
+    result = read_result((HTML / name).read_bytes(), f"posts/{name}", ReadOptions())
+    (post,) = result.posts
+    assert post.draft is True
+    assert post.title == "Held back"
+    # <meta> names ignore case too; the page's many other <meta> are no warnings.
+    assert post.summary == "From the meta."
+    assert [str(w) for w in result.warnings] == [f"posts/{name}:4: unknown key 'template'"]
+
+
+def test_jekyll_layout_is_a_warning_not_an_error() -> None:
+    name = "jekyll_front_matter.html"
+    result = read_result((HTML / name).read_bytes(), f"posts/{name}", ReadOptions())
+    assert [p.title for p in result.posts] == ["Front matter title wins"]
+    assert [str(w) for w in result.warnings] == [f"posts/{name}:2: unknown key 'layout'"]
+
+
+def test_sidecar_warnings_come_after_the_files_own() -> None:
+    name = "jekyll_front_matter.html"
+    sidecar = "Draft = true\nlyout = 'x'\n"
+    raw = {"Draft": True, "lyout": "x"}
+    overlay = parse_metadata(raw, path=f"posts/{name}.meta.toml", text=sidecar, first_line=1, tz=ZoneInfo("UTC"))
+    result = read_result((HTML / name).read_bytes(), f"posts/{name}", ReadOptions(overlay=overlay))
+    assert result.posts[0].draft is True
+    assert [str(w) for w in result.warnings] == [
+        f"posts/{name}:2: unknown key 'layout'",
+        f"posts/{name}.meta.toml:2: unknown key 'lyout'",
+    ]

@@ -11,7 +11,7 @@ import pytest
 from publisher.errors import ContentError
 from publisher.model import Author, Post
 from publisher.readers import ReadOptions, reader_for
-from publisher.readers.markdown import NO_TITLE, read
+from publisher.readers.markdown import NO_TITLE, read, read_result
 from publisher.readers.metadata import Metadata
 
 from .conftest import DATA
@@ -258,3 +258,44 @@ def test_registry_reads_markdown_files_with_this_reader(name: str) -> None:
     result = reader((MD / "toml_front_matter.md").read_bytes(), name, ReadOptions())
     assert result.errors == ()
     assert [p.title for p in result.posts] == ["Notes from the archive"]
+
+
+# --- Front-matter keys: any case; other tools' keys warned about --------------
+
+
+def test_keys_ignore_case_and_other_tools_keys_are_warnings() -> None:
+    name = "hugo_and_jekyll_keys.md"
+    result = read_result((MD / name).read_bytes(), f"posts/{name}", ReadOptions())
+    (post,) = result.posts
+    # Capitalised keys are publisher's own: this is a draft, titled, dated and tagged.
+    assert post.draft is True
+    assert post.title == "Moved from another blog"
+    assert post.date == datetime(2024, 2, 10, 8, 0, tzinfo=timezone.utc)
+    assert post.tags == ("Archive", "Notes")
+    # Keys of Hugo and Jekyll are read, not used, and named with their line.
+    assert [str(w) for w in result.warnings] == [
+        f"posts/{name}:4: unknown key 'lastmod'",
+        f"posts/{name}:5: unknown key 'layout'",
+        f"posts/{name}:6: unknown key 'permalink'",
+        f"posts/{name}:7: unknown key 'aliases'",
+        f"posts/{name}:8: unknown key 'weight'",
+        f"posts/{name}:9: unknown key 'params'",
+    ]
+    # The registry hands the warnings on; read() gives the same post.
+    reader = reader_for(f"posts/{name}")
+    assert reader is not None
+    assert reader((MD / name).read_bytes(), f"posts/{name}", ReadOptions()) == result
+    assert read_fixture(name) == post
+
+
+def test_a_key_given_in_two_spellings_is_an_error_at_the_second() -> None:
+    name = "draft_in_two_spellings.md"
+    with pytest.raises(ContentError) as caught:
+        read_fixture(name)
+    assert (caught.value.path, caught.value.line) == (f"posts/{name}", 5)
+    assert "'Draft' repeats 'draft' (line 3)" in caught.value.reason
+
+
+def test_a_file_with_only_known_keys_has_no_warnings() -> None:
+    result = read_result((MD / FULL).read_bytes(), f"posts/{FULL}", ReadOptions())
+    assert result.warnings == ()

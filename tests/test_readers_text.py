@@ -12,7 +12,7 @@ import pytest
 from publisher.errors import ContentError
 from publisher.model import Excerpt, Paragraph, Post
 from publisher.readers import ReadOptions, reader_for
-from publisher.readers.text import read
+from publisher.readers.text import read, read_result
 
 from .conftest import SEED
 
@@ -270,3 +270,63 @@ def test_bad_input_names_the_line(data: bytes, line: int, reason: str) -> None:
     assert (error.path, error.line) == ("posts/bad.txt", line)
     assert reason in error.reason
     assert str(error).startswith(f"posts/bad.txt:{line}: ")
+
+
+# --- Front-matter keys: any case, unknown keys warned, no two spellings --------
+
+
+@pytest.mark.parametrize(
+    "front_matter",
+    ["---\nDraft: true\n---\n", "---\nDRAFT: yes\n---\n", '+++\nDraft = true\n+++\n', '+++\n"dRaFt" = true\n+++\n'],
+)
+def test_draft_is_a_draft_whatever_its_case(front_matter: str) -> None:
+    result = read_result(f"{front_matter}Title\n\nBody.\n".encode(), "posts/a.txt", ReadOptions())
+    assert result.posts[0].draft is True
+    assert result.warnings == ()
+
+
+def test_capitalised_keys_fill_their_fields() -> None:
+    text = (
+        "---\n"
+        "Title: From front matter\n"
+        "Date: 2014-06-05 09:12:00 -0400\n"
+        "Author: {Name: Jane Doe, EMAIL: jane@example.org}\n"
+        "Slug: us-hamas\n"
+        "Sources: {BBC News: 'https://bbc.example/a'}\n"
+        "---\n"
+        "First line.\n\nBBC News reports: quoted.\n"
+    )
+    post = read(text.encode(), "p.txt", ReadOptions())
+    assert post.title == "From front matter"
+    assert post.date == datetime(2014, 6, 5, 13, 12, tzinfo=timezone.utc)
+    assert (post.author.name, post.author.email) == ("Jane Doe", "jane@example.org")
+    assert post.slug == "us-hamas"
+    assert post.excerpts[0].source_url == "https://bbc.example/a"
+
+
+def test_a_misspelt_key_is_a_warning_naming_its_line() -> None:
+    text = "---\ntitle: T\ndarft: true\n2024: a year\non: true\n---\nBody.\n"
+    result = read_result(text.encode(), "posts/a.txt", ReadOptions())
+    assert result.posts[0].draft is False
+    # YAML reads "2024" as a number and "on" as true: keys all the same, never a crash.
+    assert [str(w) for w in result.warnings] == [
+        "posts/a.txt:3: unknown key 'darft'",
+        "posts/a.txt:4: unknown key '2024'",
+        "posts/a.txt:1: unknown key 'True'",
+    ]
+
+
+@pytest.mark.parametrize(
+    "data, line, first",
+    [
+        (b"---\ndraft: false\ntitle: T\nDraft: true\n---\nBody.\n", 4, 2),
+        (b'+++\nTags = ["a"]\ntags = ["b"]\n+++\nTitle\n', 3, 2),
+        (b"---\nauthor: {name: a, Name: b}\n---\nTitle\n", 2, None),
+    ],
+)
+def test_one_key_in_two_spellings_is_an_error(data: bytes, line: int, first: int | None) -> None:
+    with pytest.raises(ContentError) as caught:
+        read(data, "posts/a.txt", ReadOptions())
+    assert (caught.value.path, caught.value.line) == ("posts/a.txt", line)
+    if first is not None:
+        assert f"(line {first})" in caught.value.reason

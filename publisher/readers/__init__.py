@@ -4,12 +4,14 @@ Each format's module has a pure function ``read(data, path, options)`` that
 returns a ``Post`` (one post per file) or a ``ReadResult`` (a file holding
 many posts, such as a WordPress export, where one bad item must not cost the
 others), and raises ``ContentError(path, line, reason)`` for a file it cannot
-publish at all. The registry maps file extensions to those modules, imported
-when first needed, and always hands back a ``ReadResult``:
+publish at all. A one-post format's module also has ``read_result``: the same
+reading as a ``ReadResult``, with the file's warnings (an unknown front-matter
+key). The registry maps file extensions to those modules, imported when first
+needed, and always hands back a ``ReadResult``:
 
     reader = reader_for("seeds/000_876ff53b270cd303.txt")
     result = reader(data, "seeds/000_876ff53b270cd303.txt", ReadOptions(timezone=tz))
-    result.posts, result.errors
+    result.posts, result.errors, result.warnings
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from publisher.errors import ContentError
 from publisher.model import Post
-from publisher.readers.metadata import Metadata
+from publisher.readers.metadata import ContentWarning, Metadata
 
 # Share-button and plugin lines that WordPress themes append to a post's
 # text; a whole paragraph equal to one of these (ignoring case) is dropped.
@@ -61,10 +63,12 @@ class ReadOptions:
 
 @dataclass(frozen=True)
 class ReadResult:
-    """The posts a file gave, and the items in it that were rejected."""
+    """The posts a file gave, the items in it that were rejected, and what
+    was published but may not be what was meant."""
 
     posts: tuple[Post, ...]
     errors: tuple[ContentError, ...] = ()
+    warnings: tuple[ContentWarning, ...] = ()
 
 
 Reader = Callable[[bytes, str, ReadOptions], ReadResult]
@@ -150,7 +154,7 @@ def reader_for(path: str) -> Reader | None:
         except ImportError as exc:
             hint = f"; install {install}" if install else ""
             raise ContentError(shown, None, f"cannot read this format: {exc}{hint}") from None
-        result = module.read(data, shown, options)
+        result = getattr(module, "read_result", module.read)(data, shown, options)
         return result if isinstance(result, ReadResult) else ReadResult((result,))
 
     return read

@@ -50,7 +50,7 @@ from lxml.html import HtmlElement
 
 from publisher.errors import ContentError
 from publisher.model import Post
-from publisher.readers import ReadOptions
+from publisher.readers import ReadOptions, ReadResult
 from publisher.readers.frontmatter import read_document
 from publisher.readers.metadata import Metadata, merge, parse_metadata, post_fields
 from publisher.text import summarize, visible_line
@@ -248,6 +248,11 @@ def _first_paragraph(body: HtmlElement) -> str:
 
 
 def read(data: bytes, path: str, options: ReadOptions) -> Post:
+    return read_result(data, path, options).posts[0]
+
+
+def read_result(data: bytes, path: str, options: ReadOptions) -> ReadResult:
+    """The post, with the warnings about its metadata."""
     document = read_document(data, path, options)
     given, body_line = document.meta, document.body_line
     offset = body_line - 1
@@ -280,10 +285,11 @@ def read(data: bytes, path: str, options: ReadOptions) -> Post:
     if not _text(body) and _first(body, *_MEDIA) is None:
         raise ContentError(path, _line(body, offset, body_line), NO_TEXT)
 
-    return Post(
+    post = Post(
         source=path,
         title=title,
         content_html=_inner_html(body),
         summary=meta.summary or summarize(_first_paragraph(body)) or None,
         **post_fields(meta),
     )
+    return ReadResult((post,), warnings=meta.warnings)

@@ -38,7 +38,7 @@ from mdit_py_plugins.footnote import footnote_plugin
 
 from publisher.errors import ContentError
 from publisher.model import Post
-from publisher.readers import ReadOptions
+from publisher.readers import ReadOptions, ReadResult
 from publisher.readers.frontmatter import read_document
 from publisher.readers.metadata import post_fields
 from publisher.text import slugify, summarize, visible_line
@@ -115,6 +115,11 @@ def _doc_id(path: str) -> str:
 
 
 def read(data: bytes, path: str, options: ReadOptions) -> Post:
+    return read_result(data, path, options).posts[0]
+
+
+def read_result(data: bytes, path: str, options: ReadOptions) -> ReadResult:
+    """The post, with the warnings about its metadata."""
     document = read_document(data, path, options)
     meta, body, body_line = document.meta, document.body, document.body_line
 
@@ -136,10 +141,11 @@ def read(data: bytes, path: str, options: ReadOptions) -> Post:
         tokens = tokens[:heading] + tokens[heading + 3 :]
 
     content_html = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, env).strip()
-    return Post(
+    post = Post(
         source=path,
         title=visible_line(title),
         content_html=content_html,
         summary=meta.summary or summarize(_first_paragraph(tokens)) or None,
         **post_fields(meta),
     )
+    return ReadResult((post,), warnings=meta.warnings)

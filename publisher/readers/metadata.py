@@ -3,11 +3,16 @@
 Keys: ``title``, ``date``, ``updated``, ``id``, ``slug``, ``url``, ``tags``,
 ``categories``, ``author``, ``summary``, ``draft``, ``image``,
 ``canonical_url`` and, for link-blog posts, ``sources`` (a table of source
-name to URL, used for the cite and continue-reading links). Other keys are
-ignored, so front matter written for Jekyll or Hugo still reads.
+name to URL, used for the cite and continue-reading links).
 
-    meta = parse_metadata(raw, path="posts/a.md", text=front_matter_text, tz=ZoneInfo("UTC"))
-    meta.date  # aware datetime, naive values taken in the site's time zone
+Keys ignore case (``Draft`` is ``draft``), but one file may not give a key
+twice in two spellings: which one was meant is not guessed. Any other key
+is ignored with a warning (``path:line: unknown key 'Draft_'``), so front
+matter written for Jekyll or Hugo still reads, and a misspelt key is seen.
+
+    meta = parse_metadata(raw, path="posts/a.md", text=front_matter_text, first_line=1, tz=ZoneInfo("UTC"))
+    meta.date      # aware datetime, naive values taken in the site's time zone
+    meta.warnings  # (ContentWarning("posts/a.md", 4, "unknown key 'layout'"),)
 """
 
 from __future__ import annotations
@@ -26,6 +31,19 @@ from publisher.text import visible_line
 
 
 @dataclass(frozen=True)
+class ContentWarning:
+    """Something in a file that is published but may not be what was meant."""
+
+    path: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Metadata:
     title: str | None = None
     date: datetime | None = None
@@ -39,6 +57,7 @@ class Metadata:
     draft: bool = False
     image: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[ContentWarning, ...] = ()
 
 
 def post_fields(meta: Metadata) -> dict[str, Any]:
@@ -126,6 +145,11 @@ def _author(value: Any) -> Author:
         if addr and "@" in addr:
             return Author(name=name or addr, email=addr)
         return Author(name=value.strip())
+    if isinstance(value, dict):
+        given = value
+        value = {str(key).lower(): item for key, item in given.items()}
+        if len(value) < len(given):
+            raise ValueError("a key is given twice in two spellings (keys ignore case): keep one")
     if isinstance(value, dict) and isinstance(value.get("name"), str):
         extra = set(value) - {"name", "email", "url"}
         if extra:
@@ -148,10 +172,24 @@ def _sources(value: Any) -> dict[str, str]:
     return {_text(name, "sources"): _url(url, f"sources.{name}") for name, url in value.items()}
 
 
+# The keys publisher reads; any other is reported (and otherwise ignored).
+KEYS = frozenset(
+    {
+        "title", "date", "updated", "id", "slug", "url", "canonical_url", "tags", "categories",
+        "author", "summary", "draft", "image", "sources",
+    }
+)  # fmt: skip
+
+
 def parse_metadata(
     raw: dict[str, Any], *, path: str, text: str, first_line: int, tz: ZoneInfo
 ) -> Metadata:
-    """Check and convert ``raw``; the first bad key raises ``ContentError`` at its line."""
+    """Check and convert ``raw``; the first bad key raises ``ContentError`` at its line.
+
+    Keys are matched ignoring case. A key publisher reads given twice in two
+    spellings (``draft`` and ``Draft``) is an error; an unknown key is a
+    warning in ``Metadata.warnings``.
+    """
     fields: dict[str, Any] = {}
     converters = {
         "title": lambda v: visible_line(_text(v, "title")),
@@ -168,24 +206,41 @@ def parse_metadata(
         "sources": _sources,
     }
     tags: list[str] = []
-    for key, value in raw.items():
+    spelt: dict[str, str] = {}  # key -> as written
+    warnings: list[ContentWarning] = []
+    for written, value in raw.items():
+        # YAML keys may be numbers, dates or booleans (``on:``): never a key of ours.
+        shown = str(written)
+        key = shown.lower()
+        if key not in KEYS:
+            warnings.append(ContentWarning(path, key_line(text, shown, first_line), f"unknown key {shown!r}"))
+            continue
+        if key in spelt:
+            first = key_line(text, spelt[key], first_line)
+            raise ContentError(
+                path,
+                key_line(text, shown, first_line),
+                f"{shown!r} repeats {spelt[key]!r} (line {first}): keys ignore case; keep one of them",
+            )
+        spelt[key] = shown
         try:
             if key in ("tags", "categories"):
                 tags.extend(_text_list(value, key))
-            elif key in converters:
+            else:
                 fields[key] = converters[key](value)
         except ValueError as exc:
-            raise ContentError(path, key_line(text, key, first_line), f"{key}: {exc}") from None
+            raise ContentError(path, key_line(text, shown, first_line), f"{shown}: {exc}") from None
     if "canonical_url" in fields:
         fields.setdefault("url", fields.pop("canonical_url"))
     fields.pop("canonical_url", None)
     if tags:
         fields["tags"] = tuple(dict.fromkeys(tags))
-    return Metadata(**fields)
+    return Metadata(**fields, warnings=tuple(warnings))
 
 
 def merge(base: Metadata, overlay: Metadata) -> Metadata:
-    """``overlay``'s set fields win over ``base``'s (sidecar over front matter)."""
+    """``overlay``'s set fields win over ``base``'s (sidecar over front matter);
+    the warnings of both are kept, ``base``'s first."""
     defaults = Metadata()
     merged = {
         name: getattr(overlay, name)
@@ -193,4 +248,5 @@ def merge(base: Metadata, overlay: Metadata) -> Metadata:
         else getattr(base, name)
         for name in Metadata.__dataclass_fields__
     }
+    merged["warnings"] = base.warnings + overlay.warnings
     return Metadata(**merged)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from publisher.errors import ContentError
 from publisher.model import Block, Comment, Excerpt, Paragraph, Post
-from publisher.readers import ReadOptions
+from publisher.readers import ReadOptions, ReadResult
 from publisher.readers.frontmatter import read_document
 from publisher.readers.metadata import Metadata, post_fields
 from publisher.text import one_line, summarize, visible_line
@@ -219,6 +219,11 @@ def _first_text(blocks: tuple[Block, ...]) -> str:
 
 
 def read(data: bytes, path: str, options: ReadOptions) -> Post:
+    return read_result(data, path, options).posts[0]
+
+
+def read_result(data: bytes, path: str, options: ReadOptions) -> ReadResult:
+    """The post, with the warnings about its metadata."""
     document = read_document(data, path, options)
     meta, body, body_line = document.meta, document.body, document.body_line
     chunks = _chunks(body, body_line)
@@ -228,7 +233,7 @@ def read(data: bytes, path: str, options: ReadOptions) -> Post:
         parser.feed(chunk)
     parser.finish()
     blocks = tuple(parser.blocks)
-    return Post(
+    post = Post(
         source=path,
         title=visible_line(title),
         content_html=render_blocks(blocks),
@@ -239,3 +244,4 @@ def read(data: bytes, path: str, options: ReadOptions) -> Post:
         comments_closed=parser.comments_closed,
         comments_heading=parser.comments_heading,
     )
+    return ReadResult((post,), warnings=meta.warnings)
