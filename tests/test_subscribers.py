@@ -27,10 +27,12 @@ from publisher.subscribers import (
     SubscriberError,
     SubscriberFileError,
     clean_name,
+    from_spreadsheet_cell,
     import_subscribers,
     normalize_email,
     read_subscriber_csv,
     split_lists,
+    spreadsheet_safe,
 )
 
 from .conftest import DATA, NOW, write_config
@@ -659,3 +661,52 @@ def _audience(site: Path, list_name: str):
         return store.list_audience(list_name)
     finally:
         store.close()
+
+
+# --- spreadsheet formulas in exported cells -------------------------------------------
+
+FORMULA_NAMES = ['=HYPERLINK("http://x","y")', "-1+2", "@SUM(A1)", "+31 20 555 0100", "O'Brien", "'=quoted already"]
+
+
+@pytest.mark.parametrize(
+    "value", ["", "'", "''", "=", "'=", "''=1", "\t1", "\r=1", "-", "O'Brien", "'O'Brien", "plain", *FORMULA_NAMES]
+)
+def test_spreadsheet_safe_cells_never_start_a_formula_and_read_back_exactly(value: str) -> None:
+    cell = spreadsheet_safe(value)
+    assert cell[:1] not in ("=", "+", "-", "@", "\t", "\r")
+    assert from_spreadsheet_cell(cell) == value
+
+
+def test_export_keeps_formulas_from_running_and_imports_back_the_same_names(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i, name in enumerate(FORMULA_NAMES):
+        assert invoke("subscribers", "add", f"reader{i}@example.org", f"--name={name}").exit_code == 0
+    assert invoke("subscribers", "add", "--name=Dash", "--", "-dash@example.org").exit_code == 0
+    original = summary(site)
+    assert original["reader0@example.org"][0] == '=HYPERLINK("http://x","y")'
+
+    exported = invoke("subscribers", "export")
+
+    rows = list(csv.reader(io.StringIO(exported.stdout)))[1:]
+    assert [(row[0], row[1]) for row in rows] == [
+        ("reader0@example.org", '\'=HYPERLINK("http://x","y")'),
+        ("reader1@example.org", "'-1+2"),
+        ("reader2@example.org", "'@SUM(A1)"),
+        ("reader3@example.org", "'+31 20 555 0100"),
+        ("reader4@example.org", "O'Brien"),
+        ("reader5@example.org", "''=quoted already"),
+        ("'-dash@example.org", "Dash"),
+    ]
+    assert all(cell[:1] not in ("=", "+", "-", "@", "\t", "\r") for row in rows for cell in row)
+
+    (site / "all.csv").write_text(exported.stdout, encoding="utf-8")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    write_config(fresh, LISTS)
+    monkeypatch.chdir(fresh)
+    imported = invoke("subscribers", "import", str(site / "all.csv"))
+
+    assert imported.exit_code == 0, imported.stderr
+    assert summary(fresh) == original
+    assert invoke("subscribers", "export").stdout == exported.stdout
