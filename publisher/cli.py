@@ -61,6 +61,24 @@ def _config(ctx: click.Context) -> Config:
     return load_config(ctx.find_root().obj["config_path"])
 
 
+# What `publisher init` writes for [site] url, and the other names reserved
+# for examples (RFC 2606): feeds and emails that link there lead nowhere.
+_PLACEHOLDER_HOSTS = ("example.org", "example.com", "example.net")
+
+
+def _warn_placeholder_url(ctx: click.Context, config: Config) -> None:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(config.site.url).hostname or "").lower()
+    if ctx.obj["quiet"] or not (host in _PLACEHOLDER_HOSTS or host.endswith(".example")):
+        return
+    click.echo(
+        f"warning: {config.path}: [site] url is still the placeholder {config.site.url}; "
+        "set it to the address where readers find the site (feeds and emails link there)",
+        err=True,
+    )
+
+
 def _report_errors(report: BuildReport) -> int:
     for error in report.errors:
         click.echo(str(error), err=True)
@@ -142,6 +160,7 @@ def build(ctx: click.Context, force: bool) -> None:
             click.echo(f"  removed {_plural(len(report.removed), 'feed')} no longer produced")
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
+    _warn_placeholder_url(ctx, config)
     sys.exit(code)
 
 
@@ -167,6 +186,7 @@ def check(ctx: click.Context) -> None:
     finally:
         store.close()
     code = _report_errors(report)
+    _warn_placeholder_url(ctx, config)
     if not ctx.obj["quiet"]:
         click.echo(
             f"{config.path}: ok; "
@@ -340,7 +360,7 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
             issue_id = prepare_issue(config, store, digest_list, now=now)
             if issue_id is None:
                 if not quiet:
-                    click.echo(f"Nothing to send for list {digest_list.name!r}: no new posts or no active subscribers.")
+                    click.echo(_nothing_to_send(store, digest_list))
                 sys.exit(EXIT_OK)
             pending = store.pending_count(issue_id)
             progress = _Progress(pending, quiet)
@@ -366,6 +386,22 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
     if report.pending:
         click.echo(f"{_plural(report.pending, 'delivery')} left pending after retries; run `publisher send` again", err=True)
     sys.exit(EXIT_REJECTED if report.failed or report.pending else EXIT_OK)
+
+
+def _nothing_to_send(store: StateStore, digest_list: DigestList) -> str:
+    """Why no issue was made, and what to do about it."""
+    from publisher.send import nothing_to_send
+
+    name = digest_list.name
+    reason = nothing_to_send(store, digest_list)
+    if reason == "no active subscribers":
+        advice = (
+            f"add one with `publisher subscribers add EMAIL --list {name}` "
+            "or import a CSV with `publisher subscribers import FILE.csv`"
+        )
+    else:
+        advice = "publish a post (and run `publisher build`), then send again"
+    return f"Nothing to send for list {name!r}: {reason}; {advice}."
 
 
 @main.command()

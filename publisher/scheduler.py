@@ -317,7 +317,7 @@ class Scheduler:
             lock.release()
 
     def _send(self, job: Job, digest_list: DigestList, now: datetime, *, new_issue: bool) -> tuple[str, str]:
-        from publisher.send import deliver_issue, prepare_issue
+        from publisher.send import deliver_issue, nothing_to_send, prepare_issue
 
         messages: list[str] = []
         while not self.stop.is_set():
@@ -326,7 +326,7 @@ class Scheduler:
                 break
             issue_id = prepare_issue(self.config, self.store, digest_list, now=now)
             if issue_id is None:
-                messages.append("nothing to send: no new posts or no active subscribers")
+                messages.append(f"nothing to send: {nothing_to_send(self.store, digest_list)}")
                 break
             sent = deliver_issue(self.config, self.store, self.transport(), issue_id, clock=self.clock, stop=self.stop)
             messages.append(

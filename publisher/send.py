@@ -150,6 +150,15 @@ def next_rendered_issue(config: Config, store: StateStore, digest_list: DigestLi
     return issue, render_issue(issue, site.info, templates=config.mail.templates / "email")
 
 
+def nothing_to_send(store: StateStore, digest_list: DigestList) -> str:
+    """Why ``prepare_issue`` made no issue: ``"no active subscribers"`` or
+    ``"no new posts since issue N"`` (``"no posts yet"`` before the first)."""
+    if not store.audience_size(digest_list.name):
+        return "no active subscribers"
+    issues = store.issues(digest_list.name)
+    return f"no new posts since issue {issues[0].number}" if issues else "no posts yet"
+
+
 def prepare_issue(config: Config, store: StateStore, digest_list: DigestList, *, now: datetime) -> int | None:
     """The id of the issue to deliver: the unfinished one, else a new one.
 

@@ -26,6 +26,22 @@ FEEDS = ("rss.xml", "atom.xml", "feed.json")
 OLD_NS = 1_000_000_000 * 1_000_000_000  # 2001-09-09, in nanoseconds
 
 
+# The sample site and `publisher init` keep the example address until the owner sets theirs.
+PLACEHOLDER_WARNING = (
+    "warning: publisher.toml: [site] url is still the placeholder https://example.org/; "
+    "set it to the address where readers find the site (feeds and emails link there)\n"
+)
+
+
+@pytest.fixture
+def blank_site(tmp_path: Path) -> Path:
+    """The shared blank site, at an address of its own: stderr holds only what a test is about."""
+    site = tmp_path / "blank"
+    site.mkdir()
+    write_config(site, url='"https://news.test-site.net/"')
+    return site
+
+
 def invoke(*args: str) -> Result:
     """Run the CLI in-process; an exception other than SystemExit is a bug."""
     result = CliRunner().invoke(main, list(args))
@@ -75,7 +91,7 @@ def test_build_sample_site_exits_0_and_prints_the_feed_paths(
     result = invoke("build")
 
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == ""
+    assert result.stderr == PLACEHOLDER_WARNING
     lines = result.stdout.splitlines()
     assert lines[0] == f"Built 1 post into feeds/: {feed_files(sample_site)} written, 0 unchanged"
     for name in FEEDS:
@@ -100,7 +116,7 @@ def test_check_good_site_exits_0_and_writes_nothing(sample_site: Path, monkeypat
     result = invoke("check")
 
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == ""
+    assert result.stderr == PLACEHOLDER_WARNING
     assert result.stdout.strip() == "publisher.toml: ok; 1 post would be published"
     assert not (sample_site / "feeds").exists()
     assert not (sample_site / ".publisher").exists()
@@ -384,7 +400,7 @@ def test_verbose_adds_log_lines_on_stderr(sample_site: Path) -> None:
     command = [sys.executable, "-m", "publisher"]
     plain = subprocess.run(command + ["build"], cwd=sample_site, capture_output=True, text=True, timeout=120)
     assert plain.returncode == 0
-    assert plain.stderr == ""
+    assert plain.stderr == PLACEHOLDER_WARNING
 
     verbose = subprocess.run(
         command + ["-v", "build", "--force"], cwd=sample_site, capture_output=True, text=True, timeout=120
@@ -445,13 +461,23 @@ def test_init_creates_a_site_that_builds(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(site)
     result = invoke("build")
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == ""
+    assert result.stderr == PLACEHOLDER_WARNING
     for name in FEEDS:
         assert (site / "feeds" / name).stat().st_size > 0
     assert rss_titles(site) == ["Hello, world"]
 
     check = invoke("check")
     assert check.exit_code == 0, check.stderr
+    assert check.stderr == PLACEHOLDER_WARNING
+    # Once the owner sets the site's address, the warning goes.
+    config = site / "publisher.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace('url = "https://example.org/"', 'url = "https://blog.test-site.net/"'),
+        encoding="utf-8",
+    )
+    for command in ("check", "build"):
+        quiet = invoke(command)
+        assert quiet.exit_code == 0 and quiet.stderr == "", (command, quiet.stderr)
 
     # The scheduler has jobs to run from the start.
     status = invoke("status")

@@ -264,7 +264,7 @@ def test_nothing_new_means_nothing_sent(harness_for, caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.INFO, logger="publisher.scheduler"):
         h.look_at(MONDAY + timedelta(days=1, hours=7))
     assert len(h.issues()) == 1 and h.messages() == 3
-    assert h.run().message == "nothing to send: no new posts or no active subscribers"
+    assert h.run().message == "nothing to send: no new posts since issue 1"
     assert "job digest:daily list daily: slot 2026-03-03 07:00 UTC (on time): nothing to send" in caplog.text
 
 

@@ -94,7 +94,8 @@ def test_two_thousand_subscribers_through_a_pool_of_four(tmp_path: Path) -> None
             assert (claims.subscriber, claims.list_name) == (rcpt, "daily")
         # Sending again: the issue is done and nothing new exists.
         again = send(site)
-        assert again.exit_code == 0 and "Nothing to send" in again.stdout
+        assert again.exit_code == 0
+        assert "Nothing to send for list 'daily': no new posts since issue 1; publish a post" in again.stdout
         assert len(server.messages) == 2000
 
 
@@ -192,6 +193,17 @@ def test_dry_run_renders_all_and_records_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "rendered for 12 recipients; nothing sent" in result.stdout
     assert db.read_bytes() == before
+    assert not (site / "outbox").exists()
+
+
+def test_send_to_nobody_says_so_and_how_to_add_someone(tmp_path: Path) -> None:
+    site = make_site(tmp_path / "site", None, 0)
+    result = send(site)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "Nothing to send for list 'daily': no active subscribers; add one with "
+        "`publisher subscribers add EMAIL --list daily` or import a CSV with `publisher subscribers import FILE.csv`."
+    )
     assert not (site / "outbox").exists()
 
 
