@@ -880,7 +880,11 @@ class _Identities:
         if record is None or (record.guid, record.slug, record.content_hash, record.updated) != (guid, slug, digest, updated):
             self._remember(PostRecord(post.source, guid, slug, first_seen, digest, updated))
         html = cache.absolutize(post, url) if cache is not None else absolutize(post.content_html, url)
-        result = _published_copy(post, id=guid, slug=slug, url=url, date=date, updated=updated, content_html=html)
+        # A relative image is resolved as the links of its HTML are: feeds and emails are read elsewhere.
+        image = urljoin(url, post.image) if post.image else post.image
+        result = _published_copy(
+            post, id=guid, slug=slug, url=url, date=date, updated=updated, content_html=html, image=image
+        )
         if cache is not None:
             cache.published(post, result)
         return result
