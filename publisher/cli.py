@@ -739,6 +739,8 @@ def subscribers_import(ctx: click.Context, file: Path, list_name: str | None) ->
             parts.append(f"{report.updated} updated")
         if report.duplicates:
             parts.append(f"{_plural(report.duplicates, 'duplicate row')}")
+        if report.suppressed:
+            parts.append(f"{report.suppressed} marked unsubscribed or bounced in the file, kept so")
         if parsed.rejected:
             parts.append(f"{_plural(len(parsed.rejected), 'row')} rejected")
         click.echo(f"Imported {_plural(report.added, 'subscriber')} ({', '.join(parts)})")

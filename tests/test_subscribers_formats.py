@@ -84,7 +84,9 @@ def test_a_mailchimp_export_imported_file_by_file_mails_only_the_subscribed(site
 
     assert [r.exit_code for r in (subscribed, unsubscribed, cleaned)] == [0, 0, 0], unsubscribed.stderr
     assert subscribed.stdout == "Imported 4 subscribers (0 already there)\n"
-    assert unsubscribed.stdout == "Imported 1 subscriber (0 already there, 1 updated)\n"
+    assert unsubscribed.stdout == (
+        "Imported 1 subscriber (0 already there, 1 updated, 2 marked unsubscribed or bounced in the file, kept so)\n"
+    )
     people = summary(site)
     assert people["left@example.org"] == ("Lee", (), "unsubscribed")
     assert people["ada.old@example.org"] == ("Ada Byron", (), "unsubscribed")
@@ -112,7 +114,7 @@ def test_substack_email_disabled_is_never_imported_as_active(site: Path) -> None
     result = invoke("subscribers", "import", "substack.csv")
 
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "Imported 5 subscribers (0 already there)\n"
+    assert result.stdout == "Imported 5 subscribers (0 already there, 2 marked unsubscribed or bounced in the file, kept so)\n"
     assert {email: status for email, (_, _, status) in summary(site).items()} == {
         "reader@example.org": "active",
         "patron@example.org": "active",
