@@ -388,7 +388,9 @@ def test_import_records_a_suppression_but_never_lifts_one(site: Path) -> None:
         "email,lists,status\nann@example.org,daily,unsubscribed\nbob@example.org,daily,bounced\n", encoding="utf-8"
     )
     result = invoke("subscribers", "import", "b.csv")
-    assert result.stdout == "Imported 0 subscribers (0 already there, 2 updated)\n"
+    assert result.stdout == (
+        "Imported 0 subscribers (0 already there, 2 updated, 2 marked unsubscribed or bounced in the file, kept so)\n"
+    )
     assert summary(site) == {
         "ann@example.org": ("", (), "unsubscribed"),
         "bob@example.org": ("", ("daily",), "bounced"),
@@ -642,7 +644,8 @@ def test_export_then_import_into_a_fresh_site_gives_the_same_subscribers(
     imported = invoke("subscribers", "import", str(backup))
 
     assert imported.exit_code == 0, imported.stderr
-    assert imported.stdout == "Imported 4 subscribers (0 already there)\n"
+    # Two of the four had left (unsubscribed, complained): imported as such.
+    assert imported.stdout == "Imported 4 subscribers (0 already there, 2 marked unsubscribed or bounced in the file, kept so)\n"
     assert summary(fresh) == original
     assert invoke("subscribers", "export").stdout == exported.stdout  # created times too
     assert [s.email for s in _audience(fresh, "daily")] == ["Someone@example.com", "carol@example.net"]
