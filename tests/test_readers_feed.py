@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from datetime import datetime, timezone
 
 import pytest
@@ -103,9 +104,11 @@ def test_json_feed_1_1() -> None:
     assert first.tags == ("json", "feeds")
     assert first.image == "https://json.example/img/first-cover.png"
 
-    # A JSON Feed 1.0-style numeric id; content_text only; the feed's author;
-    # a relative url resolved against where the feed came from.
-    assert second.id == "2" and second.source == "jsonfeed-1.1.json#2"
+    # A JSON Feed 1.0-style numeric id (not an IRI: the post's id is made from
+    # it); content_text only; the feed's author; a relative url resolved
+    # against where the feed came from.
+    assert second.source == "jsonfeed-1.1.json#2"
+    assert second.id == str(uuid.uuid5(uuid.NAMESPACE_URL, "jsonfeed-1.1.json#2").urn)
     assert second.url == "https://json.example/feeds/2024/07/second"
     assert second.title == "A post with no title and plain text only. It has two paragraphs <not tags>."
     assert second.content_html == (
@@ -177,11 +180,11 @@ def test_bytes_are_never_taken_for_a_file_name(tmp_path) -> None:
 
 def test_control_characters_are_removed() -> None:
     data = (
-        b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "a\\u0001b", '
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "urn:a\\u0001b", '
         b'"title": "T\\u0000i\\u001btle", "content_html": "<p>x\\u0007y</p>", "tags": ["t\\u0002ag"]}]}'
     )
     (post,) = read_feed(data, "x", "x", ReadOptions()).posts
-    assert (post.id, post.title, post.content_html, post.tags) == ("ab", "Title", "<p>xy</p>", ("tag",))
+    assert (post.id, post.title, post.content_html, post.tags) == ("urn:ab", "Title", "<p>xy</p>", ("tag",))
 
 
 def test_entries_without_id_or_link_get_a_stable_key() -> None:
@@ -227,3 +230,43 @@ def test_relative_srcset_candidates_resolve_against_the_source() -> None:
         'srcset="https://other.example/blog/a-2x.jpg 2x, https://cdn.example/a-3x.jpg 3x,'
         'https://other.example/img/a-4x.jpg 4x"'
     ) in html
+
+
+# --- Ids that are not IRIs ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, kept",
+    [
+        ("jsonfeed-numbered-ids.json", {"Item three": "urn:uuid:0b5e6f0e-2d1a-4c39-9a43-6a2f1e9b7c01"}),
+        (
+            "rss2-guids-not-iris.xml",
+            {
+                # A permalink guid is resolved against the channel's link, as feedparser does.
+                "A relative permalink": "https://guids.example/news/67890",
+                "A tag URI": "tag:guids.example,2024-05-03:tagged",
+            },
+        ),
+    ],
+)
+def test_ids_that_are_not_iris_are_made_into_urns_and_iris_kept(name: str, kept: dict[str, str]) -> None:
+    result = read(name)
+    assert result.errors == ()
+    ids = {post.title: post.id for post in result.posts}
+    assert {title: ids[title] for title in kept} == kept
+    minted = {title: id for title, id in ids.items() if title not in kept}
+    assert minted and all(id.startswith("urn:uuid:") for id in minted.values())
+    assert len(set(ids.values())) == len(ids)
+    # The same on every reading; the source's own key is unchanged.
+    assert {post.title: post.id for post in read(name).posts} == ids
+    assert all(post.source.startswith(f"{name}#") for post in result.posts)
+
+
+def test_two_feeds_numbering_items_alike_get_distinct_ids() -> None:
+    data = (FEEDS / "jsonfeed-numbered-ids.json").read_bytes()
+    one = read_feed(data, "One", "https://one.example/feed.json", ReadOptions())
+    two = read_feed(data, "Two", "https://two.example/feed.json", ReadOptions())
+    first = {post.title: post.id for post in one.posts}
+    second = {post.title: post.id for post in two.posts}
+    assert first["Item one"] != second["Item one"]
+    assert first["Item three"] == second["Item three"]  # an IRI is the source's own

@@ -8,6 +8,8 @@ event that stopping the server sets.
 from __future__ import annotations
 
 import gzip
+import json
+import re
 import socket
 import sqlite3
 import threading
@@ -17,10 +19,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import feedparser
 import pytest
 from click.testing import CliRunner
+from lxml import etree
 
 from publisher import __version__
 from publisher.build import check_site
@@ -461,3 +465,51 @@ def test_a_store_from_before_feed_sources_is_upgraded(tmp_path: Path) -> None:
         assert store.fetch_cache("https://x.example/f").body == b"x"
     finally:
         store.close()
+
+
+def atom_ids(site: Path) -> dict[str, str]:
+    """Each Atom entry's title -> its <id>, read from the XML itself."""
+    ns = {"atom": "http://www.w3.org/2005/Atom"}
+    root = etree.fromstring((site / "feeds" / "atom.xml").read_bytes())
+    return {
+        entry.findtext("atom:title", namespaces=ns): entry.findtext("atom:id", namespaces=ns)
+        for entry in root.findall("atom:entry", ns)
+    }
+
+
+def test_items_whose_ids_are_not_iris_get_stable_iri_ids(blank_site: Path, tmp_path: Path) -> None:
+    def site_with_sources(site: Path) -> None:
+        imports = site / "imports"
+        imports.mkdir()
+        for name in ("jsonfeed-numbered-ids.json", "rss2-guids-not-iris.xml"):
+            (imports / name).write_bytes((FEEDS / name).read_bytes())
+        configure(site, "imports/jsonfeed-numbered-ids.json", "imports/rss2-guids-not-iris.xml")
+
+    site_with_sources(blank_site)
+    report = build(blank_site)
+    assert report.errors == ()
+    ids = atom_ids(blank_site)
+    assert len(ids) == 6 and len(set(ids.values())) == 6
+    for title, atom_id in ids.items():
+        # RFC 4287: an atom:id is an absolute IRI, so it has a scheme.
+        assert re.match(r"[A-Za-z][A-Za-z0-9+.-]*:\S", atom_id), (title, atom_id)
+        assert urlsplit(atom_id).scheme, (title, atom_id)
+    # Where the source's id is an IRI it is kept.
+    assert ids["Item three"] == "urn:uuid:0b5e6f0e-2d1a-4c39-9a43-6a2f1e9b7c01"
+    assert ids["A tag URI"] == "tag:guids.example,2024-05-03:tagged"
+    assert ids["Item one"].startswith("urn:uuid:") and ids["A database row number"].startswith("urn:uuid:")
+    # RSS says the made-up guid is no permalink; feed.json has the same ids.
+    rss = etree.fromstring((blank_site / "feeds" / "rss.xml").read_bytes())
+    guids = {item.findtext("title"): item.find("guid") for item in rss.iter("item")}
+    assert guids["Item one"].text == ids["Item one"] and guids["Item one"].get("isPermaLink") == "false"
+    items = json.loads((blank_site / "feeds" / "feed.json").read_text(encoding="utf-8"))["items"]
+    assert {item["title"]: item["id"] for item in items} == ids
+
+    # The same on the next build, and on a build of another copy from scratch.
+    build(blank_site, now=NOW + timedelta(days=1), force=True)
+    assert atom_ids(blank_site) == ids
+    other = tmp_path / "other"
+    other.mkdir()
+    site_with_sources(other)
+    build(other)
+    assert atom_ids(other) == ids

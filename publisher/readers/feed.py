@@ -5,7 +5,10 @@ network, no clock. RSS 0.9x/1.0/2.0 and Atom are parsed by feedparser; JSON
 Feed 1.0/1.1 (which feedparser does not read) is parsed here. Each entry
 becomes one ``Post`` whose ``source`` is ``"<shown>#<entry id or link>"``,
 so the state store remembers it across builds; its ``id`` is the entry's own
-guid, so readers who followed the original feed see the same items.
+guid, so readers who followed the original feed see the same items. An id
+that is not an absolute IRI (JSON Feed's ``"id": "1"``, RSS's
+``<guid isPermaLink="false">12345</guid>``) cannot be an Atom id: the post's
+id is then a ``urn:uuid:`` made from its ``source``, the same on every build.
 
     result = read_feed(data, "Other blog", "https://other.example/feed.xml",
                        ReadOptions(), base_url="https://other.example/feed.xml")
@@ -28,6 +31,7 @@ import io
 import json
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -150,12 +154,27 @@ def _post(entry: _Entry, shown: str) -> Post:
         summary=summarize(text) or None,
         date=entry.date,
         updated=entry.updated,
-        id=entry.id or entry.link,
+        id=_iri_id(entry.id, f"{shown}#{entry.id}") if entry.id else entry.link,
         url=entry.link,
         author=entry.author,
         tags=entry.tags,
         image=entry.image,
     )
+
+
+# An absolute IRI (RFC 3987) as far as a feed reader cares: a scheme, then
+# none of the characters an IRI never holds (spaces, <, >, quotes, ...).
+_ABSOLUTE_IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]+")
+
+
+def _iri_id(entry_id: str, source: str) -> str:
+    """``entry_id`` if it is an absolute IRI, as an Atom id must be (RFC 4287);
+    else a ``urn:uuid:`` made from ``source``, the entry's key in the state
+    store (the feed as configured, and the entry's id): stable across builds,
+    and distinct between two feeds that both number their items from 1."""
+    if _ABSOLUTE_IRI.fullmatch(entry_id):
+        return entry_id
+    return uuid.uuid5(uuid.NAMESPACE_URL, source).urn
 
 
 def _fallback_key(entry: _Entry, title: str, text: str) -> str:
