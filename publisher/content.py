@@ -38,7 +38,7 @@ from publisher.readers.frontmatter import toml_error
 from publisher.readers.metadata import ContentWarning, Metadata, parse_metadata
 from publisher.sanitize import absolutize, clean_html, first_paragraph_text
 from publisher.store import PostRecord, StateStore
-from publisher.text import one_line, slugify, summarize, xml_safe
+from publisher.text import one_line, slugify, summarize, uri_path, xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -808,8 +808,11 @@ class _Identities:
         self._base = base if urljoin(base, "a/b-c/") == base + "a/b-c/" else None
 
     def _url(self, slug: str, local: datetime) -> str:
-        path = self.config.content.permalink.format(
-            year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}", slug=slug
+        # A slug may be Unicode ("война-и-мир"): the URL is its percent-encoded UTF-8.
+        path = uri_path(
+            self.config.content.permalink.format(
+                year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}", slug=slug
+            )
         )
         if self._base is not None and _PLAIN_PATH.fullmatch(path):
             return self._base + path  # what urljoin gives for such a path, without its cost

@@ -10,7 +10,11 @@ Besides the main feeds: one feed per tag (``tags/<slug>.xml``,
 ``.atom.xml``, ``.json``) and per author (``authors/…``), a comments feed
 (``comments.xml``) when posts have comments, and RFC 5005 archives
 (``archive/atom-N.xml``, ``archive/rss-N.xml``) when there are more posts
-than a feed holds.
+than a feed holds. A tag's or author's slug is ``distinct_slug``'s: two
+names share a feed only when they are spellings of one ("Gaza", "gaza";
+never "C++" and "C#"), and a name keeps its slug whatever other names
+exist. It may be Unicode: the file is named so (``tags/война.xml``), the
+URLs in the feeds are percent-encoded (``tags/%D0%B2%D0%BE%D0%B9%D0%BD%D0%B0.xml``).
 
     files = build_feeds(site, FeedOptions(items=20))
     files["rss.xml"], files["tags/hamas.atom.xml"]   # bytes
@@ -34,7 +38,7 @@ from lxml import etree
 
 from publisher import __version__
 from publisher.model import Author, Comment, Post, Site
-from publisher.text import slugify, summarize, xml_safe
+from publisher.text import distinct_slug, summarize, uri_path, xml_safe
 
 RSS = "rss.xml"
 ATOM = "atom.xml"
@@ -154,7 +158,9 @@ def _person(author: Author) -> dict[str, str]:
 
 
 def _url(site: Site, name: str) -> str:
-    return site.info.feeds_url + name
+    """The URL of the feed file ``name``: a tag's or author's slug may be
+    Unicode ("tags/война.xml" on disk), its URL is percent-encoded."""
+    return site.info.feeds_url + uri_path(name)
 
 
 def _generator(site: Site, spec: _Spec, name: str, media_type: str, options: FeedOptions) -> FeedGenerator:
@@ -292,7 +298,12 @@ def _three(site: Site, spec: _Spec, options: FeedOptions, plan: _Plan, rss_spec:
 
 
 def _grouped(site: Site, key) -> dict[str, tuple[str, tuple[Post, ...]]]:
-    """slug -> (display name, posts newest first) for every value of ``key``."""
+    """slug -> (display name, posts newest first) for every value of ``key``.
+
+    Slugs are ``distinct_slug``'s: names share one only when they are one
+    name spelled differently ("Gaza", "gaza"); the feed is titled with the
+    spelling of its newest post.
+    """
     groups: dict[str, list[Post]] = defaultdict(list)
     names: dict[str, str] = {}
     slugs: dict[str, str] = {}  # the same few tags again and again
@@ -300,12 +311,12 @@ def _grouped(site: Site, key) -> dict[str, tuple[str, tuple[Post, ...]]]:
         values = key(post)
         if len(values) == 1:  # most posts: one author, one tag
             value = values[0]
-            slug = slugs.get(value) or slugs.setdefault(value, slugify(value))
+            slug = slugs.get(value) or slugs.setdefault(value, distinct_slug(value))
             names.setdefault(slug, value)
             groups[slug].append(post)
             continue
-        # Two values of one post may share a slug ("C++" and "C"): list it once.
-        for slug, value in {slugs.get(v) or slugs.setdefault(v, slugify(v)): v for v in reversed(values)}.items():
+        # Two values of one post may share a slug ("Gaza" and "gaza"): list it once.
+        for slug, value in {slugs.get(v) or slugs.setdefault(v, distinct_slug(v)): v for v in reversed(values)}.items():
             names.setdefault(slug, value)
             groups[slug].append(post)
     return {slug: (names[slug], tuple(posts)) for slug, posts in sorted(groups.items())}

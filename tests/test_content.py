@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import feedparser
 
@@ -184,3 +186,24 @@ def test_unchanged_rebuild_writes_nothing_to_the_store(blank_site: Path) -> None
     report = build(blank_site, now=NOW + timedelta(days=3))
     assert report.written == ()
     assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+
+
+def test_non_latin_titles_get_their_own_percent_encoded_urls(blank_site: Path) -> None:
+    titles = ["Война и мир", "حرب وسلام", "Πόλεμος και Ειρήνη", "戦争と平和"]
+    for day, title in enumerate(titles, 1):
+        post(blank_site, f"{day}.txt", f"---\ndate: 2024-05-0{day}T10:00:00Z\n---\n{title}\n\nx\n")
+    report = build(blank_site)
+    assert report.errors == ()
+    by_title = {p.title: p for p in report.site.posts}
+    urls = [by_title[title].url for title in titles]
+    assert len(set(urls)) == len(titles)
+    assert urls[0] == "https://example.org/2024/05/%D0%B2%D0%BE%D0%B9%D0%BD%D0%B0-%D0%B8-%D0%BC%D0%B8%D1%80/"
+    for title, url in zip(titles, urls):
+        assert url.isascii() and " " not in url
+        path = urlsplit(url).path
+        assert re.fullmatch(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-F]{2})*", path), url
+        assert unquote(path) == f"/2024/05/{by_title[title].slug}/"
+        assert by_title[title].slug not in ("post", "post-2")
+    # The guid is a tag URI of the encoded path; feed readers see the same links.
+    assert by_title[titles[0]].id == "tag:example.org,2024-05-01:" + urlsplit(urls[0]).path
+    assert {e.link for e in entries(blank_site)} == set(urls)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import json
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from datetime import datetime, timezone
 
@@ -343,3 +344,82 @@ def test_hub_links_in_every_format(blank_site: Path) -> None:
         links = feedparser.parse(files[name]).feed.links
         assert ("hub", "http://127.0.0.1:9/hub") in [(l.rel, l.href) for l in links], name
     assert json.loads(files["feed.json"])["hubs"] == [{"type": "WebSub", "url": "http://127.0.0.1:9/hub"}]
+
+
+def _tag_feeds(feeds: Path) -> set[str]:
+    return {p.name for p in (feeds / "tags").iterdir()}
+
+
+def _self_link(path: Path) -> str:
+    if path.suffix == ".json":
+        return json.loads(path.read_bytes())["feed_url"]
+    return next(link.href for link in feedparser.parse(path.read_bytes()).feed.links if link.rel == "self")
+
+
+def test_tags_in_other_scripts_get_a_feed_each(blank_site: Path) -> None:
+    _dated(blank_site, "a.txt", 1, 'tags = ["Война"]')
+    _dated(blank_site, "b.txt", 2, 'tags = ["Мир"]')
+    _dated(blank_site, "c.txt", 3, 'tags = ["Мир", "Война"]')
+    report = build(blank_site)
+    assert report.errors == ()
+    feeds = blank_site / "feeds"
+    assert _tag_feeds(feeds) == {f"{slug}{ext}" for slug in ("война", "мир") for ext in (".xml", ".atom.xml", ".json")}
+    atom_schema = etree.RelaxNG(etree.parse(str(SCHEMAS / "atom.rng")))
+    for tag, titles in (("Война", ["c.txt", "a.txt"]), ("Мир", ["c.txt", "b.txt"])):
+        for ext in (".xml", ".atom.xml", ".json"):
+            path = feeds / "tags" / f"{tag.lower()}{ext}"
+            parsed = read_feed(path)
+            assert parsed.bozo == 0, (path, parsed.get("bozo_exception"))
+            assert parsed.feed.title == f"Test Site: {tag}"
+            assert [e.title for e in parsed.entries] == titles
+            # The self link is a URI (the name percent-encoded) of this very file.
+            link = _self_link(path)
+            assert link.isascii() and link == "https://example.org/feeds/tags/" + quote(path.name)
+            assert unquote(link) == "https://example.org/feeds/tags/" + path.name
+        atom = feeds / "tags" / f"{tag.lower()}.atom.xml"
+        assert atom_schema.validate(etree.parse(str(atom))), atom_schema.error_log
+
+
+def test_tags_that_slugify_alike_never_share_a_feed(blank_site: Path) -> None:
+    _dated(blank_site, "cpp.txt", 1, 'tags = ["C++"]')
+    _dated(blank_site, "csharp.txt", 2, 'tags = ["C#"]')
+    _dated(blank_site, "c.txt", 3, 'tags = ["C"]')
+    _dated(blank_site, "both.txt", 4, 'tags = ["C#", "C++"]')
+    _dated(blank_site, "party.txt", 5, 'tags = ["🎉"]')
+    _dated(blank_site, "fireworks.txt", 6, 'tags = ["🎆"]')
+    build(blank_site)
+    feeds = blank_site / "feeds"
+    rss = sorted(name for name in _tag_feeds(feeds) if not name.endswith((".atom.xml", ".json")))
+    assert len(rss) == 5, rss
+    seen = {}
+    for name in rss:
+        parsed = read_feed(feeds / "tags" / name)
+        assert parsed.bozo == 0
+        seen[parsed.feed.title.removeprefix("Test Site: ")] = [e.title for e in parsed.entries]
+    assert seen == {
+        "C++": ["both.txt", "cpp.txt"],
+        "C#": ["both.txt", "csharp.txt"],
+        "C": ["c.txt"],
+        "🎉": ["party.txt"],
+        "🎆": ["fireworks.txt"],
+    }
+    assert "c.xml" in rss  # the tag whose slug says it all keeps it
+
+
+def test_a_tag_keeps_its_feed_when_a_colliding_tag_arrives(blank_site: Path) -> None:
+    _dated(blank_site, "cpp.txt", 2, 'tags = ["C++"]')
+    build(blank_site)
+    feeds = blank_site / "feeds"
+    (before,) = [name for name in _tag_feeds(feeds) if name.endswith(".atom.xml")]
+    link = _self_link(feeds / "tags" / before)
+
+    # A newer and an older post with tags that slugify alike: read before
+    # and after the first one.
+    _dated(blank_site, "csharp.txt", 3, 'tags = ["C#"]')
+    _dated(blank_site, "c.txt", 1, 'tags = ["C"]')
+    build(blank_site, now=NOW.replace(year=NOW.year + 1))
+    after = read_feed(feeds / "tags" / before)
+    assert after.feed.title == "Test Site: C++"
+    assert _self_link(feeds / "tags" / before) == link
+    assert [e.title for e in after.entries] == ["cpp.txt"]
+    assert len([name for name in _tag_feeds(feeds) if name.endswith(".atom.xml")]) == 3

@@ -84,6 +84,16 @@ def test_footnote_ids_differ_between_posts() -> None:
     assert one and two and one != two
 
 
+def test_footnote_ids_differ_between_posts_named_in_other_scripts() -> None:
+    data = (MD / FULL).read_bytes()
+    roots = [body(read(data, f"posts/{name}.md", ReadOptions())) for name in ("Война", "Мир", "東京")]
+    targets = [root.xpath(".//sup/a/@href") for root in roots]
+    assert all(targets) and len({tuple(t) for t in targets}) == 3
+    assert targets[0] == ["#fn-posts-война-1"]
+    for root, (target,) in zip(roots, targets):
+        assert root.xpath(".//*[@id=$id]", id=target[1:])  # each link still finds its note
+
+
 def test_fenced_code_keeps_its_text_verbatim(full: Post) -> None:
     (code,) = body(full).findall(".//pre/code")
     assert code.get("class") == "language-python"

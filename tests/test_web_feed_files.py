@@ -6,13 +6,20 @@ symlink re-pointed, a file removed)."""
 from __future__ import annotations
 
 import gzip
+import http.client
 import os
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import feedparser
 import pytest
+from waitress import create_server
 from werkzeug.test import Client
 
 from publisher.web import RSS_TYPE, FeedFiles
+
+from .conftest import build
 
 OUTSIDE = b"<secret>outside the feeds folder</secret>\n"
 
@@ -111,3 +118,36 @@ def test_head_and_dates(client: Client, folder: Path) -> None:
     assert client.get("/feeds/rss.xml", headers={"If-Modified-Since": "not a date"}).status_code == 200
     weak = "W/" + full.headers["ETag"]
     assert client.get("/feeds/rss.xml", headers={"If-None-Match": weak}).status_code == 304
+
+
+def test_a_tag_feed_in_another_script_is_served_at_its_self_link(blank_site: Path) -> None:
+    """The file is named in Unicode; its link is percent-encoded; a real
+    WSGI server decodes the request path back to the file's name."""
+    for day, tag in ((1, "Война"), (2, "Мир")):
+        (blank_site / "posts" / f"{day}.txt").write_text(
+            f'+++\ndate = 2024-01-0{day}T10:00:00Z\ntags = ["{tag}"]\n+++\nPost {day}\n\nx\n', encoding="utf-8"
+        )
+    build(blank_site)
+    feeds = blank_site / "feeds"
+    server = create_server(FeedFiles(fallback, feeds, "feeds/"), host="127.0.0.1", port=0, ident="")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for tag in ("Война", "Мир"):
+            path = feeds / "tags" / f"{tag.lower()}.atom.xml"
+            (link,) = [l.href for l in feedparser.parse(path.read_bytes()).feed.links if l.rel == "self"]
+            target = urlsplit(link).path
+            assert target.isascii() and "%D0" in target
+            connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
+            try:
+                connection.request("GET", target)
+                reply = connection.getresponse()
+                data = reply.read()
+            finally:
+                connection.close()
+            assert reply.status == 200, target
+            assert data == path.read_bytes()
+            assert feedparser.parse(data).feed.title == f"Test Site: {tag}"
+    finally:
+        server.close()
+        thread.join(timeout=10)
