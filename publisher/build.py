@@ -8,12 +8,19 @@
 Files the build manages but no longer produces (the feed of a tag nobody
 uses any more, say) are removed. ``check_site`` runs the same stages against
 a read-only store and writes nothing.
+
+The state store's write lock is held only while the build writes to it,
+never while it makes the feeds, so a subscribe or an unsubscribe through
+the web server waits milliseconds, not the length of a build. One build at
+a time (a lock file beside the state store) commits identities and writes
+the feeds, so the feeds on disk are those of the last identities committed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,16 +29,19 @@ from publisher.config import Config
 from publisher.content import PostCache, load_posts, publish
 from publisher.errors import ContentError, OutputError
 from publisher.feeds import COMMENTS, MANAGED_FOLDERS, STYLESHEET, FeedDocument, FeedOptions, plan_feeds
+from publisher.locks import ProcessLock
 from publisher.model import Site
 from publisher.resources import default_templates
 from publisher.sources import load_feed_sources
-from publisher.store import BuildRecord, FeedOutput, StateStore
+from publisher.store import BuildRecord, FeedOutput, PostRecord, StateStore
 from publisher.websub import ping_hub
 from publisher.writer import StagedFiles, remove_temporaries
 
 log = logging.getLogger(__name__)
 
 HUB_TIMEOUT = 10.0
+# How often a build waiting for another one to finish writing the feeds looks again.
+LOCK_POLL = 0.2
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,30 @@ def _stale(out: Path, files: set[str]) -> list[Path]:
 
 
 def build_site(config: Config, *, store: StateStore, now: datetime, force: bool = False) -> BuildReport:
-    """Read, publish and write the feeds; the store commits only if every write succeeded.
+    """Read, publish and write the feeds, holding the store's write lock only for its writes.
+
+    1. Read the content and work out each post's identity from the post
+       records as they are, writing nothing.
+    2. Make the feeds of those posts and stage them (each written to a
+       temporary file beside it), outside any transaction.
+    3. In one short write transaction, record the new and changed
+       identities (and the cache of readings).
+    4. Rename the staged feeds into place; a second short transaction
+       records what was written, and the build.
+
+    One build at a time does steps 2 to 4 (``_writing_lock``); one that
+    waited for another works its identities out again if that one changed
+    the records. Step 3 checks the records are still those the identities
+    were worked out from; if a process that does not take the lock changed
+    them, the identities are worked out again there, under the store's
+    lock, and the feeds made again. So two builds never give one post two
+    ids, and the feeds put in place are those of the identities committed.
+
+    Nothing is committed unless every feed could be made and staged. A
+    build that dies between steps 3 and 4 leaves the old feeds (and
+    temporary files the next build removes); the feeds are derived data:
+    the next build finds them not made from what the store holds and
+    writes them again.
 
     What the last build did is reused: files whose bytes (and sidecar) are
     unchanged are not parsed again (``PostCache``), and a feed whose inputs
@@ -102,57 +135,158 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     serialised again while its file is as that build left it. ``force``
     rewrites every feed.
     """
-    out = config.feeds.out
     cache = PostCache(store)
     posts, read_errors, warnings = _load(config, store, now, cache)
-    with store.transaction():
-        site, publish_errors = publish(posts, store=store, now=now, config=config, cache=cache)
-        errors = read_errors + publish_errors
+
+    def identities(records: dict[str, PostRecord]) -> tuple[_IdentityChanges, Site, tuple[ContentError, ...]]:
+        changes = _IdentityChanges(records)
+        site, publish_errors = publish(posts, store=changes, now=now, config=config, cache=cache)
+        return changes, site, publish_errors
+
+    records = store.post_records()
+    changes, site, publish_errors = identities(records)
+    lock = _writing_lock(config)
+    try:
+        current = store.post_records()
+        if current != records:
+            log.info("post records changed while this build waited for another: identities worked out again")
+            records = current
+            changes, site, publish_errors = identities(records)
         documents = _documents(config, site, cache)
         known = store.feed_outputs()
-        # What a killed build left half-written goes; then each changed feed
-        # is written to a temporary file as soon as it is made (its bytes are
-        # not kept), and none is renamed into place before all are written.
-        for leftover in remove_temporaries(out):
-            log.info("removed %s, left by an interrupted build", config.relative(leftover))
-        candidates = []
-        with StagedFiles(force=force) as staged:
-            for document in documents:
-                path = out / document.name
-                before = known.get(document.name)
-                if not force and before is not None and before.digest == document.digest and _as_left(path, before):
-                    continue
-                candidates.append((document, path))
-                staged.add(path, document.render())
-        changed = set(staged.changed)
-        written, outputs = [], []
-        for document, path in candidates:
-            output = _output(document, path)
-            if path in changed:
-                written.append(document.name)
-                log.info("wrote %s (%d bytes)", config.relative(path), output.size)
-            outputs.append(output)
+        staged, made = _stage_feeds(config, documents, known, force=force)
+        try:
+            with store.transaction():
+                stale = store.post_records() != records
+                if stale:
+                    log.info("post records changed while this build made the feeds: identities worked out again")
+                    site, publish_errors = publish(posts, store=store, now=now, config=config, cache=cache)
+                else:
+                    changes.apply(store)
+                cache.save()
+        except BaseException:
+            staged.discard()
+            raise
+        if stale:
+            # The feeds staged are not of the identities committed: made again.
+            staged.discard()
+            documents = _documents(config, site, cache)
+            staged, made = _stage_feeds(config, documents, known, force=force)
+        errors = read_errors + publish_errors
         files = {document.name for document in documents}
-        removed = []
-        for path in _stale(out, files):
-            try:
-                path.unlink()
-            except OSError as exc:
-                raise OutputError(f"{path}: cannot remove: {exc.strerror}") from exc
-            removed.append(path.relative_to(out).as_posix())
-            log.info("removed %s", config.relative(path))
+        written, removed, outputs = _replace_feeds(config, staged, made, files)
         # The store changes only when something did: a build that changed
         # nothing leaves it untouched.
-        store.remember_feed_outputs(o for o in outputs if o != known.get(o.name))
-        store.forget_feed_outputs(name for name in known if name not in files)
-        cache.save()
-        if written or removed:
-            store.record_build(BuildRecord(now, len(site.posts), len(errors), len(written)))
+        remembered = [o for o in outputs if o != known.get(o.name)]
+        forgotten = [name for name in known if name not in files]
+        if remembered or forgotten or written or removed:
+            with store.transaction():
+                store.remember_feed_outputs(remembered)
+                store.forget_feed_outputs(forgotten)
+                if written or removed:
+                    store.record_build(BuildRecord(now, len(site.posts), len(errors), len(written)))
+    finally:
+        lock.release()
     changed_feeds = [config.feeds.url + name for name in written if name != STYLESHEET]
     if config.feeds.hub and changed_feeds:
         warnings += ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
     names = tuple(document.name for document in documents)
     return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings))
+
+
+def _writing_lock(config: Config) -> ProcessLock:
+    """The lock (``state.db.build.lock``) a build holds from making its feeds
+    to recording them, taken once any build holding it is done."""
+    state = config.state.path
+    lock = ProcessLock(state.with_name(state.name + ".build.lock"))
+
+    def waiting(holder: int | None) -> None:
+        log.info("%s; waiting for that build to finish writing the feeds", lock.held_by(holder))
+
+    lock.wait(threading.Event(), poll=LOCK_POLL, on_wait=waiting)
+    return lock
+
+
+def _stage_feeds(
+    config: Config, documents: list[FeedDocument], known: dict[str, FeedOutput], *, force: bool
+) -> tuple[StagedFiles, list[tuple[FeedDocument, Path]]]:
+    """Make each feed that may have changed (``known``: the feeds as the
+    builds before left them) and stage it; the staging, and each feed made
+    with its path. Nothing is staged if one cannot be made or written."""
+    out = config.feeds.out
+    # What a killed build left half-written goes; then each changed feed
+    # is written to a temporary file as soon as it is made (its bytes are
+    # not kept), and none is renamed into place before all are written.
+    for leftover in remove_temporaries(out):
+        log.info("removed %s, left by an interrupted build", config.relative(leftover))
+    staged = StagedFiles(force=force)
+    made = []
+    try:
+        for document in documents:
+            path = out / document.name
+            before = known.get(document.name)
+            if not force and before is not None and before.digest == document.digest and _as_left(path, before):
+                continue
+            made.append((document, path))
+            staged.add(path, document.render())
+    except BaseException:
+        staged.discard()
+        raise
+    return staged, made
+
+
+def _replace_feeds(
+    config: Config, staged: StagedFiles, made: list[tuple[FeedDocument, Path]], files: set[str]
+) -> tuple[list[str], list[str], list[FeedOutput]]:
+    """Rename the staged feeds into place and remove the stale ones (those
+    not in ``files``): the names written and removed, and the output of
+    each feed made."""
+    out = config.feeds.out
+    changed = set(staged.commit())
+    written, outputs = [], []
+    for document, path in made:
+        output = _output(document, path)
+        if path in changed:
+            written.append(document.name)
+            log.info("wrote %s (%d bytes)", config.relative(path), output.size)
+        outputs.append(output)
+    removed = []
+    for path in _stale(out, files):
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot remove: {exc.strerror}") from exc
+        removed.append(path.relative_to(out).as_posix())
+        log.info("removed %s", config.relative(path))
+    return written, removed, outputs
+
+
+class _IdentityChanges:
+    """The state store as ``publish`` sees it before the write transaction:
+    the post records read then, and what it remembers and forgets, kept in
+    order to be written by ``apply`` inside the transaction."""
+
+    def __init__(self, records: dict[str, PostRecord]):
+        self._records = records
+        self._changes: list[PostRecord | str] = []  # a record remembered, or the source forgotten
+
+    def post_records(self) -> dict[str, PostRecord]:
+        return dict(self._records)
+
+    def remember(self, record: PostRecord) -> None:
+        self._changes.append(record)
+
+    def forget(self, source: str) -> None:
+        self._changes.append(source)
+
+    def apply(self, store: StateStore) -> None:
+        """Make the changes in ``store``, in the order they were made (an id
+        is freed before it passes to another post)."""
+        for change in self._changes:
+            if isinstance(change, PostRecord):
+                store.remember(change)
+            else:
+                store.forget(change)
 
 
 def _as_left(path: Path, output: FeedOutput) -> bool:
