@@ -212,7 +212,7 @@ def _make_site(root: Path, port: int) -> tuple[Path, dict[str, dict]]:
     shutil.copy(VALID_SOURCE[1], site / VALID_SOURCE[0])
     sources = sorted(p.relative_to(site).as_posix() for p in (site / "sources").iterdir())
     (site / "publisher.toml").write_text(
-        '[site]\ntitle = "Reliability"\nurl = "https://example.org/"\ntimezone = "UTC"\n'
+        '[site]\ntitle = "Reliability"\nurl = "https://reliability.test-site.net/"\ntimezone = "UTC"\n'
         'author = { name = "Editor", email = "editor@example.org" }\n\n'
         '[content]\npaths = ["posts"]\n'
         + "".join(f'\n[[content.feeds]]\npath = "{source}"\n' for source in sources)
