@@ -34,6 +34,7 @@ from publisher.model import Site
 from publisher.resources import default_templates
 from publisher.sources import load_feed_sources
 from publisher.store import BuildRecord, FeedOutput, PostRecord, StateStore
+from publisher.text import uri_path
 from publisher.websub import ping_hub
 from publisher.writer import StagedFiles, remove_temporaries
 
@@ -187,7 +188,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
                     store.record_build(BuildRecord(now, len(site.posts), len(errors), len(written)))
     finally:
         lock.release()
-    changed_feeds = [config.feeds.url + name for name in written if name != STYLESHEET]
+    changed_feeds = [config.feeds.url + uri_path(name) for name in written if name != STYLESHEET]
     if config.feeds.hub and changed_feeds:
         warnings += ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
     names = tuple(document.name for document in documents)

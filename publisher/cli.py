@@ -186,6 +186,8 @@ def check(ctx: click.Context) -> None:
     finally:
         store.close()
     code = _report_errors(report)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
     _warn_placeholder_url(ctx, config)
     if not ctx.obj["quiet"]:
         click.echo(

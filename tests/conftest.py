@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,28 @@ LAUNCH_ARGS = [
 
 # A fixed clock for everything that takes ``now``.
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+
+class SteppedClock:
+    """The send.Clock protocol on a clock that moves only when told (or slept)."""
+
+    def __init__(self, now: datetime):
+        self.at = now
+        self.t = 0.0
+
+    def now(self) -> datetime:
+        return self.at
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+        self.at += timedelta(seconds=seconds)
+
+    def set(self, moment: datetime) -> None:
+        self.t += (moment - self.at).total_seconds()
+        self.at = moment
 
 
 @pytest.fixture

@@ -167,3 +167,14 @@ def test_wordpress_export_builds_into_valid_feeds(blank_site: Path) -> None:
     # Shortcode figures survive sanitising.
     assert any("<figcaption>" in e.content[0].value for e in parsed.entries)
     assert (blank_site / "feeds" / "comments.xml").is_file()
+
+
+def test_hub_is_pinged_with_the_feeds_urls_percent_encoded(blank_site: Path, hub) -> None:
+    url = f"http://127.0.0.1:{hub.server_address[1]}/hub"
+    write_config(blank_site, extra=f'[feeds]\nhub = "{url}"\n')
+    _post(blank_site, "a.txt", '["Война"]')
+    report = build(blank_site)
+    assert report.warnings == ()
+    pinged = {p["hub.url"][0] for p in _Hub.pings}
+    assert "https://example.org/feeds/tags/%D0%B2%D0%BE%D0%B9%D0%BD%D0%B0.xml" in pinged
+    assert all(url.isascii() for url in pinged)

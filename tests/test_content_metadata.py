@@ -10,7 +10,7 @@ from publisher.build import check_site
 from publisher.config import load_config
 from publisher.store import StateStore
 
-from .conftest import NOW, build
+from .conftest import NOW, SteppedClock, build, write_config
 
 
 def post(site: Path, name: str, text: str) -> Path:
@@ -75,3 +75,17 @@ def test_warnings_survive_parsing_in_worker_processes(blank_site: Path) -> None:
     (outcome,) = content._parse_chunk(config, [(path, "posts/a.md", path.read_bytes())])
     result = content._unpacked(outcome)
     assert [str(w) for w in result.warnings] == ["posts/a.md:2: unknown key 'layout'"]
+
+
+def test_check_and_build_print_the_warnings(blank_site: Path) -> None:
+    from click.testing import CliRunner
+
+    from publisher.cli import main
+
+    write_config(blank_site, url='"https://news.test-site.net/"')
+    post(blank_site, "a.md", "---\ntitle: Misspelt\ndarft: true\n---\nBody.\n")
+    config = str(blank_site / "publisher.toml")
+    for command in ("check", "build"):
+        result = CliRunner().invoke(main, ["--config", config, command], obj={"clock": SteppedClock(NOW)})
+        assert result.exit_code == 0, result.output
+        assert result.stderr.splitlines() == ["warning: posts/a.md:3: unknown key 'darft'"], command

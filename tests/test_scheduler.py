@@ -30,6 +30,7 @@ from publisher.send import prepare_issue
 from publisher.store import JobRun, StateStore
 from publisher.transports import OutboxTransport
 
+from .conftest import SteppedClock
 from .smtp_server import SmtpServer
 from .test_send import SECRET, make_site
 
@@ -40,28 +41,6 @@ MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday; every time below is UTC
 @pytest.fixture(autouse=True)
 def secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_PUBLISHER_SECRET", SECRET)
-
-
-class SteppedClock:
-    """The send.Clock protocol on a clock that moves only when told (or slept)."""
-
-    def __init__(self, now: datetime):
-        self.at = now
-        self.t = 0.0
-
-    def now(self) -> datetime:
-        return self.at
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
-        self.at += timedelta(seconds=seconds)
-
-    def set(self, moment: datetime) -> None:
-        self.t += (moment - self.at).total_seconds()
-        self.at = moment
 
 
 def scheduled_site(
