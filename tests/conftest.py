@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -109,3 +110,24 @@ def browser():
             yield browser
         finally:
             browser.close()
+
+
+class Wall:
+    """The wall time the post cache judges file times against
+    (``content._wall_ns``): by default ten seconds ahead, so every file
+    written so far is past the racy window; ``at`` fixes it to a moment."""
+
+    def __init__(self) -> None:
+        self.at: int | None = None
+
+    def __call__(self) -> int:
+        return self.at if self.at is not None else time.time_ns() + 10_000_000_000
+
+
+@pytest.fixture
+def wall(monkeypatch: pytest.MonkeyPatch) -> Wall:
+    from publisher import content
+
+    clock = Wall()
+    monkeypatch.setattr(content, "_wall_ns", clock)
+    return clock

@@ -24,7 +24,7 @@ from publisher.feeds import build_feeds, plan_feeds
 from publisher.model import Post
 from publisher.store import StateStore
 
-from .conftest import DATA, NOW, build
+from .conftest import DATA, NOW, Wall, build
 
 LATER = NOW + timedelta(hours=1)
 
@@ -227,15 +227,6 @@ def test_when_worker_processes_fail_the_files_are_parsed_here(
     assert len(report.site.posts) >= 8 and any("broken.md" in str(e) for e in report.errors)
 
 
-def _age(folder: Path, seconds: float = 60) -> None:
-    """Make every file under ``folder`` look modified ``seconds`` ago."""
-    past = time.time() - seconds
-    for path in folder.rglob("*"):
-        if path.is_file():
-            os.utime(path, (past, past))
-    time.sleep(content._RACY_NS / 1e9 * 2)  # their ctime, now, must age past the racy window too
-
-
 @pytest.fixture
 def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files read and hashed to find their key from now on."""
@@ -250,8 +241,7 @@ def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def test_files_unchanged_on_disk_are_not_even_read_again(mixed_site: Path, hashed: list[str]) -> None:
-    _age(mixed_site / "seeds")
+def test_files_unchanged_on_disk_are_not_even_read_again(mixed_site: Path, hashed: list[str], wall: Wall) -> None:
     first = build(mixed_site)
     hashed.clear()
     second = build(mixed_site, LATER)
@@ -259,9 +249,8 @@ def test_files_unchanged_on_disk_are_not_even_read_again(mixed_site: Path, hashe
 
 
 def test_a_file_changed_without_changing_its_size_or_mtime_is_still_read(
-    mixed_site: Path, hashed: list[str], reads: list[str]
+    mixed_site: Path, hashed: list[str], reads: list[str], wall: Wall
 ) -> None:
-    _age(mixed_site / "seeds")
     build(mixed_site)
     post = mixed_site / "seeds" / "toml_front_matter.md"
     stat = post.stat()
@@ -276,24 +265,31 @@ def test_a_file_changed_without_changing_its_size_or_mtime_is_still_read(
     assert hashed == ["seeds/toml_front_matter.md"] and reads == ["seeds/toml_front_matter.md"]
 
 
-def test_a_file_written_just_before_its_reading_is_hashed_again_next_time(mixed_site: Path, hashed: list[str]) -> None:
-    _age(mixed_site / "seeds")
+def test_a_file_written_just_before_its_reading_is_hashed_again_next_time(
+    mixed_site: Path, hashed: list[str], wall: Wall
+) -> None:
     build(mixed_site)
     post = mixed_site / "seeds" / "title_from_first_heading.md"
     post.write_text(post.read_text(encoding="utf-8") + "\nmore\n", encoding="utf-8")
+    changed = post.stat()
+    wall.at = max(changed.st_mtime_ns, changed.st_ctime_ns) + content._RACY_NS // 2
     build(mixed_site, LATER)  # read at once: its signature may not be trusted yet
     hashed.clear()
+    wall.at = None
     build(mixed_site, LATER + timedelta(minutes=1))
     assert hashed == ["seeds/title_from_first_heading.md"]
+    hashed.clear()
+    build(mixed_site, LATER + timedelta(minutes=2))  # trusted now: not read again
+    assert hashed == []
 
 
-def test_a_touched_but_unchanged_file_is_hashed_once_not_every_build(mixed_site: Path, hashed: list[str]) -> None:
-    _age(mixed_site / "seeds")
+def test_a_touched_but_unchanged_file_is_hashed_once_not_every_build(
+    mixed_site: Path, hashed: list[str], wall: Wall
+) -> None:
     first = build(mixed_site)
     post = mixed_site / "seeds" / "toml_front_matter.md"
     past = time.time() - 30
     os.utime(post, (past, past))  # as `touch` or a checkout leaves it: same bytes, new times
-    time.sleep(content._RACY_NS / 1e9 * 2)
     hashed.clear()
     second = build(mixed_site, LATER)
     assert hashed == ["seeds/toml_front_matter.md"] and second.site.posts == first.site.posts
@@ -302,8 +298,7 @@ def test_a_touched_but_unchanged_file_is_hashed_once_not_every_build(mixed_site:
     assert hashed == []
 
 
-def test_a_sidecar_added_or_removed_is_a_change_of_its_post(mixed_site: Path, reads: list[str]) -> None:
-    _age(mixed_site / "seeds")
+def test_a_sidecar_added_or_removed_is_a_change_of_its_post(mixed_site: Path, reads: list[str], wall: Wall) -> None:
     first = build(mixed_site)
     source = "seeds/title_from_first_heading.md"
     sidecar = mixed_site / (source + content.SIDECAR_SUFFIX)

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import feedparser
 
-from .conftest import NOW, build, write_config
+from .conftest import NOW, Wall, build, write_config
 
 
 def post(site: Path, name: str, text: str) -> Path:
@@ -178,7 +178,7 @@ def test_summary_derived_when_missing(blank_site: Path) -> None:
     assert p.summary.startswith("word word")
 
 
-def test_unchanged_rebuild_writes_nothing_to_the_store(blank_site: Path) -> None:
+def test_unchanged_rebuild_writes_nothing_to_the_store(blank_site: Path, wall: Wall) -> None:
     post(blank_site, "a.txt", "---\ndate: 2024-01-01T00:00:00Z\n---\nA\n\nx\n")
     build(blank_site)
     db = blank_site / ".publisher" / "state.db"
