@@ -238,7 +238,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
             urllib.request.urlopen(trap.url("/control.dtd"), timeout=10)
         except urllib.error.HTTPError as exc:
             # The server records a request after answering it: give it a moment.
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 60
             while [s.path for s in trap.seen][-1:] != ["/control.dtd"] and time.monotonic() < deadline:
                 time.sleep(0.01)
             answers = exc.code == 404 and [s.path for s in trap.seen][-1:] == ["/control.dtd"]
