@@ -38,7 +38,7 @@ from publisher.readers.frontmatter import toml_error
 from publisher.readers.metadata import ContentWarning, Metadata, parse_metadata
 from publisher.sanitize import absolutize, clean_html, first_paragraph_text
 from publisher.store import PostRecord, StateStore
-from publisher.text import one_line, slugify, summarize, uri_path, xml_safe
+from publisher.text import iri_id, one_line, slugify, summarize, uri_path, xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -865,7 +865,8 @@ class _Identities:
             raise ContentError(post.source, None, f"URL {url} is already used by {self.urls[url]}")
 
         if post.id:
-            guid = post.id
+            # An id that is not an IRI ("1") cannot be an Atom id: one is made from it.
+            guid = iri_id(post.id, f"{self.config.site.url}#{post.id}")
         elif record is not None:
             guid = record.guid
         else:

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import re
 import unicodedata
+import uuid
 from urllib.parse import quote
 
 # XML 1.0 allows tab, LF, CR, and these ranges; everything else (C0 controls,
@@ -199,3 +200,23 @@ def summarize(text: str, limit: int = 280) -> str:
         return flat
     cut = flat[:limit].rsplit(" ", 1)[0].rstrip(",;:.")
     return cut + "…"
+
+
+# An absolute IRI (RFC 3987) as far as a feed reader cares: a scheme, then
+# none of the characters an IRI never holds (spaces, <, >, quotes, ...).
+_ABSOLUTE_IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]+")
+
+
+def iri_id(given: str, key: str) -> str:
+    """``given`` if it is an absolute IRI, as an Atom id must be (RFC 4287);
+    else a name-based ``urn:uuid:`` made from ``key``: the same on every
+    build, and distinct for distinct keys.
+
+        >>> iri_id("tag:example.org,2024:1", "x")
+        'tag:example.org,2024:1'
+        >>> iri_id("1", "https://example.org/#1")
+        'urn:uuid:b893e4b1-c8b2-5de9-bf4d-9efb9351e0e2'
+    """
+    if _ABSOLUTE_IRI.fullmatch(given):
+        return given
+    return uuid.uuid5(uuid.NAMESPACE_URL, key).urn

@@ -207,3 +207,33 @@ def test_non_latin_titles_get_their_own_percent_encoded_urls(blank_site: Path) -
     # The guid is a tag URI of the encoded path; feed readers see the same links.
     assert by_title[titles[0]].id == "tag:example.org,2024-05-01:" + urlsplit(urls[0]).path
     assert {e.link for e in entries(blank_site)} == set(urls)
+
+
+def test_an_id_that_is_not_an_iri_becomes_a_stable_urn(blank_site: Path) -> None:
+    post(blank_site, "a.txt", "---\ndate: 2024-01-01T00:00:00Z\nid: 1\n---\nA\n\nx\n")
+    post(blank_site, "b.txt", "---\ndate: 2024-01-02T00:00:00Z\nid: 2\n---\nB\n\nx\n")
+    post(blank_site, "c.txt", "---\ndate: 2024-01-03T00:00:00Z\nid: tag:example.org,2020:c\n---\nC\n\nx\n")
+    report = build(blank_site)
+    ids = {p.title: p.id for p in report.site.posts}
+    assert ids["C"] == "tag:example.org,2020:c"
+    assert re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", ids["A"]) and re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", ids["B"])
+    assert ids["A"] != ids["B"]
+    atom = (blank_site / "feeds" / "atom.xml").read_text(encoding="utf-8")
+    assert "<id>1</id>" not in atom and f"<id>{ids['A']}</id>" in atom
+    # The same on every build, even from a fresh store.
+    (blank_site / ".publisher" / "state.db").unlink()
+    again = build(blank_site, force=True)
+    assert {p.title: p.id for p in again.site.posts} == ids
+
+
+def test_an_image_with_a_scheme_other_than_http_rejects_the_post(blank_site: Path) -> None:
+    post(blank_site, "a.md", "---\ntitle: Script\nimage: javascript:alert(1)\n---\nBody.\n")
+    post(blank_site, "b.md", "---\ntitle: Data\nimage: \"data:image/png;base64,AAAA\"\n---\nBody.\n")
+    post(blank_site, "c.md", "---\ntitle: Fine\nimage: pics/one.png\n---\nBody.\n")
+    report = build(blank_site)
+    assert [p.title for p in report.site.posts] == ["Fine"]
+    assert report.site.posts[0].image.startswith("https://example.org/") and report.site.posts[0].image.endswith("/pics/one.png")
+    errors = sorted(str(e) for e in report.errors)
+    assert len(errors) == 2
+    assert errors[0].startswith("posts/a.md:3: ") and "image must be an http(s) URL" in errors[0]
+    assert errors[1].startswith("posts/b.md:3: ") and "image must be an http(s) URL" in errors[1]

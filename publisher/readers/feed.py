@@ -31,7 +31,6 @@ import io
 import json
 import logging
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -45,7 +44,7 @@ from publisher.errors import ContentError
 from publisher.model import Author, Post
 from publisher.readers import ReadOptions, ReadResult
 from publisher.sanitize import resolved_srcset
-from publisher.text import one_line, summarize, xml_safe
+from publisher.text import iri_id, one_line, summarize, xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -154,27 +153,12 @@ def _post(entry: _Entry, shown: str) -> Post:
         summary=summarize(text) or None,
         date=entry.date,
         updated=entry.updated,
-        id=_iri_id(entry.id, f"{shown}#{entry.id}") if entry.id else entry.link,
+        id=iri_id(entry.id, f"{shown}#{entry.id}") if entry.id else entry.link,
         url=entry.link,
         author=entry.author,
         tags=entry.tags,
         image=entry.image,
     )
-
-
-# An absolute IRI (RFC 3987) as far as a feed reader cares: a scheme, then
-# none of the characters an IRI never holds (spaces, <, >, quotes, ...).
-_ABSOLUTE_IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]+")
-
-
-def _iri_id(entry_id: str, source: str) -> str:
-    """``entry_id`` if it is an absolute IRI, as an Atom id must be (RFC 4287);
-    else a ``urn:uuid:`` made from ``source``, the entry's key in the state
-    store (the feed as configured, and the entry's id): stable across builds,
-    and distinct between two feeds that both number their items from 1."""
-    if _ABSOLUTE_IRI.fullmatch(entry_id):
-        return entry_id
-    return uuid.uuid5(uuid.NAMESPACE_URL, source).urn
 
 
 def _fallback_key(entry: _Entry, title: str, text: str) -> str:

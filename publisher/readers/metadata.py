@@ -139,6 +139,17 @@ def _url(value: Any, key: str) -> str:
     return text
 
 
+def _image(value: Any) -> str:
+    """An image URL: absolute http(s), or relative to the post (resolved
+    against its URL when published). No other scheme (``javascript:``,
+    ``data:``, ``file:``) reaches a feed or an email."""
+    text = _text(value, "image")
+    parts = urlsplit(text)
+    if parts.scheme and (parts.scheme.lower() not in ("http", "https") or not parts.netloc):
+        raise ValueError(f"image must be an http(s) URL or a path relative to the post, got {text!r}")
+    return text
+
+
 def _author(value: Any) -> Author:
     if isinstance(value, str):
         name, addr = email.utils.parseaddr(value)
@@ -201,7 +212,7 @@ def parse_metadata(
         "canonical_url": lambda v: _url(v, "canonical_url"),
         "summary": lambda v: _text(v, "summary"),
         "draft": lambda v: _bool(v, "draft"),
-        "image": lambda v: _text(v, "image"),
+        "image": _image,
         "author": _author,
         "sources": _sources,
     }
