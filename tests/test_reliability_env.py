@@ -26,19 +26,31 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from publisher.cli import main
 from publisher.config import load_config
 
 from .test_scheduler import env, publisher
-from .test_send import make_site
+from .test_send import SECRET, make_site
 
 BUSY_TIMEOUT = 10.0  # seconds (StateStore.open)
 
 
 def run(site: Path, *args: str, preexec=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        publisher(site, *args), env=env(), capture_output=True, text=True, timeout=120, preexec_fn=preexec
+    """``publisher --config SITE ARGS``: in this process, like the console
+    script (the same ``main``), or as a process of its own where it must be
+    one (a resource limit to set, a server)."""
+    if preexec is not None or args[0] == "serve":
+        return subprocess.run(
+            publisher(site, *args), env=env(), capture_output=True, text=True, timeout=120, preexec_fn=preexec
+        )
+    result = CliRunner().invoke(
+        main, ["--config", str(site / "publisher.toml"), *args], env={"TEST_PUBLISHER_SECRET": SECRET}
     )
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"publisher {' '.join(args)} raised {result.exception!r}") from result.exception
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
