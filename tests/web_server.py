@@ -16,6 +16,7 @@ import http.client
 import os
 import re
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -76,6 +77,10 @@ def server_env() -> dict[str, str]:
     return {**os.environ, SECRET_ENV: SECRET, "PYTHONUNBUFFERED": "1"}
 
 
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class WebServer:
     """``python -m publisher --config CONFIG serve --port PORT``, until stopped."""
 
@@ -99,6 +104,9 @@ class WebServer:
                 cwd=self.config.parent,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Ctrl-C reaches it as it would from a terminal, even when these
+                # tests run in the background, where the shell ignores SIGINT.
+                preexec_fn=_sigint_as_in_a_terminal,
             )
         deadline = time.monotonic() + 30
         while True:
