@@ -135,7 +135,7 @@ def _site(root: Path, count: int) -> Path:
 
 
 def _build(config_path: Path, now=NOW):
-    from publisher.build import build_site
+    from publisher.feeds.build import build_site
 
     config, store = open_site(config_path)
     try:
@@ -202,8 +202,8 @@ def _import_first() -> None:
     import markdown_it  # noqa: F401
     import yaml  # noqa: F401
 
-    import publisher.build  # noqa: F401
-    import publisher.readers.markdown  # noqa: F401
+    import publisher.feeds.build  # noqa: F401
+    import publisher.content.readers.markdown  # noqa: F401
 
 
 def run() -> None:

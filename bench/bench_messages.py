@@ -25,10 +25,10 @@ def run() -> None:
     sample = size(40, 200)
     heading(f"1. personalised messages: {recipients:,} recipients, naive pipeline on a sample of {sample}")
 
-    from publisher.content import load_posts, publish
-    from publisher.digest import IssueMessages, next_issue, recipient
-    from publisher.message import build_message_reference, list_id
-    from publisher.render import personalize, render_issue
+    from publisher.content.posts import load_posts, publish
+    from publisher.mail.digest import IssueMessages, next_issue, recipient
+    from publisher.mail.message import build_message_reference, list_id
+    from publisher.mail.render import personalize, render_issue
 
     with tempfile.TemporaryDirectory(prefix="bench-messages-") as tmp:
         config, store = open_site(write_site(Path(tmp) / "site", posts=40, digest_posts=DIGEST_POSTS))

@@ -84,7 +84,7 @@ def _mailmerge(root: Path, port: int, html: str, people: list[tuple[str, str, ob
         return None
     folder = root / "mailmerge"
     folder.mkdir()
-    from publisher.render import PLACEHOLDER
+    from publisher.mail.render import PLACEHOLDER
 
     # The digest's placeholders become mailmerge's Jinja2 variables.
     body = html.replace("{{", "{{ '{{' }}").replace("{%", "{{ '{%' }}").replace("{#", "{{ '{#' }}")
@@ -117,12 +117,12 @@ def run() -> None:
     mailmerge_sample = size(300, 1_000)
     heading(f"2. sending to smtp-sink: {total:,} subscribers, {CONNECTIONS} connections")
 
-    from publisher.digest import IssueMessages
-    from publisher.message import build_message_reference, list_id
-    from publisher.render import personalize, render_issue
+    from publisher.mail.digest import IssueMessages
+    from publisher.mail.message import build_message_reference, list_id
+    from publisher.mail.render import personalize, render_issue
     from publisher.clock import SystemClock
-    from publisher.send import _frozen_issue, deliver_issue, prepare_issue
-    from publisher.transports import SmtpTransport
+    from publisher.mail.send import _frozen_issue, deliver_issue, prepare_issue
+    from publisher.mail.transports import SmtpTransport
 
     with SmtpSink() as sink, tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
         root = Path(tmp)
@@ -209,9 +209,9 @@ def run() -> None:
 
 def _issue_with_posts(config):
     """The issue the site's next digest would be, with its posts (for re-rendering)."""
-    from publisher.content import load_posts, publish
-    from publisher.digest import next_issue
-    from publisher.store import StateStore
+    from publisher.content.posts import load_posts, publish
+    from publisher.mail.digest import next_issue
+    from publisher.state.store import StateStore
 
     store = StateStore.open(config.state.path, readonly=True)
     try:
@@ -233,7 +233,7 @@ def _send_memory(root: Path, port: int) -> None:
     if code != 0:
         raise RuntimeError(f"publisher send failed (exit {code}): {err[-2000:]}")
     # The same interpreter and imports doing nothing: what the send adds to it.
-    _, _, idle, _ = run_measured([PYTHON, "-c", "import publisher.cli, publisher.send, publisher.transports"])
+    _, _, idle, _ = run_measured([PYTHON, "-c", "import publisher.app.cli, publisher.mail.send, publisher.mail.transports"])
     line("publisher send: time, rate", f"{seconds:.1f} s, {audience / seconds:,.0f} msgs/s")
     line("peak RSS of the send / of Python with publisher imported", f"{peak:.0f} MB / {idle:.0f} MB")
     verdict("4 send memory", f"peak {peak:.0f} MB for {audience:,} subscribers", peak / 150, "< 1.0 (150 MB)", peak < 150)

@@ -90,7 +90,7 @@ def floor(feed: Path) -> None:
     answering every request with the 304 publisher sends for ``feed``."""
     from waitress import create_server
 
-    from publisher.web import FeedFiles
+    from publisher.app.web import FeedFiles
 
     headers = FeedFiles._describe(feed.name, str(feed), str(feed), feed.stat()).plain_304
 

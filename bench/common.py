@@ -213,7 +213,7 @@ def add_subscribers(state: Path, count: int, list_name: str = "daily") -> None:
 def open_site(config_path: Path):
     """(config, store) of a site; the caller closes the store."""
     from publisher.config import load_config
-    from publisher.store import StateStore
+    from publisher.state.store import StateStore
 
     config = load_config(config_path)
     return config, StateStore.open(config.state.path)

@@ -1,6 +1,6 @@
 """``python -m publisher`` runs the command line."""
 
-from publisher.cli import main
+from publisher.app.cli import main
 
 if __name__ == "__main__":
     main()

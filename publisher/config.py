@@ -26,10 +26,9 @@ from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from publisher.dates import check_language
-from publisher.errors import ConfigError
+from publisher.errors import ConfigError, toml_error
 from publisher.model import Author, DigestList, SiteInfo
-from publisher.readers import DEFAULT_BOILERPLATE
-from publisher.readers.frontmatter import toml_error
+from publisher.text import DEFAULT_BOILERPLATE
 from publisher.schedules import parse_duration, parse_schedule
 
 DEFAULT_PERMALINK = "{year}/{month}/{slug}/"

@@ -11,6 +11,9 @@ else reaching it is a bug.
 
 from __future__ import annotations
 
+import re
+import tomllib
+
 
 class PublisherError(Exception):
     """Base of every expected failure."""
@@ -57,3 +60,16 @@ class DeliveryError(PublisherError):
 class TransportError(PublisherError):
     """The transport as a whole cannot send (authentication refused, TLS
     failure, outbox not writable): the send stops and the rest stays pending."""
+
+
+_TOML_WHERE = re.compile(r" \(at (?:line (\d+), column \d+|end of document)\)$")
+
+
+def toml_error(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int, str]:
+    """(line, reason) of a TOML error in ``text``; "end of document" is its last line."""
+    message = str(exc)
+    match = _TOML_WHERE.search(message)
+    if match is None:
+        return 1, message
+    line = int(match.group(1)) if match.group(1) else max(1, len(text.rstrip("\n").split("\n")))
+    return line, message[: match.start()]

@@ -1,7 +1,7 @@
 """Schedules: the small grammar of ``[jobs] build`` and ``[lists.NAME] schedule``.
 
 Pure: no I/O and no clock. Times go in and come out as aware datetimes; the
-site's time zone is passed in. ``publisher.scheduler`` decides what to run
+site's time zone is passed in. ``publisher.app.scheduler`` decides what to run
 with ``previous_slot`` and ``next_slot``.
 
     schedule = parse_schedule("daily at 07:00")

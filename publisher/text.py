@@ -220,3 +220,21 @@ def iri_id(given: str, key: str) -> str:
     if _ABSOLUTE_IRI.fullmatch(given):
         return given
     return uuid.uuid5(uuid.NAMESPACE_URL, key).urn
+
+
+# Share-button and plugin lines that WordPress themes append to a post's
+# text; a whole paragraph equal to one of these (ignoring case) is dropped.
+DEFAULT_BOILERPLATE: tuple[str, ...] = (
+    "Print Friendly, PDF & Email",
+    "Print Friendly",
+    "Print Friendly and PDF",
+    "Share this:",
+    "Like this:",
+    "Like Loading...",
+    "Like Loading…",
+    "Related",
+    "Click to share on Twitter (Opens in new window)",
+    "Click to share on Facebook (Opens in new window)",
+    "Click to email this to a friend (Opens in new window)",
+    "Click to print (Opens in new window)",
+)

@@ -83,9 +83,9 @@ def blank_site(tmp_path: Path) -> Path:
 
 def build(site: Path, now: datetime = NOW, force: bool = False):
     """Run a build of the site in ``site`` with its own state store."""
-    from publisher.build import build_site
+    from publisher.feeds.build import build_site
     from publisher.config import load_config
-    from publisher.store import StateStore
+    from publisher.state.store import StateStore
 
     config = load_config(site / "publisher.toml")
     store = StateStore.open(config.state.path)
@@ -126,7 +126,7 @@ class Wall:
 
 @pytest.fixture
 def wall(monkeypatch: pytest.MonkeyPatch) -> Wall:
-    from publisher import content
+    from publisher.content import posts as content
 
     clock = Wall()
     monkeypatch.setattr(content, "_wall_ns", clock)

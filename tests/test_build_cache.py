@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from publisher import content
-from publisher.build import check_site, feed_options
+from publisher.content import posts as content
+from publisher.feeds.build import check_site, feed_options
 from publisher.config import load_config
 from publisher.errors import ContentError
-from publisher.feeds import build_feeds, plan_feeds
+from publisher.feeds.formats import build_feeds, plan_feeds
 from publisher.model import Post
-from publisher.store import StateStore
+from publisher.state.store import StateStore
 
 from .conftest import DATA, NOW, Wall, build
 

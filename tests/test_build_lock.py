@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from publisher import build as build_module
-from publisher.build import BuildReport, feed_options
+from publisher.feeds import build as build_module
+from publisher.feeds.build import BuildReport, feed_options
 from publisher.config import load_config
-from publisher.feeds import build_feeds
-from publisher.store import PostRecord, StateStore
+from publisher.feeds.formats import build_feeds
+from publisher.state.store import PostRecord, StateStore
 
 from .conftest import NOW, build
 

@@ -17,8 +17,8 @@ from click.testing import CliRunner, Result
 from lxml import etree
 
 from publisher import __version__
-from publisher.cli import main
-from publisher.store import StateStore
+from publisher.app.cli import main
+from publisher.state.store import StateStore
 
 from .conftest import write_config
 

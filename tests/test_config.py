@@ -12,7 +12,7 @@ from .conftest import write_config
 from publisher.config import DEFAULT_PERMALINK, Config, load_config
 from publisher.errors import ConfigError, PublisherError
 from publisher.model import Author
-from publisher.readers import DEFAULT_BOILERPLATE
+from publisher.content.readers import DEFAULT_BOILERPLATE
 
 
 def _problems(exc: ConfigError) -> list[str]:

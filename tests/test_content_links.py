@@ -10,10 +10,10 @@ from pathlib import Path
 import lxml.html
 from lxml import etree
 
-from publisher import content
+from publisher.content import posts as content
 from publisher.config import load_config
 from publisher.model import DigestList, Issue
-from publisher.render import render_issue
+from publisher.mail.render import render_issue
 
 from .conftest import NOW, build
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from publisher import content
-from publisher.build import check_site
+from publisher.content import posts as content
+from publisher.feeds.build import check_site
 from publisher.config import load_config
-from publisher.store import StateStore
+from publisher.state.store import StateStore
 
 from .conftest import NOW, SteppedClock, build, write_config
 
@@ -80,7 +80,7 @@ def test_warnings_survive_parsing_in_worker_processes(blank_site: Path) -> None:
 def test_check_and_build_print_the_warnings(blank_site: Path) -> None:
     from click.testing import CliRunner
 
-    from publisher.cli import main
+    from publisher.app.cli import main
 
     write_config(blank_site, url='"https://news.test-site.net/"')
     post(blank_site, "a.md", "---\ntitle: Misspelt\ndarft: true\n---\nBody.\n")

@@ -6,8 +6,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from publisher.config import load_config
-from publisher.digest import next_issue
-from publisher.store import StateStore
+from publisher.mail.digest import next_issue
+from publisher.state.store import StateStore
 
 from .conftest import NOW, build, write_config
 
@@ -68,7 +68,7 @@ import re
 from click.testing import CliRunner
 from lxml import html as lxml_html
 
-from publisher.cli import main
+from publisher.app.cli import main
 
 
 def _digest(site: Path, *args: str):
@@ -177,7 +177,7 @@ def test_digest_is_dkim_signed_when_configured(sample_site: Path, tmp_path: Path
 
 def test_secret_from_the_environment_wins(sample_site: Path, monkeypatch) -> None:
     from publisher.config import load_config
-    from publisher.tokens import verify_token
+    from publisher.mail.tokens import verify_token
 
     monkeypatch.setenv("PUBLISHER_SECRET", "an-environment-secret-of-enough-length")
     result = _digest(sample_site, "--out", str(sample_site / "o"))

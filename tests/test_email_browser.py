@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from publisher.render import personalize, render_issue
+from publisher.mail.render import personalize, render_issue
 
 from .test_render import SITE, long_posts, recipient, sample_issue
 

@@ -329,11 +329,11 @@ def test_archive_pages_do_not_change_when_new_posts_arrive(blank_site: Path) -> 
 def test_hub_links_in_every_format(blank_site: Path) -> None:
     write_config(blank_site, extra='[feeds]\nhub = "http://127.0.0.1:9/hub"\n')
     _dated(blank_site, "a.txt", 1)
-    from publisher.build import feed_options
+    from publisher.feeds.build import feed_options
     from publisher.config import load_config
-    from publisher.content import load_posts, publish
-    from publisher.feeds import build_feeds
-    from publisher.store import StateStore
+    from publisher.content.posts import load_posts, publish
+    from publisher.feeds.formats import build_feeds
+    from publisher.state.store import StateStore
 
     config = load_config(blank_site / "publisher.toml")
     store = StateStore.open(blank_site / "state.db")

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from publisher.errors import PublisherError
-from publisher.message import (
+from publisher.mail.message import (
     MessageError,
     build_message,
     dkim_sign,

@@ -19,12 +19,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from publisher.config import load_config
-from publisher.content import load_posts, publish
-from publisher.digest import IssueMessages, next_issue, recipient
-from publisher.message import MessageError, MessageFactory, build_message, build_message_reference
+from publisher.content.posts import load_posts, publish
+from publisher.mail.digest import IssueMessages, next_issue, recipient
+from publisher.mail.message import MessageError, MessageFactory, build_message, build_message_reference
 from publisher.model import Personal, RenderedIssue
-from publisher.render import PLACEHOLDER, personalize, placeholder_values, render_issue
-from publisher.store import StateStore
+from publisher.mail.render import PLACEHOLDER, personalize, placeholder_values, render_issue
+from publisher.state.store import StateStore
 
 from .conftest import NOW
 

@@ -13,15 +13,15 @@ import pytest
 
 from publisher.config import Config, load_config
 from publisher.errors import TransportError
-from publisher.optin import (
+from publisher.mail.optin import (
     ConfirmationMailer,
     confirm_subscription,
     confirmation_message,
     request_subscription,
 )
-from publisher.store import StateStore
-from publisher.tokens import verify_token
-from publisher.transports import OutboxTransport
+from publisher.state.store import StateStore
+from publisher.mail.tokens import verify_token
+from publisher.mail.transports import OutboxTransport
 
 from .conftest import NOW
 from .web_server import SECRET, SECRET_ENV, make_web_site, outbox_messages
@@ -130,13 +130,13 @@ def test_confirming(config: Config, store: StateStore) -> None:
 
 
 def _token(config: Config, address: str, lists) -> str:
-    from publisher.optin import confirm_url
+    from publisher.mail.optin import confirm_url
 
     return confirm_url(config, address, lists).rsplit("/", 1)[1]
 
 
 def test_a_list_no_longer_configured_is_not_confirmed(config: Config, store: StateStore) -> None:
-    from publisher.tokens import sign_token
+    from publisher.mail.tokens import sign_token
 
     claims = verify_token(SECRET.encode(), sign_token(SECRET.encode(), "x@example.net", "gone", purpose="confirm"), "confirm")
     assert confirm_subscription(config, store, claims, now=NOW) is None

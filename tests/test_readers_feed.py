@@ -11,8 +11,8 @@ import pytest
 
 from publisher.errors import ContentError
 from publisher.model import Author
-from publisher.readers import ReadOptions
-from publisher.readers.feed import read_feed
+from publisher.content.readers import ReadOptions
+from publisher.content.readers.feed import read_feed
 
 from .conftest import DATA
 

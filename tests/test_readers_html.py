@@ -10,9 +10,9 @@ import pytest
 
 from publisher.errors import ContentError
 from publisher.model import Author, Post
-from publisher.readers import ReadOptions, reader_for
-from publisher.readers.html import NO_TEXT, NO_TITLE, read, read_result
-from publisher.readers.metadata import Metadata, parse_metadata
+from publisher.content.readers import ReadOptions, reader_for
+from publisher.content.readers.html import NO_TEXT, NO_TITLE, read, read_result
+from publisher.content.readers.metadata import Metadata, parse_metadata
 
 from .conftest import DATA
 
@@ -262,8 +262,8 @@ def test_registry_reads_html_files_with_this_reader(name: str) -> None:
 
 
 def test_ten_megabyte_paragraph_is_kept_whole() -> None:
-    from publisher.readers import ReadOptions
-    from publisher.readers.html import read
+    from publisher.content.readers import ReadOptions
+    from publisher.content.readers.html import read
 
     page = "<html><head><title>Big</title></head><body><p>" + "z" * 10_500_000 + "</p></body></html>"
     post = read(page.encode(), "posts/big.html", ReadOptions())

@@ -10,9 +10,9 @@ import pytest
 
 from publisher.errors import ContentError
 from publisher.model import Author, Post
-from publisher.readers import ReadOptions, reader_for
-from publisher.readers.markdown import NO_TITLE, read, read_result
-from publisher.readers.metadata import Metadata
+from publisher.content.readers import ReadOptions, reader_for
+from publisher.content.readers.markdown import NO_TITLE, read, read_result
+from publisher.content.readers.metadata import Metadata
 
 from .conftest import DATA
 

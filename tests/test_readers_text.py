@@ -11,8 +11,8 @@ import pytest
 
 from publisher.errors import ContentError
 from publisher.model import Excerpt, Paragraph, Post
-from publisher.readers import ReadOptions, reader_for
-from publisher.readers.text import read, read_result
+from publisher.content.readers import ReadOptions, reader_for
+from publisher.content.readers.text import read, read_result
 
 from .conftest import SEED
 

@@ -21,8 +21,8 @@ import pytest
 
 from publisher.errors import ContentError
 from publisher.model import Author, Post
-from publisher.readers import ReadOptions, ReadResult, reader_for
-from publisher.readers.wxr import NOT_WXR, UNTITLED, autop, expand_shortcodes, is_shortcode, read
+from publisher.content.readers import ReadOptions, ReadResult, reader_for
+from publisher.content.readers.wxr import NOT_WXR, UNTITLED, autop, expand_shortcodes, is_shortcode, read
 
 from . import wxr_factory as wxr
 from .conftest import DATA, REPO
@@ -745,8 +745,8 @@ MEMORY_PROBE = textwrap.dedent(
     """
     import re, sys
     sys.path.insert(0, sys.argv[2])
-    from publisher.readers import ReadOptions
-    from publisher.readers.wxr import read
+    from publisher.content.readers import ReadOptions
+    from publisher.content.readers.wxr import read
 
     def peak():
         # VmHWM belongs to this process's own memory map; ru_maxrss would

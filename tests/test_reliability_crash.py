@@ -33,7 +33,7 @@ import pytest
 from lxml import etree
 
 from publisher.config import load_config
-from publisher.store import StateStore
+from publisher.state.store import StateStore
 
 from .smtp_server import SmtpServer
 from .test_feeds import SCHEMAS, read_feed

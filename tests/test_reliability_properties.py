@@ -35,14 +35,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from publisher.cli import main
+from publisher.app.cli import main
 from publisher.config import load_config
-from publisher.message import header_text
+from publisher.mail.message import header_text
 from publisher.clock import SystemClock
-from publisher.send import deliver_issue, prepare_issue
-from publisher.store import StateStore
-from publisher.subscribers import SubscriberError, clean_name, normalize_email
-from publisher.transports import OutboxTransport
+from publisher.mail.send import deliver_issue, prepare_issue
+from publisher.state.store import StateStore
+from publisher.mail.subscribers import SubscriberError, clean_name, normalize_email
+from publisher.mail.transports import OutboxTransport
 
 from .conftest import NOW, build, write_config
 from .test_feeds import SCHEMAS, read_feed

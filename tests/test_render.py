@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 import lxml.html
 import pytest
 
-from publisher import render
+from publisher.mail import render
 from publisher.errors import PublisherError
 from publisher.model import Author, DigestList, Issue, Personal, Post, RenderedIssue, SiteInfo
-from publisher.readers import ReadOptions
-from publisher.readers.text import read
-from publisher.render import TemplateError, personalize, render_issue, split_css
+from publisher.content.readers import ReadOptions
+from publisher.content.readers.text import read
+from publisher.mail.render import TemplateError, personalize, render_issue, split_css
 
 from .conftest import DATA, SEED
 

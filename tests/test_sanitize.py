@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from publisher.sanitize import absolutize, clean_html
+from publisher.content.sanitize import absolutize, clean_html
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_relative_urls_are_resolved(html: str, resolved: str) -> None:
 
 
 def test_first_paragraph_text() -> None:
-    from publisher.sanitize import first_paragraph_text
+    from publisher.content.sanitize import first_paragraph_text
 
     assert first_paragraph_text("<p> </p><p>Hello <b>there</b></p><p>no</p>") == "Hello there"
     assert first_paragraph_text("<div>just text</div>") == "just text"

@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from publisher.cli import main
+from publisher.app.cli import main
 from publisher.config import load_config
-from publisher.locks import SchedulerLock, SchedulerLocked
-from publisher.scheduler import ON_TIME, Job, Scheduler, jobs_of, plan_job
+from publisher.state.locks import SchedulerLock, SchedulerLocked
+from publisher.app.scheduler import ON_TIME, Job, Scheduler, jobs_of, plan_job
 from publisher.schedules import parse_schedule
-from publisher.send import prepare_issue
-from publisher.store import JobRun, StateStore
-from publisher.transports import OutboxTransport
+from publisher.mail.send import prepare_issue
+from publisher.state.store import JobRun, StateStore
+from publisher.mail.transports import OutboxTransport
 
 from .conftest import SteppedClock
 from .smtp_server import SmtpServer

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from publisher.cli import main
+from publisher.app.cli import main
 from publisher.config import load_config
 from publisher.errors import ConfigError
 from publisher.schedules import Interval, WallClock, local_instant, parse_duration, parse_schedule

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from publisher.cli import main
+from publisher.app.cli import main
 from publisher.config import load_config
 from publisher.clock import SystemClock
-from publisher.send import deliver_issue, prepare_issue
-from publisher.store import StateStore
-from publisher.tokens import verify_token
-from publisher.transports import OutboxTransport, SmtpTransport
+from publisher.mail.send import deliver_issue, prepare_issue
+from publisher.state.store import StateStore
+from publisher.mail.tokens import verify_token
+from publisher.mail.transports import OutboxTransport, SmtpTransport
 
 from .conftest import NOW
 from .smtp_server import SmtpServer

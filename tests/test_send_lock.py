@@ -1,5 +1,5 @@
 """One sender per list: ``publisher send`` and the scheduler never deliver
-the same issue at the same time (``publisher.locks.SendLock``). Real
+the same issue at the same time (``publisher.state.locks.SendLock``). Real
 processes, a real SMTP server on 127.0.0.1 and the real state store."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from publisher.config import load_config
-from publisher.locks import LockHeld, ProcessLock, SendLock
-from publisher.store import StateStore
+from publisher.state.locks import LockHeld, ProcessLock, SendLock
+from publisher.state.store import StateStore
 
 from .smtp_server import SmtpServer
 from .test_scheduler import due_now, env, publisher, scheduled_site

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from publisher.send import RateLimiter, backoff_delay
+from publisher.mail.send import RateLimiter, backoff_delay
 
 
 class FakeClock:

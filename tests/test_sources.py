@@ -27,11 +27,11 @@ from click.testing import CliRunner
 from lxml import etree
 
 from publisher import __version__
-from publisher.build import check_site
-from publisher.cli import main
+from publisher.feeds.build import check_site
+from publisher.app.cli import main
 from publisher.config import load_config
-from publisher.sources import load_feed_sources
-from publisher.store import _MIGRATIONS, CachedFetch, StateStore
+from publisher.content.sources import load_feed_sources
+from publisher.state.store import _MIGRATIONS, CachedFetch, StateStore
 
 from .conftest import DATA, NOW, build, write_config
 

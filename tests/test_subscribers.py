@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from publisher import cli
-from publisher.cli import main
-from publisher.store import StateStore
-from publisher.subscribers import (
+from publisher.app import cli
+from publisher.app.cli import main
+from publisher.state.store import StateStore
+from publisher.mail.subscribers import (
     NAME_MAX,
     SubscriberError,
     SubscriberFileError,

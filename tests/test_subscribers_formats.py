@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from publisher.subscribers import ParsedFile, SubscriberFileError, read_subscriber_csv
+from publisher.mail.subscribers import ParsedFile, SubscriberFileError, read_subscriber_csv
 
 from . import test_subscribers
 from .test_subscribers import FIXTURES, copy_fixture, invoke, open_store, summary

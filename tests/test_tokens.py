@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from publisher.errors import PublisherError
-from publisher.tokens import (
+from publisher.mail.tokens import (
     MAX_TOKEN_CHARS,
     TokenClaims,
     TokenError,

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from publisher.errors import DeliveryError, TransportError
-from publisher.transports import OutboxTransport, SmtpTransport, dot_stuffed
+from publisher.mail.transports import OutboxTransport, SmtpTransport, dot_stuffed
 
 from .smtp_server import SmtpServer
 
@@ -111,7 +111,7 @@ def test_outbox_writers_on_four_threads_make_distinct_files(tmp_path: Path):
 def test_outbox_writers_in_two_processes_make_distinct_files(tmp_path: Path):
     outbox = tmp_path / "outbox"
     code = (
-        "import sys; from pathlib import Path; from publisher.transports import OutboxTransport\n"
+        "import sys; from pathlib import Path; from publisher.mail.transports import OutboxTransport\n"
         "c = OutboxTransport(Path(sys.argv[1])).connect()\n"
         "for n in range(50): c.send('a@example.org', 'b@example.net', f'Subject: {sys.argv[2]} {n}\\r\\n\\r\\nx\\r\\n'.encode())\n"
     )

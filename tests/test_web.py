@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from publisher.cli import main
+from publisher.app.cli import main
 from publisher.config import load_config
-from publisher.store import StateStore
-from publisher.tokens import sign_token
-from publisher.web import (
+from publisher.state.store import StateStore
+from publisher.mail.tokens import sign_token
+from publisher.app.web import (
     ATOM_TYPE,
     JSON_FEED_TYPE,
     RSS_TYPE,
@@ -720,7 +720,7 @@ def test_a_port_in_use_is_a_one_line_error(web: Web) -> None:
 
 
 def test_a_site_under_a_path_is_served_under_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from publisher.web import create_app
+    from publisher.app.web import create_app
 
     monkeypatch.setenv(SECRET_ENV, SECRET)
     site = make_web_site(tmp_path / "site", 80)
@@ -745,8 +745,8 @@ def test_a_site_under_a_path_is_served_under_it(tmp_path: Path, monkeypatch: pyt
 
 
 def test_pages_show_dates_in_the_site_language(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from publisher.send import prepare_issue
-    from publisher.web import create_app
+    from publisher.mail.send import prepare_issue
+    from publisher.app.web import create_app
 
     monkeypatch.setenv(SECRET_ENV, SECRET)
     site = make_web_site(tmp_path / "site", 80)

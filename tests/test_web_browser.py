@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from publisher.cli import main
+from publisher.app.cli import main
 from publisher.config import load_config
 
 from .web_server import (

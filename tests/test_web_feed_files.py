@@ -17,7 +17,7 @@ import pytest
 from waitress import create_server
 from werkzeug.test import Client
 
-from publisher.web import RSS_TYPE, FeedFiles
+from publisher.app.web import RSS_TYPE, FeedFiles
 
 from .conftest import build
 

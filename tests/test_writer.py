@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from publisher import build as build_module
-from publisher.build import build_site
+from publisher.feeds import build as build_module
+from publisher.feeds.build import build_site
 from publisher.config import load_config
 from publisher.errors import OutputError, PublisherError
-from publisher.store import StateStore
-from publisher.writer import StagedFiles, remove_temporaries, write_atomic, write_changed, write_if_changed
+from publisher.state.store import StateStore
+from publisher.feeds.writer import StagedFiles, remove_temporaries, write_atomic, write_changed, write_if_changed
 
 from .conftest import NOW, build
 

@@ -29,11 +29,11 @@ from publisher.model import SUBSCRIBER_STATUSES
 # `status` and every cron `run --once` would otherwise pay for Flask, lxml,
 # premailer and feedparser before doing anything.
 if TYPE_CHECKING:
-    from publisher.build import BuildReport
+    from publisher.feeds import BuildReport
     from publisher.config import Config
     from publisher.model import DigestList, Subscriber
-    from publisher.send import SendReport
-    from publisher.store import StateStore
+    from publisher.mail import SendReport
+    from publisher.state import StateStore
 
 log = logging.getLogger("publisher")
 
@@ -133,9 +133,9 @@ def main(ctx: click.Context, config_path: Path, verbose: int, quiet: bool) -> No
 @click.pass_context
 def build(ctx: click.Context, force: bool) -> None:
     """Read the content, update the state store and write the feeds."""
-    from publisher.build import build_site
+    from publisher.feeds import build_site
     from publisher.feeds import ATOM, JSON_FEED, RSS
-    from publisher.store import StateStore
+    from publisher.state import StateStore
 
     config = _config(ctx)
     store = StateStore.open(config.state.path)
@@ -168,10 +168,10 @@ def build(ctx: click.Context, force: bool) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Validate the configuration, content and templates; write nothing."""
-    from publisher.build import check_site
-    from publisher.digest import next_issue
-    from publisher.render import render_issue
-    from publisher.store import StateStore
+    from publisher.feeds import check_site
+    from publisher.mail import next_issue
+    from publisher.mail import render_issue
+    from publisher.state import StateStore
 
     config = _config(ctx)
     now = _now(ctx)
@@ -214,7 +214,7 @@ def _with_secret(config: Config) -> Config:
     """The config, with a signing secret created on first use when there is none."""
     from dataclasses import replace
 
-    from publisher.tokens import write_secret
+    from publisher.mail import write_secret
 
     if config.mail.secret is not None:
         return config
@@ -234,11 +234,11 @@ def _with_secret(config: Config) -> Config:
 @click.pass_context
 def digest(ctx: click.Context, list_name: str | None, out: Path | None, force: bool) -> None:
     """Render the next digest of a list to files, without sending it."""
-    from publisher.build import check_site
-    from publisher.digest import compose, next_issue, recipient
-    from publisher.render import personalize, render_issue
-    from publisher.store import StateStore
-    from publisher.writer import write_atomic
+    from publisher.feeds import check_site
+    from publisher.mail import compose, next_issue, recipient
+    from publisher.mail import personalize, render_issue
+    from publisher.state import StateStore
+    from publisher.feeds import write_atomic
 
     config = _config(ctx)
     digest_list = _choose_list(config, list_name)
@@ -281,7 +281,7 @@ def digest(ctx: click.Context, list_name: str | None, out: Path | None, force: b
 
 
 def _transport(config: Config):
-    from publisher.transports import OutboxTransport, SmtpTransport
+    from publisher.mail import OutboxTransport, SmtpTransport
 
     if config.mail.transport == "smtp":
         return SmtpTransport(config.mail.smtp)
@@ -336,10 +336,10 @@ class _Progress:
 @click.pass_context
 def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
     """Create (or resume) the list's next issue and deliver it."""
-    from publisher.locks import SendLock
-    from publisher.send import deliver_issue, prepare_issue
-    from publisher.send import dry_run as dry_run_issue
-    from publisher.store import StateStore
+    from publisher.state import SendLock
+    from publisher.mail import deliver_issue, prepare_issue
+    from publisher.mail import dry_run as dry_run_issue
+    from publisher.state import StateStore
 
     config = _with_secret(_config(ctx))
     digest_list = _choose_list(config, list_name)
@@ -392,7 +392,7 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
 
 def _nothing_to_send(store: StateStore, digest_list: DigestList) -> str:
     """Why no issue was made, and what to do about it."""
-    from publisher.send import nothing_to_send
+    from publisher.mail import nothing_to_send
 
     name = digest_list.name
     reason = nothing_to_send(store, digest_list)
@@ -410,7 +410,7 @@ def _nothing_to_send(store: StateStore, digest_list: DigestList) -> str:
 @click.pass_context
 def status(ctx: click.Context) -> None:
     """The last build, the last issue of each list, pending and failed deliveries."""
-    from publisher.store import StateStore
+    from publisher.state import StateStore
 
     config = _config(ctx)
     store = StateStore.open(config.state.path, readonly=True)
@@ -443,7 +443,7 @@ def status(ctx: click.Context) -> None:
 
 def _show_jobs(config: Config, store: StateStore, now) -> None:
     """Each scheduled job's last run and next run, in the site's time zone."""
-    from publisher.scheduler import jobs_of, plan_job
+    from publisher.app.scheduler import jobs_of, plan_job
 
     jobs = jobs_of(config)
     if not jobs:
@@ -509,9 +509,9 @@ def run(ctx: click.Context, once: bool) -> None:
     then exit 0), or with --once runs what is due now and exits: 0, or 1 if
     a job failed. Only one scheduler runs per state store.
     """
-    from publisher.locks import SchedulerLock
-    from publisher.scheduler import Scheduler, jobs_of
-    from publisher.store import StateStore
+    from publisher.state import SchedulerLock
+    from publisher.app.scheduler import Scheduler, jobs_of
+    from publisher.state import StateStore
 
     config = _with_secret(_config(ctx))
     if not jobs_of(config):
@@ -538,7 +538,7 @@ def run(ctx: click.Context, once: bool) -> None:
 @click.pass_context
 def init(ctx: click.Context, directory: Path) -> None:
     """Create a new site in DIRECTORY (default: here)."""
-    from publisher.scaffold import scaffold_site
+    from publisher.app.scaffold import scaffold_site
 
     created = scaffold_site(directory, now=_now(ctx))
     if not ctx.obj["quiet"]:
@@ -613,8 +613,8 @@ def subscribers() -> None:
 @click.pass_context
 def subscribers_add(ctx: click.Context, email: str, name: str, list_names: tuple[str, ...], force: bool) -> None:
     """Subscribe EMAIL to lists (again, if it had unsubscribed)."""
-    from publisher.store import StateStore
-    from publisher.subscribers import SUPPRESSED, clean_name, normalize_email
+    from publisher.state import StateStore
+    from publisher.mail import SUPPRESSED, clean_name, normalize_email
     config = _config(ctx)
     lists = _subscriber_lists(config, list_names)
     address = normalize_email(email)
@@ -649,8 +649,8 @@ def subscribers_add(ctx: click.Context, email: str, name: str, list_names: tuple
 @click.pass_context
 def subscribers_remove(ctx: click.Context, email: str, list_name: str | None) -> None:
     """Unsubscribe EMAIL from a list, or from every list."""
-    from publisher.store import StateStore
-    from publisher.subscribers import normalize_email
+    from publisher.state import StateStore
+    from publisher.mail import normalize_email
 
     config = _config(ctx)
     if list_name is not None:
@@ -686,8 +686,8 @@ def subscribers_remove(ctx: click.Context, email: str, list_name: str | None) ->
 @click.pass_context
 def subscribers_list(ctx: click.Context, list_name: str | None, status_name: str | None, output_format: str) -> None:
     """Show subscribers, oldest first."""
-    from publisher.store import StateStore
-    from publisher.subscribers import export_csv, subscriber_record
+    from publisher.state import StateStore
+    from publisher.mail import export_csv, subscriber_record
 
     config = _config(ctx)
     if list_name is not None:
@@ -715,8 +715,8 @@ def subscribers_import(ctx: click.Context, file: Path, list_name: str | None) ->
     Bad rows are reported as FILE:line: reason and the rest imported; an
     address that unsubscribed, bounced or complained stays so.
     """
-    from publisher.store import StateStore
-    from publisher.subscribers import import_subscribers, read_subscriber_csv
+    from publisher.state import StateStore
+    from publisher.mail import import_subscribers, read_subscriber_csv
 
     config = _config(ctx)
     default_lists = _subscriber_lists(config, (list_name,) if list_name else ())
@@ -759,9 +759,9 @@ def subscribers_export(ctx: click.Context, list_name: str | None, file: Path | N
     The columns are email,name,lists,status,created; `import` reads the file
     back, unsubscribed and bounced addresses included.
     """
-    from publisher.store import StateStore
-    from publisher.subscribers import export_csv
-    from publisher.writer import write_atomic
+    from publisher.state import StateStore
+    from publisher.mail import export_csv
+    from publisher.feeds import write_atomic
 
     config = _config(ctx)
     if list_name is not None:
@@ -794,7 +794,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     Runs until Ctrl-C (or SIGTERM). Behind a reverse proxy, list it in
     [serve] trusted_proxies and make [site] url the public address.
     """
-    from publisher.web import create_app, serve as run_server
+    from publisher.app.web import create_app, serve as run_server
 
     config = _with_secret(_config(ctx))
     app = create_app(config, transport=_transport(config))

@@ -9,8 +9,8 @@ from datetime import datetime
 from pathlib import Path
 
 from publisher.errors import PublisherError
-from publisher.tokens import write_secret
-from publisher.writer import write_atomic
+from publisher.mail import write_secret
+from publisher.feeds import write_atomic
 
 CONFIG = """\
 # publisher configuration: every path here is relative to this file.

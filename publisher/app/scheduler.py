@@ -9,7 +9,7 @@ store (``job_runs``); the ``schedule`` library only drives the loop, with one
 ``.at(…, tz)`` jobs are not used: they shift or skip runs around
 daylight-saving changes, and it keeps time as naive local datetimes.
 
-    with SchedulerLock(config.state.path):     # publisher.locks; SchedulerLocked: another one runs (its PID is named)
+    with SchedulerLock(config.state.path):     # publisher.state.locks; SchedulerLocked: another one runs (its PID is named)
         scheduler = Scheduler(config, store, clock=SystemClock(), transport=make_transport, stop=stop)
         scheduler.run_due()                     # `run --once`: what is due now, catch-up included
         # or
@@ -54,17 +54,17 @@ import schedule
 from publisher.clock import Clock
 from publisher.config import Config
 from publisher.errors import PublisherError
-from publisher.locks import SendLock
+from publisher.state import SendLock
 from publisher.model import DigestList
 from publisher.schedules import Schedule, parse_duration, parse_schedule
-from publisher.store import JobRun, StateStore
+from publisher.state import JobRun, StateStore
 
 # The jobs' stages are imported when a job runs: `publisher status` reads
 # the plans (jobs_of, plan_job) without paying for the build and send.
 if TYPE_CHECKING:
-    from publisher.send import Transport
+    from publisher.mail import Transport
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.scheduler")
 
 # A slot this recent counts as on time when the scheduler first looks (a
 # restart, a `run --once` from cron): it was not missed, so catch_up = false
@@ -282,7 +282,7 @@ class Scheduler:
         self.store.record_job_run(JobRun(job.name, done, started, self.clock.now(), status, message))
 
     def _build(self, job: Job, now: datetime) -> str:
-        from publisher.build import build_site
+        from publisher.feeds import build_site
 
         report = build_site(self.config, store=self.store, now=now)
         for error in report.errors:
@@ -298,7 +298,7 @@ class Scheduler:
         """Rebuild, finish the unfinished issue and, for a slot, send a new one.
         Returns the message and the status: ok, stopped or error."""
         digest_list = self.config.lists[job.list_name]
-        from publisher.build import build_site
+        from publisher.feeds import build_site
 
         report = build_site(self.config, store=self.store, now=now)
         for error in report.errors:
@@ -317,7 +317,7 @@ class Scheduler:
             lock.release()
 
     def _send(self, job: Job, digest_list: DigestList, now: datetime, *, new_issue: bool) -> tuple[str, str]:
-        from publisher.send import deliver_issue, nothing_to_send, prepare_issue
+        from publisher.mail import deliver_issue, nothing_to_send, prepare_issue
 
         messages: list[str] = []
         while not self.stop.is_set():

@@ -19,7 +19,7 @@ What it answers (under the path of ``[site] url``):
   Flask: a poll that gets a 304 costs a ``stat`` and no routing.
 - ``/issues/`` and ``/issues/<list>/<number>/``: the web version of each
   issue sent (the frozen rendering, with neutral personal values).
-- ``POST /subscribe``: double opt-in (``publisher.optin``); the same answer
+- ``POST /subscribe``: double opt-in (``publisher.mail.optin``); the same answer
   whatever the address, a honeypot field, rate limits per IP and address.
 - ``/confirm/<token>``, ``/unsubscribe/<token>`` (RFC 8058 one-click on
   POST), ``/preferences/<token>``: a GET only shows a page with a button;
@@ -64,16 +64,22 @@ from publisher.config import Config
 from publisher.dates import format_day
 from publisher.errors import ConfigError, PublisherError
 from publisher.model import DigestList, Personal
-from publisher.optin import ConfirmationMailer, confirm_subscription, event_key, request_subscription, requested_lists
-from publisher.render import personalize
+from publisher.mail import (
+    ConfirmationMailer,
+    confirm_subscription,
+    event_key,
+    request_subscription,
+    requested_lists,
+)
+from publisher.mail import personalize
 from publisher.resources import default_templates
-from publisher.send import _frozen_issue
-from publisher.store import StateStore
-from publisher.subscribers import SubscriberError, clean_name, normalize_email
-from publisher.tokens import TokenClaims, sign_token, verify_token
-from publisher.transports import OutboxTransport, SmtpTransport
+from publisher.mail import frozen_issue
+from publisher.state import StateStore
+from publisher.mail import SubscriberError, clean_name, normalize_email
+from publisher.mail import TokenClaims, sign_token, verify_token
+from publisher.mail import OutboxTransport, SmtpTransport
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.web")
 
 MAX_REQUEST_BYTES = 64 * 1024
 FEED_MAX_AGE = 300  # seconds a feed may be cached: readers poll, a 304 is cheap
@@ -688,7 +694,7 @@ def create_app(
         if info is None or info.rendered is None:
             abort(404)
         digest_list = config.lists.get(list_name) or DigestList(name=list_name, title=list_name)
-        frozen, rendered = _frozen_issue(config, digest_list, number, info.rendered)
+        frozen, rendered = frozen_issue(config, digest_list, number, info.rendered)
         # Neutral values: "Hello there", "because you subscribed", and the
         # links that would be personal lead to the index and its form.
         home = config.site.url

@@ -31,16 +31,15 @@ from urllib.parse import urljoin, urlsplit
 
 from publisher import __version__
 from publisher.config import Config
-from publisher.errors import ContentError
+from publisher.errors import ContentError, toml_error
 from publisher.model import Author, Comment, Excerpt, Paragraph, Post, Site
-from publisher.readers import ReadOptions, ReadResult, extensions, reader_for
-from publisher.readers.frontmatter import toml_error
-from publisher.readers.metadata import ContentWarning, Metadata, parse_metadata
-from publisher.sanitize import absolutize, clean_html, first_paragraph_text
-from publisher.store import PostRecord, StateStore
+from publisher.content.readers import ReadOptions, ReadResult, extensions, reader_for
+from publisher.content.readers.metadata import ContentWarning, Metadata, parse_metadata
+from publisher.content.sanitize import absolutize, clean_html, first_paragraph_text
+from publisher.state import PostRecord, StateStore
 from publisher.text import iri_id, one_line, slugify, summarize, uri_path, xml_safe
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.content")
 
 SIDECAR_SUFFIX = ".meta.toml"
 

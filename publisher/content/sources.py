@@ -45,11 +45,11 @@ from publisher import __version__
 from publisher.config import Config, FeedSource
 from publisher.errors import ContentError
 from publisher.model import Post
-from publisher.readers import ReadOptions, ReadResult
-from publisher.readers.feed import read_feed
-from publisher.store import CachedFetch, StateStore
+from publisher.content.readers import ReadOptions, ReadResult
+from publisher.content.readers.feed import read_feed
+from publisher.state import CachedFetch, StateStore
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.sources")
 
 USER_AGENT = f"publisher/{__version__}"
 _CHUNK = 64 * 1024

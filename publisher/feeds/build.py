@@ -28,17 +28,17 @@ from pathlib import Path
 from publisher.config import Config
 from publisher.content import PostCache, load_posts, publish
 from publisher.errors import ContentError, OutputError
-from publisher.feeds import COMMENTS, MANAGED_FOLDERS, STYLESHEET, FeedDocument, FeedOptions, plan_feeds
-from publisher.locks import ProcessLock
+from publisher.feeds.formats import COMMENTS, MANAGED_FOLDERS, STYLESHEET, FeedDocument, FeedOptions, plan_feeds
+from publisher.state import ProcessLock
 from publisher.model import Site
 from publisher.resources import default_templates
-from publisher.sources import load_feed_sources
-from publisher.store import BuildRecord, FeedOutput, PostRecord, StateStore
+from publisher.content import load_feed_sources
+from publisher.state import BuildRecord, FeedOutput, PostRecord, StateStore
 from publisher.text import uri_path
-from publisher.websub import ping_hub
-from publisher.writer import StagedFiles, remove_temporaries
+from publisher.feeds.websub import ping_hub
+from publisher.feeds.writer import StagedFiles, remove_temporaries
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.build")
 
 HUB_TIMEOUT = 10.0
 # How often a build waiting for another one to finish writing the feeds looks again.

@@ -17,7 +17,7 @@ import urllib.request
 
 from publisher import __version__
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.websub")
 
 
 def ping_hub(hub: str, feed_urls: list[str], *, timeout: float) -> list[str]:

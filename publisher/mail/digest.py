@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 
 from publisher.config import Config
 from publisher.errors import ConfigError
-from publisher.message import MessageFactory, dkim_sign, list_id, make_message_id
+from publisher.mail.message import MessageFactory, dkim_sign, list_id, make_message_id
 from publisher.model import DigestList, Issue, Personal, RenderedIssue, Site, SiteInfo
-from publisher.render import PLACEHOLDER, placeholder_values
-from publisher.store import StateStore
-from publisher.tokens import sign_token
+from publisher.mail.render import PLACEHOLDER, placeholder_values
+from publisher.state import StateStore
+from publisher.mail.tokens import sign_token
 
 
 def issue_url(site: SiteInfo, list_name: str, number: int) -> str:

@@ -37,15 +37,15 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from publisher.config import Config
-from publisher.digest import dkim_signed
+from publisher.mail.digest import dkim_signed
 from publisher.errors import ConfigError, DeliveryError, PublisherError, TransportError
-from publisher.message import build_message, list_id, make_message_id
+from publisher.mail.message import build_message, list_id, make_message_id
 from publisher.model import DigestList, Personal, Subscriber
-from publisher.render import render_confirmation
-from publisher.store import StateStore
-from publisher.tokens import TokenClaims, sign_token
+from publisher.mail.render import render_confirmation
+from publisher.state import StateStore
+from publisher.mail.tokens import TokenClaims, sign_token
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.optin")
 
 CONFIRM = "confirm"
 CONFIRM_EMAIL_EVENT = "confirm-email"
@@ -127,7 +127,7 @@ def request_subscription(
     """Record a request to join ``lists``; the lists a confirmation email
     should now ask about (none: send nothing).
 
-    ``email`` is normalised and ``name`` cleaned (``publisher.subscribers``).
+    ``email`` is normalised and ``name`` cleaned (``publisher.mail.subscribers``).
     A new address is added as pending, on no list yet (it joins the lists
     when it confirms). A known address keeps its status and its name: a form
     anyone can fill in changes nothing about someone else. No email when the

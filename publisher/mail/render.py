@@ -50,7 +50,7 @@ from publisher.model import DigestList, Excerpt, Issue, Personal, RenderedIssue,
 from publisher.resources import default_templates
 from publisher.text import one_line
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.render")
 
 #: The names ``personal()`` accepts in a template: the fields of ``Personal``.
 PERSONAL_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Personal))

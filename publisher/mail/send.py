@@ -35,14 +35,14 @@ from urllib.parse import urlsplit
 from publisher.clock import Clock
 from publisher.config import Config
 from publisher.content import PostCache, load_posts, publish
-from publisher.digest import IssueMessages, next_issue
+from publisher.mail.digest import IssueMessages, next_issue
 from publisher.errors import DeliveryError, PublisherError, TransportError
-from publisher.message import make_message_id
+from publisher.mail.message import make_message_id
 from publisher.model import DigestList, Issue, RenderedIssue
-from publisher.render import render_issue
-from publisher.store import PendingDelivery, StateStore
+from publisher.mail.render import render_issue
+from publisher.state import PendingDelivery, StateStore
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.send")
 
 HARD_BOUNCES = frozenset({550, 551, 553})
 # Pending deliveries read from the store at a time.
@@ -126,7 +126,7 @@ def _rendered_json(rendered: RenderedIssue, issue: Issue) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def _frozen_issue(config: Config, digest_list: DigestList, number: int, stored: str) -> tuple[Issue, RenderedIssue]:
+def frozen_issue(config: Config, digest_list: DigestList, number: int, stored: str) -> tuple[Issue, RenderedIssue]:
     data = json.loads(stored)
     rendered = RenderedIssue(**data["rendered"])
     issue = Issue(list=digest_list, number=number, posts=(), created=datetime.now(timezone.utc), web_url=data["web_url"])
@@ -262,7 +262,7 @@ def deliver_issue(
     digest_list = config.lists.get(info.list_name)
     if digest_list is None:
         raise SendError(f"issue {info.number} belongs to list {info.list_name!r}, which is no longer configured")
-    issue, rendered = _frozen_issue(config, digest_list, info.number, info.rendered)
+    issue, rendered = frozen_issue(config, digest_list, info.number, info.rendered)
     report = SendReport(issue_id=issue_id, list_name=info.list_name, number=info.number)
     rng = random.Random(seed)
     limiter = RateLimiter(config.mail.smtp.rate if transport.name == "smtp" and config.mail.smtp else 0, clock)
@@ -406,7 +406,7 @@ def dry_run(config: Config, store: StateStore, digest_list: DigestList, *, now: 
     unfinished = store.unfinished_issue(digest_list.name)
     if unfinished is not None:
         info = store.issue_info(unfinished)
-        issue, rendered = _frozen_issue(config, digest_list, info.number, info.rendered)
+        issue, rendered = frozen_issue(config, digest_list, info.number, info.rendered)
         audience = ((j.delivery.email, j.delivery.name) for j in _pending_jobs(store, unfinished, PAGE_SIZE))
         report.issue_id = unfinished
     else:

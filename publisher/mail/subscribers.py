@@ -79,9 +79,9 @@ from publisher.errors import PublisherError
 from publisher.model import Subscriber
 
 if TYPE_CHECKING:
-    from publisher.store import StateStore
+    from publisher.state import StateStore
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.subscribers")
 
 STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
 # An address in one of these states is never mailed, and an import never

@@ -37,7 +37,7 @@ from typing import Protocol
 from publisher.config import SmtpSettings
 from publisher.errors import DeliveryError, TransportError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.transports")
 
 __all__ = ["Connection", "Transport", "OutboxTransport", "SmtpTransport"]
 

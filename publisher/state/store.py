@@ -25,7 +25,7 @@ from pathlib import Path
 from publisher.errors import StateError
 from publisher.model import Subscriber
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.store")
 
 # Each entry moves the schema from version N to N+1 (PRAGMA user_version).
 _MIGRATIONS: tuple[str, ...] = (
@@ -886,7 +886,7 @@ class StateStore:
     ) -> tuple[Subscriber, bool]:
         """Add ``email`` to ``lists``; returns the subscriber and whether it is new.
 
-        ``email`` must already be normalised (``publisher.subscribers``).
+        ``email`` must already be normalised (``publisher.mail.subscribers``).
         A new address gets ``status`` and, unless that is "unsubscribed",
         an active subscription to each list; ``created`` defaults to ``now``.
         An existing address:

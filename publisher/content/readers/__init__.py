@@ -23,25 +23,10 @@ from pathlib import PurePath
 from zoneinfo import ZoneInfo
 
 from publisher.errors import ContentError
+from publisher.text import DEFAULT_BOILERPLATE
 from publisher.model import Post
-from publisher.readers.metadata import ContentWarning, Metadata
+from publisher.content.readers.metadata import ContentWarning, Metadata
 
-# Share-button and plugin lines that WordPress themes append to a post's
-# text; a whole paragraph equal to one of these (ignoring case) is dropped.
-DEFAULT_BOILERPLATE: tuple[str, ...] = (
-    "Print Friendly, PDF & Email",
-    "Print Friendly",
-    "Print Friendly and PDF",
-    "Share this:",
-    "Like this:",
-    "Like Loading...",
-    "Like Loading…",
-    "Related",
-    "Click to share on Twitter (Opens in new window)",
-    "Click to share on Facebook (Opens in new window)",
-    "Click to email this to a friend (Opens in new window)",
-    "Click to print (Opens in new window)",
-)
 
 
 # A file holding one post (text, Markdown, HTML) larger than this is
@@ -75,13 +60,13 @@ Reader = Callable[[bytes, str, ReadOptions], ReadResult]
 
 # extension -> (module, what to install if its library is missing)
 _MODULES: dict[str, tuple[str, str | None]] = {
-    ".txt": ("publisher.readers.text", None),
-    ".text": ("publisher.readers.text", None),
-    ".md": ("publisher.readers.markdown", "markdown-it-py mdit-py-plugins"),
-    ".markdown": ("publisher.readers.markdown", "markdown-it-py mdit-py-plugins"),
-    ".html": ("publisher.readers.html", None),
-    ".htm": ("publisher.readers.html", None),
-    ".xml": ("publisher.readers.wxr", None),
+    ".txt": ("publisher.content.readers.text", None),
+    ".text": ("publisher.content.readers.text", None),
+    ".md": ("publisher.content.readers.markdown", "markdown-it-py mdit-py-plugins"),
+    ".markdown": ("publisher.content.readers.markdown", "markdown-it-py mdit-py-plugins"),
+    ".html": ("publisher.content.readers.html", None),
+    ".htm": ("publisher.content.readers.html", None),
+    ".xml": ("publisher.content.readers.wxr", None),
 }
 
 _BOMS = {

@@ -42,11 +42,11 @@ from lxml import etree
 
 from publisher.errors import ContentError
 from publisher.model import Author, Post
-from publisher.readers import ReadOptions, ReadResult
-from publisher.sanitize import resolved_srcset
+from publisher.content.readers import ReadOptions, ReadResult
+from publisher.content.sanitize import resolved_srcset
 from publisher.text import iri_id, one_line, summarize, xml_safe
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.readers.feed")
 
 # An entry without a title is named by the start of its text, this long.
 TITLE_FROM_TEXT = 80

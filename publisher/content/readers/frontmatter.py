@@ -11,16 +11,15 @@ Errors are ``ContentError`` with the line in the file where the problem is.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from publisher.errors import ContentError
-from publisher.readers import ReadOptions, check_post_size, decode
-from publisher.readers.metadata import Metadata, merge, parse_metadata
+from publisher.errors import ContentError, toml_error
+from publisher.content.readers import ReadOptions, check_post_size, decode
+from publisher.content.readers.metadata import Metadata, merge, parse_metadata
 
 _FENCES = {"---": "yaml", "+++": "toml"}
 
@@ -32,7 +31,6 @@ class _YamlLoader(yaml.SafeLoader):
 _YamlLoader.add_constructor(
     "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
 )
-_TOML_WHERE = re.compile(r" \(at (?:line (\d+), column \d+|end of document)\)$")
 
 
 def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
@@ -69,16 +67,6 @@ def read_document(data: bytes, path: str, options: ReadOptions) -> Document:
     raw, body, body_line = split_front_matter(text, path)
     meta = parse_metadata(raw, path=path, text=text, first_line=1, tz=options.timezone)
     return Document(text, merge(meta, options.overlay), body, body_line)
-
-
-def toml_error(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int, str]:
-    """(line, reason) of a TOML error in ``text``; "end of document" is its last line."""
-    message = str(exc)
-    match = _TOML_WHERE.search(message)
-    if match is None:
-        return 1, message
-    line = int(match.group(1)) if match.group(1) else max(1, len(text.rstrip("\n").split("\n")))
-    return line, message[: match.start()]
 
 
 def _parse(block: str, kind: str, path: str) -> dict[str, Any]:

@@ -50,9 +50,9 @@ from lxml.html import HtmlElement
 
 from publisher.errors import ContentError
 from publisher.model import Post
-from publisher.readers import ReadOptions, ReadResult
-from publisher.readers.frontmatter import read_document
-from publisher.readers.metadata import Metadata, merge, parse_metadata, post_fields
+from publisher.content.readers import ReadOptions, ReadResult
+from publisher.content.readers.frontmatter import read_document
+from publisher.content.readers.metadata import Metadata, merge, parse_metadata, post_fields
 from publisher.text import summarize, visible_line
 
 NO_TITLE = "no title: give the page a <title> or an <h1>, or a title in front matter"

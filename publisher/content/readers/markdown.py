@@ -38,9 +38,9 @@ from mdit_py_plugins.footnote import footnote_plugin
 
 from publisher.errors import ContentError
 from publisher.model import Post
-from publisher.readers import ReadOptions, ReadResult
-from publisher.readers.frontmatter import read_document
-from publisher.readers.metadata import post_fields
+from publisher.content.readers import ReadOptions, ReadResult
+from publisher.content.readers.frontmatter import read_document
+from publisher.content.readers.metadata import post_fields
 from publisher.text import slugify, summarize, visible_line
 
 # Built once: the parser's rule chains are compiled here, not per post.

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from publisher.errors import ContentError
 from publisher.model import Block, Comment, Excerpt, Paragraph, Post
-from publisher.readers import ReadOptions, ReadResult
-from publisher.readers.frontmatter import read_document
-from publisher.readers.metadata import Metadata, post_fields
+from publisher.content.readers import ReadOptions, ReadResult
+from publisher.content.readers.frontmatter import read_document
+from publisher.content.readers.metadata import Metadata, post_fields
 from publisher.text import one_line, summarize, visible_line
 
 _LEADS = (

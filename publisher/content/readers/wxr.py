@@ -50,10 +50,10 @@ from lxml import etree
 
 from publisher.errors import ContentError
 from publisher.model import Author, Comment, Post
-from publisher.readers import ReadOptions, ReadResult
+from publisher.content.readers import ReadOptions, ReadResult
 from publisher.text import one_line, summarize, xml_safe
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("publisher.readers.wxr")
 
 WP_NAMESPACES = (
     "http://wordpress.org/export/1.2/",

@@ -1,0 +1,1 @@
+"""The application: the command line, the scheduler, the web server and `publisher init`."""

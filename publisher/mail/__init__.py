@@ -1,0 +1,109 @@
+"""The mail stage: a list's next issue, rendered once, made into each
+recipient's message and delivered exactly once; subscribers and opt-in."""
+
+from typing import TYPE_CHECKING
+
+from publisher.lazy import exports
+
+__getattr__, __dir__ = exports(
+    __name__,
+    {
+        "compose": "digest",
+        "next_issue": "digest",
+        "recipient": "digest",
+        "ConfirmationMailer": "optin",
+        "confirm_subscription": "optin",
+        "event_key": "optin",
+        "request_subscription": "optin",
+        "requested_lists": "optin",
+        "personalize": "render",
+        "render_issue": "render",
+        "SendReport": "send",
+        "Transport": "send",
+        "frozen_issue": "send",
+        "deliver_issue": "send",
+        "dry_run": "send",
+        "nothing_to_send": "send",
+        "prepare_issue": "send",
+        "SUPPRESSED": "subscribers",
+        "SubscriberError": "subscribers",
+        "clean_name": "subscribers",
+        "export_csv": "subscribers",
+        "import_subscribers": "subscribers",
+        "normalize_email": "subscribers",
+        "read_subscriber_csv": "subscribers",
+        "subscriber_record": "subscribers",
+        "TokenClaims": "tokens",
+        "sign_token": "tokens",
+        "verify_token": "tokens",
+        "write_secret": "tokens",
+        "OutboxTransport": "transports",
+        "SmtpTransport": "transports",
+    },
+)
+
+__all__ = [
+    "ConfirmationMailer",
+    "OutboxTransport",
+    "SUPPRESSED",
+    "SendReport",
+    "SmtpTransport",
+    "SubscriberError",
+    "TokenClaims",
+    "Transport",
+    "clean_name",
+    "compose",
+    "confirm_subscription",
+    "deliver_issue",
+    "dry_run",
+    "event_key",
+    "export_csv",
+    "frozen_issue",
+    "import_subscribers",
+    "next_issue",
+    "normalize_email",
+    "nothing_to_send",
+    "personalize",
+    "prepare_issue",
+    "read_subscriber_csv",
+    "recipient",
+    "render_issue",
+    "request_subscription",
+    "requested_lists",
+    "sign_token",
+    "subscriber_record",
+    "verify_token",
+    "write_secret",
+]
+
+if TYPE_CHECKING:
+    from publisher.mail.digest import compose, next_issue, recipient
+    from publisher.mail.optin import (
+        ConfirmationMailer,
+        confirm_subscription,
+        event_key,
+        request_subscription,
+        requested_lists,
+    )
+    from publisher.mail.render import personalize, render_issue
+    from publisher.mail.send import (
+        SendReport,
+        Transport,
+        deliver_issue,
+        dry_run,
+        frozen_issue,
+        nothing_to_send,
+        prepare_issue,
+    )
+    from publisher.mail.subscribers import (
+        SUPPRESSED,
+        SubscriberError,
+        clean_name,
+        export_csv,
+        import_subscribers,
+        normalize_email,
+        read_subscriber_csv,
+        subscriber_record,
+    )
+    from publisher.mail.tokens import TokenClaims, sign_token, verify_token, write_secret
+    from publisher.mail.transports import OutboxTransport, SmtpTransport
