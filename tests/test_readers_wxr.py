@@ -22,7 +22,8 @@ import pytest
 from publisher.errors import ContentError
 from publisher.model import Author, Post
 from publisher.content.readers import ReadOptions, ReadResult, reader_for
-from publisher.content.readers.wxr import NOT_WXR, UNTITLED, autop, expand_shortcodes, is_shortcode, read
+from publisher.content.readers.wordpress import autop, expand_shortcodes, is_shortcode
+from publisher.content.readers.wxr import NOT_WXR, UNTITLED, read
 
 from . import wxr_factory as wxr
 from .conftest import DATA, REPO
