@@ -7,6 +7,11 @@ once, each naming the key, the value, the rule and the file:
     config.feeds.out        # absolute Path of the feeds folder
     # ConfigError: publisher.toml: [site] url: must be an absolute http(s) URL (got 'example.org')
 
+Each setting is declared once, as a field of its section's frozen dataclass:
+``setting(parser, default as written in the file, doc)``; ``section(cls)`` is
+a table of ``cls``'s settings. ``load_config`` walks those fields, then fills
+in what follows from other settings (``_derive``: the sender, the secrets, …).
+
 This is the only module that reads the environment (secrets are named here
 by the variable that holds them, never stored in the file).
 """
@@ -19,7 +24,7 @@ import re
 import tomllib
 from email.utils import parseaddr
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -34,150 +39,7 @@ from publisher.schedules import parse_duration, parse_schedule
 DEFAULT_PERMALINK = "{year}/{month}/{slug}/"
 
 
-@dataclass(frozen=True)
-class SiteSettings:
-    title: str
-    url: str
-    description: str
-    language: str
-    timezone: ZoneInfo
-    author: Author
-
-
-@dataclass(frozen=True)
-class FeedSource:
-    """An existing feed read as a source of posts: a URL or a local file."""
-
-    name: str
-    url: str | None = None
-    path: Path | None = None
-
-
-@dataclass(frozen=True)
-class ContentSettings:
-    paths: tuple[Path, ...]
-    permalink: str
-    boilerplate: tuple[str, ...]
-    feeds: tuple[FeedSource, ...] = ()
-    fetch_timeout: float = 20.0
-    fetch_max_bytes: int = 20_000_000
-
-
-@dataclass(frozen=True)
-class FeedSettings:
-    out: Path
-    url: str
-    items: int
-    full_content: bool
-    hub: str | None = None
-    stylesheet: bool = False
-
-
-@dataclass(frozen=True)
-class StateSettings:
-    path: Path
-
-
-@dataclass(frozen=True)
-class DkimSettings:
-    domain: str
-    selector: str
-    key_file: Path
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    """``[mail.smtp]``: the relay digests are handed to."""
-
-    host: str
-    port: int
-    security: str  # none | starttls | tls
-    username: str | None
-    password: str | None
-    password_env: str
-    connections: int
-    rate: float  # messages per second across the pool; 0 = unlimited
-    timeout: float
-    verify_certificates: bool
-    messages_per_connection: int  # reconnect after this many; 0 = never
-
-
-@dataclass(frozen=True)
-class MailSettings:
-    """``[mail]``: who digests come from and how recipients leave.
-
-    ``secret`` signs unsubscribe tokens: the value of the environment
-    variable ``secret_env`` names, else the contents of ``secret_file``
-    (``publisher init`` creates one), else None.
-    """
-
-    sender: str
-    sender_address: str
-    reply_to: str | None
-    transport: str
-    outbox: Path
-    secret_env: str
-    secret_file: Path
-    secret: bytes | None
-    unsubscribe_mailto: str | None
-    templates: Path
-    dkim: DkimSettings | None
-    smtp: SmtpSettings | None = None
-    attempts: int = 4  # tries per delivery per run before it is left pending
-    backoff: float = 1.0  # seconds before the first retry; doubles, with jitter
-    backoff_max: float = 60.0
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    """``[jobs]``: site-wide scheduled jobs (schedules as written, checked against
-    the grammar of ``publisher.schedules``; the scheduler parses them)."""
-
-    build: str | None = None
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """``[serve]``: the HTTP server."""
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    subscribe_per_address: int = 3
-    subscribe_per_ip: int = 20
-    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path
-    root: Path
-    site: SiteSettings
-    content: ContentSettings
-    feeds: FeedSettings
-    state: StateSettings
-    mail: MailSettings
-    lists: dict[str, DigestList]
-    jobs: JobSettings = JobSettings()
-    serve: ServeSettings = ServeSettings()
-
-    def relative(self, path: Path) -> str:
-        """``path`` as the user sees it: relative to the config's folder when inside it."""
-        try:
-            return str(path.relative_to(self.root))
-        except ValueError:
-            return str(path)
-
-    @property
-    def site_info(self) -> SiteInfo:
-        return SiteInfo(
-            title=self.site.title,
-            url=self.site.url,
-            description=self.site.description,
-            language=self.site.language,
-            author=self.site.author,
-            feeds_url=self.feeds.url,
-            timezone=self.site.timezone,
-        )
+# --- parsers: a value as written -> the setting, or _Invalid saying the rule --
 
 
 class _Invalid(ValueError):
@@ -250,10 +112,39 @@ def _bool(value: Any) -> bool:
     return value
 
 
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _Invalid(f"must be a whole number of at least 1 (got {value!r})")
-    return value
+def _number(kinds: type | tuple[type, ...], bad: Callable[[Any], bool], rule: str) -> Callable[[Any], Any]:
+    """A number of ``kinds`` (never true or false) that is not ``bad``; a float when floats are allowed."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, kinds) or bad(value):
+            raise _Invalid(f"must be {rule} (got {value!r})")
+        return value if kinds is int else float(value)
+
+    return convert
+
+
+_positive_int = _number(int, lambda n: n < 1, "a whole number of at least 1")
+_count = _number(int, lambda n: n < 0, "a whole number, 0 or more")
+_port = _number(int, lambda n: not 0 < n < 65536, "a port number from 1 to 65535")
+_positive_number = _number((int, float), lambda n: n <= 0, "a number greater than 0")
+_rate = _number((int, float), lambda n: n < 0, "messages per second, 0 for unlimited")
+
+
+def _as_written(parse: Callable[[str], Any]) -> Callable[[Any], str]:
+    """A value in a grammar of ``publisher.schedules`` (a schedule, a duration), kept as written."""
+
+    def convert(value: Any) -> str:
+        try:
+            parse(_nonempty(value))
+        except ValueError as exc:
+            raise _Invalid(str(exc)) from None
+        return value.strip()
+
+    return convert
+
+
+_schedule = _as_written(parse_schedule)  # "daily at 07:00"
+_duration = _as_written(parse_duration)  # "12 hours"
 
 
 def _string_list(value: Any) -> tuple[str, ...]:
@@ -275,12 +166,6 @@ def _permalink(value: Any) -> str:
     if urlsplit(text).scheme or text.startswith("/"):
         raise _Invalid(f"must be relative to [site] url (got {value!r})")
     return text
-
-
-def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise _Invalid(f"must be a number greater than 0 (got {value!r})")
-    return float(value)
 
 
 def _feed_sources(value: Any) -> tuple[FeedSource, ...]:
@@ -313,30 +198,6 @@ def _template(value: Any) -> str:
     return text
 
 
-def _port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        raise _Invalid(f"must be a port number from 1 to 65535 (got {value!r})")
-    return value
-
-
-def _schedule(value: Any) -> str:
-    """A schedule in the grammar of ``publisher.schedules``, kept as written."""
-    try:
-        parse_schedule(_nonempty(value))
-    except ValueError as exc:
-        raise _Invalid(str(exc)) from None
-    return value.strip()
-
-
-def _duration(value: Any) -> str:
-    """A duration such as "12 hours", kept as written."""
-    try:
-        parse_duration(_nonempty(value))
-    except ValueError as exc:
-        raise _Invalid(str(exc)) from None
-    return value.strip()
-
-
 def _proxies(value: Any) -> tuple[str, ...]:
     """Addresses or networks (``10.0.0.0/8``) of the reverse proxies in front of ``serve``."""
     entries = _string_list(value)
@@ -348,49 +209,6 @@ def _proxies(value: Any) -> tuple[str, ...]:
                 f"must be IP addresses or networks such as '127.0.0.1' or '10.0.0.0/8' (got {entry!r})"
             ) from None
     return tuple(entry.strip() for entry in entries)
-
-
-# section -> key -> (converter, default or _REQUIRED)
-_REQUIRED = object()
-_SCHEMA: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
-    "site": {
-        "title": (_nonempty, _REQUIRED),
-        "url": (_http_url, _REQUIRED),
-        "description": (_text, ""),
-        "language": (_language, "en"),
-        "timezone": (_timezone, "UTC"),
-        "author": (_author, None),
-    },
-    "content": {
-        "paths": (_string_list, ["posts"]),
-        "permalink": (_permalink, DEFAULT_PERMALINK),
-        "boilerplate": (_string_list, list(DEFAULT_BOILERPLATE)),
-        "feeds": (_feed_sources, []),
-        "fetch_timeout": (_positive_number, 20),
-        "fetch_max_bytes": (_positive_int, 20_000_000),
-    },
-    "feeds": {
-        "out": (_nonempty, "feeds"),
-        "url": (_http_url, None),
-        "items": (_positive_int, 20),
-        "full_content": (_bool, True),
-        "hub": (_absolute_url, None),
-        "stylesheet": (_bool, False),
-    },
-    "state": {
-        "path": (_nonempty, ".publisher/state.db"),
-    },
-    "jobs": {
-        "build": (_schedule, None),
-    },
-    "serve": {
-        "host": (_nonempty, "127.0.0.1"),
-        "port": (_port, 8080),
-        "subscribe_per_address": (_positive_int, 3),  # confirmation emails per address per day
-        "subscribe_per_ip": (_positive_int, 20),  # subscribe attempts per IP per hour
-        "trusted_proxies": (_proxies, ["127.0.0.1", "::1"]),  # whose X-Forwarded-For is believed
-    },
-}
 
 
 def _address(value: Any) -> str:
@@ -418,129 +236,219 @@ def _env_name(value: Any) -> str:
     return value
 
 
-_MAIL: dict[str, tuple[Callable[[Any], Any], Any]] = {
-    "from": (_address, None),
-    "reply_to": (_address, None),
-    "transport": (_choice("outbox", "smtp"), "outbox"),
-    "outbox": (_nonempty, "outbox"),
-    "secret_env": (_env_name, "PUBLISHER_SECRET"),
-    "secret_file": (_nonempty, ".publisher/secret"),
-    "unsubscribe_mailto": (_address, None),
-    "templates": (_nonempty, "templates"),
-    "attempts": (_positive_int, 4),
-    "backoff": (_positive_number, 1.0),
-    "backoff_max": (_positive_number, 60.0),
+# --- declaring settings -------------------------------------------------------
+
+_REQUIRED = MISSING  # a setting without a default
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """How one key is read: ``parse`` checks and converts the value as written;
+    ``default`` is as it would be written (None: unset; ``_REQUIRED``: none)."""
+
+    parse: Callable[[Any], Any]
+    default: Any = _REQUIRED
+    doc: str = ""
+    key: str | None = None  # the key in the file, when it is not the attribute's name
+    relative: bool = False  # a path (or paths) under the config's folder
+
+
+def setting(parse: Callable[[Any], Any], default: Any = _REQUIRED, doc: str = "", **how: Any) -> Any:
+    """A field read from its section's table (see ``_Setting`` for ``key`` and ``relative``)."""
+    return field(metadata={"setting": _Setting(parse, default, doc, **how)})
+
+
+def section(cls: type, doc: str = "", *, optional: bool = False, named: bool = False) -> Any:
+    """A field read from a table of ``cls``'s settings: None without the table
+    when ``optional``; ``named``: a table of such tables by name (``[lists.NAME]``)."""
+    return field(metadata={"section": cls, "doc": doc, "optional": optional, "named": named})
+
+
+# --- the settings ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    """``[site]``: what the site is called, where it is and who writes it."""
+
+    title: str = setting(_nonempty)
+    url: str = setting(_http_url, doc="absolute http(s); posts and feeds link under it")
+    description: str = setting(_text, "")
+    language: str = setting(_language, "en", "a BCP 47 tag Babel knows (dates in emails and pages)")
+    timezone: ZoneInfo = setting(_timezone, "UTC", "an IANA name; naive dates are read in it")
+    author: Author = setting(_author, None, "{ name, email, url }; unset: the site title as name")
+
+
+@dataclass(frozen=True)
+class FeedSource:
+    """An existing feed read as a source of posts: a URL or a local file."""
+
+    name: str
+    url: str | None = None
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ContentSettings:
+    """``[content]``: where posts come from and how their URLs are made."""
+
+    paths: tuple[Path, ...] = setting(_string_list, ["posts"], "folders (searched recursively) and files", relative=True)
+    permalink: str = setting(_permalink, DEFAULT_PERMALINK, "a post's URL under [site] url")
+    boilerplate: tuple[str, ...] = setting(_string_list, list(DEFAULT_BOILERPLATE), "paragraphs dropped from posts")
+    feeds: tuple[FeedSource, ...] = setting(_feed_sources, [], "[[content.feeds]]: feeds as sources", relative=True)
+    fetch_timeout: float = setting(_positive_number, 20, "seconds, for [[content.feeds]] URLs")
+    fetch_max_bytes: int = setting(_positive_int, 20_000_000, "a larger feed is refused, never read whole")
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """``[feeds]``: the feed files."""
+
+    out: Path = setting(_nonempty, "feeds", "the output folder", relative=True)
+    url: str = setting(_http_url, None, "where out is served; unset: [site] url + out's name")
+    items: int = setting(_positive_int, 20, "the newest N posts in each feed")
+    full_content: bool = setting(_bool, True, "false: summaries only")
+    hub: str | None = setting(_absolute_url, None, "a WebSub hub, pinged when feeds change")
+    stylesheet: bool = setting(_bool, False, "true: write feed.xsl and reference it")
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    """``[state]``: the SQLite store (it holds post identity: keep it)."""
+
+    path: Path = setting(_nonempty, ".publisher/state.db", relative=True)
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    """``[mail.dkim]``: signing; its public key is published at ``SELECTOR._domainkey``."""
+
+    domain: str = setting(_nonempty)
+    selector: str = setting(_nonempty)
+    key_file: Path = setting(_nonempty, doc="the PEM private key", relative=True)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """``[mail.smtp]``: the relay digests are handed to."""
+
+    host: str = setting(_nonempty, "127.0.0.1")
+    port: int = setting(_port, 587)
+    security: str = setting(_choice("none", "starttls", "tls"), "starttls")
+    username: str | None = setting(_nonempty, None, "unset: no login")
+    password: str | None  # the value of $password_env
+    password_env: str = setting(_env_name, "PUBLISHER_SMTP_PASSWORD", "the variable holding the password")
+    connections: int = setting(_positive_int, 4, "the pool")
+    rate: float = setting(_rate, 0, "messages per second across the pool; 0 = unlimited")
+    timeout: float = setting(_positive_number, 30.0, "seconds")
+    verify_certificates: bool = setting(_bool, True)
+    messages_per_connection: int = setting(_count, 100, "reconnect after this many; 0 = never")
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """``[mail]``: who digests come from and how recipients leave.
+
+    ``secret`` signs unsubscribe tokens: the value of the environment
+    variable ``secret_env`` names, else the contents of ``secret_file``
+    (``publisher init`` creates one), else None.
+    """
+
+    sender: str = setting(_address, None, "unset: the site title and author's email", key="from")
+    sender_address: str  # the address alone, from sender
+    reply_to: str | None = setting(_address, None)
+    transport: str = setting(_choice("outbox", "smtp"), "outbox")
+    outbox: Path = setting(_nonempty, "outbox", "the outbox transport's Maildir folder", relative=True)
+    secret_env: str = setting(_env_name, "PUBLISHER_SECRET", "the variable holding the signing secret")
+    secret_file: Path = setting(_nonempty, ".publisher/secret", "read when that variable is unset", relative=True)
+    secret: bytes | None
+    unsubscribe_mailto: str | None = setting(_address, None, "a mailto: in List-Unsubscribe")
+    templates: Path = setting(_nonempty, "templates", "templates/email/<name> overrides a default", relative=True)
+    dkim: DkimSettings | None = section(DkimSettings, optional=True)
+    smtp: SmtpSettings | None = section(SmtpSettings, "read (defaults and all) even with the outbox transport")
+    attempts: int = setting(_positive_int, 4, "tries per delivery per run before it is left pending")
+    backoff: float = setting(_positive_number, 1.0, "seconds before the first retry; doubles, with jitter")
+    backoff_max: float = setting(_positive_number, 60.0)
+
+    @staticmethod
+    def _check(values: dict[str, Any], table: dict[str, Any]) -> list[str]:
+        """Rules across keys, once each is read."""
+        if values.get("transport") == "smtp" and "smtp" not in table:
+            return ['[mail] transport: "smtp" needs a [mail.smtp] table with at least host']
+        return []
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """``[jobs]``: site-wide scheduled jobs (schedules as written, checked against
+    the grammar of ``publisher.schedules``; the scheduler parses them)."""
+
+    build: str | None = setting(_schedule, None, "when `publisher run` rebuilds the feeds; unset: never")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """``[serve]``: the HTTP server."""
+
+    host: str = setting(_nonempty, "127.0.0.1")
+    port: int = setting(_port, 8080)
+    subscribe_per_address: int = setting(_positive_int, 3, "confirmation emails per address per day")
+    subscribe_per_ip: int = setting(_positive_int, 20, "subscribe attempts per IP per hour")
+    trusted_proxies: tuple[str, ...] = setting(_proxies, ["127.0.0.1", "::1"], "whose X-Forwarded-For is believed")
+
+
+# A list's settings are publisher.model.DigestList's fields, defaults and all;
+# this is how each is read.
+_LIST_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "title": _nonempty,
+    "description": _text,
+    "max_posts": _positive_int,
+    "full_content": _bool,
+    "max_bytes": _positive_int,
+    "subject": _template,
+    "preheader": _template,
+    "schedule": _schedule,
+    "catch_up": _bool,
+    "max_late": _duration,
 }
-_DKIM: dict[str, tuple[Callable[[Any], Any], Any]] = {
-    "domain": (_nonempty, _REQUIRED),
-    "selector": (_nonempty, _REQUIRED),
-    "key_file": (_nonempty, _REQUIRED),
-}
-def _rate(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise _Invalid(f"must be messages per second, 0 for unlimited (got {value!r})")
-    return float(value)
 
 
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Invalid(f"must be a whole number, 0 or more (got {value!r})")
-    return value
+@dataclass(frozen=True)
+class Config:
+    """The whole file: its sections, in the order their problems are reported."""
 
+    path: Path  # the file, as given
+    root: Path  # its folder, absolute: every path in the file is relative to it
+    site: SiteSettings = section(SiteSettings)
+    content: ContentSettings = section(ContentSettings)
+    feeds: FeedSettings = section(FeedSettings)
+    state: StateSettings = section(StateSettings)
+    jobs: JobSettings = section(JobSettings)
+    serve: ServeSettings = section(ServeSettings)
+    mail: MailSettings = section(MailSettings)
+    lists: dict[str, DigestList] = section(DigestList, named=True)
 
-_SMTP: dict[str, tuple[Callable[[Any], Any], Any]] = {
-    "host": (_nonempty, "127.0.0.1"),
-    "port": (_port, 587),
-    "security": (_choice("none", "starttls", "tls"), "starttls"),
-    "username": (_nonempty, None),
-    "password_env": (_env_name, "PUBLISHER_SMTP_PASSWORD"),
-    "connections": (_positive_int, 4),
-    "rate": (_rate, 0),
-    "timeout": (_positive_number, 30.0),
-    "verify_certificates": (_bool, True),
-    "messages_per_connection": (_count, 100),
-}
-_LIST_DEFAULTS = DigestList(name="", title="")
-_LIST: dict[str, tuple[Callable[[Any], Any], Any]] = {
-    "title": (_nonempty, _REQUIRED),
-    "description": (_text, ""),
-    "max_posts": (_positive_int, _LIST_DEFAULTS.max_posts),
-    "full_content": (_bool, _LIST_DEFAULTS.full_content),
-    "max_bytes": (_positive_int, _LIST_DEFAULTS.max_bytes),
-    "subject": (_template, _LIST_DEFAULTS.subject),
-    "preheader": (_template, _LIST_DEFAULTS.preheader),
-    "schedule": (_schedule, None),
-    "catch_up": (_bool, True),
-    "max_late": (_duration, "12 hours"),
-}
-
-
-def _read_secret(env: str, path: Path) -> bytes | None:
-    value = os.environ.get(env)
-    if value:
-        return value.encode("utf-8")
-    try:
-        data = path.read_bytes().strip()
-    except OSError:
-        return None
-    return data or None
-
-
-def _read_table(
-    name: str, table: Any, keys: dict[str, tuple[Callable[[Any], Any], Any]], problems: list[str]
-) -> dict[str, Any]:
-    """Check one table against its keys; problems are named ``[name] key: …``."""
-    if not isinstance(table, dict):
-        problems.append(f"[{name}]: must be a table")
-        table = {}
-    for key in table:
-        if key not in keys:
-            problems.append(f"[{name}] {key}: unknown key (known: {', '.join(keys)})")
-    values: dict[str, Any] = {}
-    for key, (convert, default) in keys.items():
-        if key not in table:
-            if default is _REQUIRED:
-                problems.append(f"[{name}] {key}: required, but missing")
-            else:
-                values[key] = convert(default) if default is not None else None
-            continue
+    def relative(self, path: Path) -> str:
+        """``path`` as the user sees it: relative to the config's folder when inside it."""
         try:
-            values[key] = convert(table[key])
-        except _Invalid as exc:
-            problems.append(f"[{name}] {key}: {exc}")
-    return values
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    @property
+    def site_info(self) -> SiteInfo:
+        return SiteInfo(
+            title=self.site.title,
+            url=self.site.url,
+            description=self.site.description,
+            language=self.site.language,
+            author=self.site.author,
+            feeds_url=self.feeds.url,
+            timezone=self.site.timezone,
+        )
 
 
-_SECTIONS = (*_SCHEMA, "mail", "lists")
-
-
-def _read_sections(raw: dict[str, Any], problems: list[str]) -> dict[str, dict[str, Any]]:
-    for section in raw:
-        if section not in _SECTIONS:
-            problems.append(f"[{section}]: unknown section (known: {', '.join(_SECTIONS)})")
-    values = {
-        section: _read_table(section, raw.get(section, {}), keys, problems)
-        for section, keys in _SCHEMA.items()
-    }
-    mail = dict(raw.get("mail", {})) if isinstance(raw.get("mail", {}), dict) else raw["mail"]
-    dkim = mail.pop("dkim", None) if isinstance(mail, dict) else None
-    smtp = mail.pop("smtp", None) if isinstance(mail, dict) else None
-    values["mail"] = _read_table("mail", mail, _MAIL, problems)
-    values["mail"]["dkim"] = _read_table("mail.dkim", dkim, _DKIM, problems) if dkim is not None else None
-    values["mail"]["smtp"] = _read_table("mail.smtp", smtp if smtp is not None else {}, _SMTP, problems)
-    if values["mail"].get("transport") == "smtp" and smtp is None:
-        problems.append('[mail] transport: "smtp" needs a [mail.smtp] table with at least host')
-    lists = raw.get("lists", {})
-    values["lists"] = {}
-    if not isinstance(lists, dict):
-        problems.append('[lists]: must hold tables such as [lists.daily] title = "Daily digest"')
-    else:
-        for list_name, table in lists.items():
-            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", list_name):
-                problems.append(f"[lists.{list_name}]: a list name is lower-case letters, digits, - and _")
-                continue
-            values["lists"][list_name] = _read_table(f"lists.{list_name}", table, _LIST, problems)
-    return values
+# --- loading ------------------------------------------------------------------
 
 
 def load_config(path: Path) -> Config:
@@ -561,62 +469,88 @@ def load_config(path: Path) -> Config:
         line, reason = toml_error(exc, text)
         raise ConfigError(f"{shown}:{line}", [f"not valid TOML: {reason}"]) from None
     problems: list[str] = []
-    values = _read_sections(raw, problems)
+    values = _read(Config, raw, "", problems)
     if problems:
         raise ConfigError(shown, problems)
-
     root = path.resolve().parent
-    site = values["site"]
-    feeds = values["feeds"]
-    content = values["content"]
-    out = root / feeds["out"]
-    author = site["author"] or Author(name=site["title"])
-    return Config(
-        path=path,
-        root=root,
-        site=SiteSettings(
-            title=site["title"],
-            url=site["url"],
-            description=site["description"],
-            language=site["language"],
-            timezone=site["timezone"],
-            author=author,
-        ),
-        content=ContentSettings(
-            paths=tuple(root / p for p in content["paths"]),
-            permalink=content["permalink"],
-            boilerplate=content["boilerplate"],
-            feeds=tuple(
-                FeedSource(s.name, s.url, root / s.path if s.path else None) for s in content["feeds"]
-            ),
-            fetch_timeout=content["fetch_timeout"],
-            fetch_max_bytes=content["fetch_max_bytes"],
-        ),
-        feeds=FeedSettings(
-            out=out,
-            url=feeds["url"] or urljoin(site["url"], out.name + "/"),
-            items=feeds["items"],
-            full_content=feeds["full_content"],
-            hub=feeds["hub"],
-            stylesheet=feeds["stylesheet"],
-        ),
-        state=StateSettings(path=root / values["state"]["path"]),
-        mail=_mail_settings(values["mail"], root, site, author, shown),
-        lists={
-            name: DigestList(name=name, **table) for name, table in sorted(values["lists"].items())
-        },
-        jobs=JobSettings(**values["jobs"]),
-        serve=ServeSettings(**values["serve"]),
-    )
+    _derive(values, root, shown)
+    return _make(Config, {**values, "path": path, "root": root}, root)
 
 
-def _mail_settings(mail: dict[str, Any], root: Path, site: dict[str, Any], author: Author, shown: str) -> MailSettings:
-    sender = mail["from"]
-    if sender is None:
+def _keys(cls: type) -> dict[str, tuple[str, _Setting]]:
+    """The keys of ``cls``'s table: key in the file -> (attribute, how it is read)."""
+    if cls is DigestList:  # publisher.model's fields and defaults, read by _LIST_PARSERS
+        return {f.name: (f.name, _Setting(_LIST_PARSERS[f.name], f.default)) for f in fields(cls) if f.name != "name"}
+    return {s.key or f.name: (f.name, s) for f in fields(cls) if (s := f.metadata.get("setting"))}
+
+
+def _read(cls: type, table: Any, name: str, problems: list[str]) -> dict[str, Any]:
+    """Check one table against ``cls``'s keys and sections: values by attribute.
+
+    Problems are named ``[name] key: …``; the top of the file (``name`` "")
+    holds only sections.
+    """
+    if not isinstance(table, dict):
+        problems.append(f"[{name}]: must be a table")
+        table = {}
+    keys = _keys(cls)
+    sections = {f.name: f.metadata for f in fields(cls) if "section" in f.metadata}
+    for key in table:
+        if key in keys or key in sections:
+            continue
+        if name:
+            problems.append(f"[{name}] {key}: unknown key (known: {', '.join(keys)})")
+        else:
+            problems.append(f"[{key}]: unknown section (known: {', '.join(sections)})")
+    values: dict[str, Any] = {}
+    for key, (attr, how) in keys.items():
+        if key not in table:
+            if how.default is _REQUIRED:
+                problems.append(f"[{name}] {key}: required, but missing")
+            else:
+                values[attr] = how.parse(how.default) if how.default is not None else None
+            continue
+        try:
+            values[attr] = how.parse(table[key])
+        except _Invalid as exc:
+            problems.append(f"[{name}] {key}: {exc}")
+    for attr, meta in sections.items():
+        where = f"{name}.{attr}" if name else attr
+        if meta["named"]:
+            values[attr] = _read_named(meta["section"], table.get(attr, {}), where, problems)
+        elif attr in table or not meta["optional"]:
+            values[attr] = _read(meta["section"], table.get(attr, {}), where, problems)
+        else:
+            values[attr] = None
+    if hasattr(cls, "_check"):
+        problems.extend(cls._check(values, table))
+    return values
+
+
+def _read_named(cls: type, tables: Any, where: str, problems: list[str]) -> dict[str, dict[str, Any]]:
+    """``[where.NAME]`` tables of ``cls``'s settings, by name."""
+    if not isinstance(tables, dict):
+        problems.append(f'[{where}]: must hold tables such as [{where}.daily] title = "Daily digest"')
+        return {}
+    values = {}
+    for name, table in tables.items():
+        if re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+            values[name] = _read(cls, table, f"{where}.{name}", problems)
+        else:
+            problems.append(f"[{where}.{name}]: a list name is lower-case letters, digits, - and _")
+    return values
+
+
+def _derive(values: dict[str, Any], root: Path, shown: str) -> None:
+    """Fill in the settings that follow from others, and the secrets from the environment."""
+    site, feeds, mail = values["site"], values["feeds"], values["mail"]
+    site["author"] = site["author"] or Author(name=site["title"])
+    feeds["url"] = feeds["url"] or urljoin(site["url"], (root / feeds["out"]).name + "/")
+    if mail["sender"] is None:
         host = urlsplit(site["url"]).hostname or "localhost"
-        sender = f"{site['title']} <{author.email or 'news@' + host}>"
-    secret_file = root / mail["secret_file"]
-    secret = _read_secret(mail["secret_env"], secret_file)
+        mail["sender"] = f"{site['title']} <{site['author'].email or 'news@' + host}>"
+    mail["sender_address"] = parseaddr(mail["sender"])[1]
+    mail["secret"] = secret = _read_secret(mail["secret_env"], root / mail["secret_file"])
     if secret is not None and len(secret) < 16:
         raise ConfigError(
             shown,
@@ -625,38 +559,39 @@ def _mail_settings(mail: dict[str, Any], root: Path, site: dict[str, Any], autho
                 f"{mail['secret_file']}) is shorter than 16 bytes; use 32 random bytes or more"
             ],
         )
-    dkim = mail["dkim"]
-    return MailSettings(
-        sender=sender,
-        sender_address=parseaddr(sender)[1],
-        reply_to=mail["reply_to"],
-        transport=mail["transport"],
-        outbox=root / mail["outbox"],
-        secret_env=mail["secret_env"],
-        secret_file=secret_file,
-        secret=secret,
-        unsubscribe_mailto=mail["unsubscribe_mailto"],
-        templates=root / mail["templates"],
-        dkim=DkimSettings(dkim["domain"], dkim["selector"], root / dkim["key_file"]) if dkim else None,
-        smtp=_smtp_settings(mail["smtp"]),
-        attempts=mail["attempts"],
-        backoff=mail["backoff"],
-        backoff_max=mail["backoff_max"],
-    )
+    mail["smtp"]["password"] = os.environ.get(mail["smtp"]["password_env"]) or None
 
 
-def _smtp_settings(smtp: dict[str, Any]) -> SmtpSettings:
-    password = os.environ.get(smtp["password_env"]) or None
-    return SmtpSettings(
-        host=smtp["host"],
-        port=smtp["port"],
-        security=smtp["security"],
-        username=smtp["username"],
-        password=password,
-        password_env=smtp["password_env"],
-        connections=smtp["connections"],
-        rate=smtp["rate"],
-        timeout=smtp["timeout"],
-        verify_certificates=smtp["verify_certificates"],
-        messages_per_connection=smtp["messages_per_connection"],
-    )
+def _read_secret(env: str, path: Path) -> bytes | None:
+    value = os.environ.get(env)
+    if value:
+        return value.encode("utf-8")
+    try:
+        data = path.read_bytes().strip()
+    except OSError:
+        return None
+    return data or None
+
+
+def _make(cls: type, values: dict[str, Any], root: Path) -> Any:
+    """``cls`` from its read values: sections made in turn, paths made absolute under ``root``."""
+    made = {}
+    for f in fields(cls):
+        value, meta = values[f.name], f.metadata
+        if "setting" in meta and meta["setting"].relative:
+            value = _under(root, value)
+        elif "section" in meta and meta["named"]:
+            value = {name: meta["section"](name=name, **table) for name, table in sorted(value.items())}
+        elif "section" in meta and value is not None:
+            value = _make(meta["section"], value, root)
+        made[f.name] = value
+    return cls(**made)
+
+
+def _under(root: Path, value: Any) -> Any:
+    """A path setting's value, absolute: its paths joined to the config's folder."""
+    if isinstance(value, tuple):
+        return tuple(_under(root, item) for item in value)
+    if isinstance(value, FeedSource):
+        return FeedSource(value.name, value.url, root / value.path if value.path else None)
+    return root / value

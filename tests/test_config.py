@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from .conftest import write_config
-from publisher.config import DEFAULT_PERMALINK, Config, load_config
+from publisher.config import (
+    DEFAULT_PERMALINK,
+    Config,
+    DkimSettings,
+    FeedSource,
+    JobSettings,
+    ServeSettings,
+    SmtpSettings,
+    load_config,
+)
 from publisher.errors import ConfigError, PublisherError
-from publisher.model import Author
+from publisher.model import Author, DigestList
 from publisher.content.readers import DEFAULT_BOILERPLATE
 
 
@@ -278,3 +288,217 @@ def test_missing_file_says_to_run_init(tmp_path: Path) -> None:
     assert message.startswith(f"{path}: no such file")
     assert "publisher init" in message
     assert not path.parent.exists()
+
+
+# --- every section's messages, exactly ----------------------------------------
+
+
+def _lines(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.path == str(path)
+    return caught.value.problems
+
+
+def test_unknown_key_names_the_file_section_key_and_every_known_key(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[feeds]\nitmes = 5\n")
+    assert str(pytest.raises(ConfigError, load_config, path).value) == (
+        f"{path}: [feeds] itmes: unknown key (known: out, url, items, full_content, hub, stylesheet)"
+    )
+
+
+def test_problems_in_every_section_are_reported_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBLISHER_SECRET", "short")  # checked only once the rest is right
+    path = tmp_path / "publisher.toml"
+    path.write_text(
+        '[lists.Daily]\ntitle = "D"\n[lists.weekly]\ntitel = "W"\n'
+        "[serve]\nport = 0\n[jobs]\nbuild = 5\n[state]\npath = \"\"\n"
+        '[mail]\nsender = "a@b.org"\ntransport = "smtp"\n[mail.dkim]\nselector = "s"\n'
+        "[feeds]\nitems = 0\n[content]\nfetch_timeout = 0\n[site]\nurl = \"e.org\"\n[extra]\n",
+        encoding="utf-8",
+    )
+    mail_keys = "from, reply_to, transport, outbox, secret_env, secret_file, unsubscribe_mailto, templates, attempts, backoff, backoff_max"
+    list_keys = "title, description, max_posts, full_content, max_bytes, subject, preheader, schedule, catch_up, max_late"
+    assert _lines(path) == [
+        "[extra]: unknown section (known: site, content, feeds, state, jobs, serve, mail, lists)",
+        "[site] title: required, but missing",
+        "[site] url: must be an absolute http(s) URL (got 'e.org')",
+        "[content] fetch_timeout: must be a number greater than 0 (got 0)",
+        "[feeds] items: must be a whole number of at least 1 (got 0)",
+        "[state] path: must not be empty",
+        "[jobs] build: must be a string (got int 5)",
+        "[serve] port: must be a port number from 1 to 65535 (got 0)",
+        f"[mail] sender: unknown key (known: {mail_keys})",
+        "[mail.dkim] domain: required, but missing",
+        "[mail.dkim] key_file: required, but missing",
+        '[mail] transport: "smtp" needs a [mail.smtp] table with at least host',
+        "[lists.Daily]: a list name is lower-case letters, digits, - and _",
+        f"[lists.weekly] titel: unknown key (known: {list_keys})",
+        "[lists.weekly] title: required, but missing",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ("[mail]\nsmtp = 5\n", "[mail.smtp]: must be a table"),
+        ("[mail.smtp]\nsecurity = \"ssl\"\n", "[mail.smtp] security: must be one of none, starttls, tls (got 'ssl')"),
+        ("[mail.smtp]\nrate = -1\n", "[mail.smtp] rate: must be messages per second, 0 for unlimited (got -1)"),
+        ("[mail.smtp]\npassword_env = \"a b\"\n", "[mail.smtp] password_env: must be the name of an environment variable (got 'a b')"),
+        ("[mail]\nfrom = \"nobody\"\n", "[mail] from: must be an address such as 'Site <news@example.org>' (got 'nobody')"),
+        ("[lists.daily]\ntitle = \"D\"\nsubject = \"a\\nb\"\n", "[lists.daily] subject: must be on one line"),
+        ("[lists.daily]\ntitle = \"D\"\nmax_late = \"\"\n", "[lists.daily] max_late: must not be empty"),
+        ("[lists.daily]\n", "[lists.daily] title: required, but missing"),
+        ("[[content.feeds]]\nurl = \"x\"\n", "[content] feeds: entry 1: must be an absolute http(s) URL (got 'x')"),
+    ],
+)
+def test_mail_lists_and_feed_sources_problems(tmp_path: Path, extra: str, problem: str) -> None:
+    assert _lines(write_config(tmp_path, extra)) == [problem]
+
+
+def test_subtables_that_are_not_tables_are_read_as_empty(tmp_path: Path) -> None:
+    assert _lines(write_config(tmp_path, "[mail]\ndkim = 5\n")) == [
+        "[mail.dkim]: must be a table",
+        "[mail.dkim] domain: required, but missing",
+        "[mail.dkim] selector: required, but missing",
+        "[mail.dkim] key_file: required, but missing",
+    ]
+    assert _lines(write_config(tmp_path, "[lists]\ndaily = 5\n")) == [
+        "[lists.daily]: must be a table",
+        "[lists.daily] title: required, but missing",
+    ]
+
+
+def test_lists_that_are_not_tables(tmp_path: Path) -> None:
+    path = tmp_path / "publisher.toml"
+    path.write_text('lists = 5\n[site]\ntitle = "T"\nurl = "https://e.org/"\n', encoding="utf-8")
+    assert _lines(path) == ['[lists]: must hold tables such as [lists.daily] title = "Daily digest"']
+
+
+def test_a_short_signing_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PUBLISHER_SECRET", raising=False)
+    path = write_config(tmp_path, '[mail]\nsecret_file = "./keys/secret"\n')
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "secret").write_bytes(b"tiny\n")
+    assert _lines(path) == [
+        "[mail] secret_env/secret_file: the signing secret ($PUBLISHER_SECRET or ./keys/secret) "
+        "is shorter than 16 bytes; use 32 random bytes or more"
+    ]
+
+
+# --- defaults, and the settings that follow from others ----------------------
+
+
+def test_every_default(blank_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PUBLISHER_SECRET", "PUBLISHER_SMTP_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    config = load_config(blank_site / "publisher.toml")
+    root = blank_site.resolve()
+    assert config.path == blank_site / "publisher.toml"
+    assert config.content.feeds == ()
+    assert config.content.fetch_timeout == 20.0 and isinstance(config.content.fetch_timeout, float)
+    assert config.content.fetch_max_bytes == 20_000_000
+    assert (config.feeds.hub, config.feeds.stylesheet, config.feeds.full_content) == (None, False, True)
+    mail = config.mail
+    assert (mail.sender, mail.sender_address) == ("Test Site <editor@example.org>", "editor@example.org")
+    assert (mail.reply_to, mail.unsubscribe_mailto, mail.transport, mail.dkim) == (None, None, "outbox", None)
+    assert (mail.outbox, mail.templates) == (root / "outbox", root / "templates")
+    assert (mail.secret_env, mail.secret_file, mail.secret) == ("PUBLISHER_SECRET", root / ".publisher" / "secret", None)
+    assert (mail.attempts, mail.backoff, mail.backoff_max) == (4, 1.0, 60.0)
+    assert mail.smtp == SmtpSettings(
+        host="127.0.0.1", port=587, security="starttls", username=None, password=None,
+        password_env="PUBLISHER_SMTP_PASSWORD", connections=4, rate=0.0, timeout=30.0,
+        verify_certificates=True, messages_per_connection=100,
+    )
+    assert isinstance(mail.smtp.rate, float)
+    assert config.jobs == JobSettings(build=None)
+    assert config.serve == ServeSettings(
+        host="127.0.0.1", port=8080, subscribe_per_address=3, subscribe_per_ip=20, trusted_proxies=("127.0.0.1", "::1")
+    )
+    assert config.lists == {}
+
+
+def test_a_list_takes_the_digest_defaults_and_lists_are_sorted(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[lists.weekly]\ntitle = "W"\nmax_posts = 5\n[lists.daily]\ntitle = " D "\n')
+    lists = load_config(path).lists
+    assert list(lists) == ["daily", "weekly"]
+    assert lists["daily"] == DigestList(name="daily", title="D")
+    assert lists["weekly"] == DigestList(name="weekly", title="W", max_posts=5)
+
+
+def test_derived_and_relative_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_PW", "hunter2")
+    monkeypatch.setenv("SITE_SECRET", "s" * 32)
+    path = tmp_path / "publisher.toml"
+    path.write_text(
+        '[site]\ntitle = "Solo"\nurl = "https://solo.example/blog"\n'
+        '[feeds]\nout = "public/f"\n'
+        '[[content.feeds]]\npath = "old/feed.xml"\n[[content.feeds]]\nurl = "https://o.example/f"\n'
+        '[mail]\nsecret_env = "SITE_SECRET"\ntransport = "smtp"\n'
+        '[mail.smtp]\nhost = "relay"\npassword_env = "SMTP_PW"\nrate = 2\n'
+        '[mail.dkim]\ndomain = "solo.example"\nselector = "s1"\nkey_file = "keys/dkim.pem"\n',
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    root = tmp_path.resolve()
+    assert config.feeds.out == root / "public" / "f"
+    assert config.feeds.url == "https://solo.example/blog/f/"
+    assert config.content.feeds == (
+        FeedSource("old/feed.xml", None, root / "old" / "feed.xml"),
+        FeedSource("https://o.example/f", "https://o.example/f", None),
+    )
+    assert config.mail.sender == "Solo <news@solo.example>"
+    assert config.mail.secret == b"s" * 32
+    assert (config.mail.smtp.host, config.mail.smtp.password, config.mail.smtp.rate) == ("relay", "hunter2", 2.0)
+    assert config.mail.dkim == DkimSettings("solo.example", "s1", root / "keys" / "dkim.pem")
+
+
+# --- the README's configuration reference -------------------------------------
+
+
+def _reference_text() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    return readme.split("## Configuration reference", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+
+
+def _reference() -> dict:
+    return tomllib.loads(_reference_text())
+
+
+def _known(path: Path, section: str) -> list[str]:
+    """The keys ``[section]`` knows, as its unknown-key problem lists them."""
+    lines = [line for line in _lines(path) if line.startswith(f"[{section}] zzz: unknown key (known: ")]
+    assert len(lines) == 1, _lines(path)
+    return lines[0].split("(known: ", 1)[1].rstrip(")").split(", ")
+
+
+def test_the_readme_reference_lists_every_setting(tmp_path: Path) -> None:
+    reference = _reference()
+    path = tmp_path / "publisher.toml"
+    path.write_text("[zzz]\n", encoding="utf-8")
+    (line,) = [line for line in _lines(path) if line.startswith("[zzz]")]
+    assert line.split("(known: ", 1)[1].rstrip(")").split(", ") == [
+        "site", "content", "feeds", "state", "jobs", "serve", "mail", "lists"
+    ]
+    assert set(reference) == {"site", "content", "feeds", "state", "jobs", "serve", "mail", "lists"}
+    tables = {
+        "site": reference["site"], "content": reference["content"], "feeds": reference["feeds"],
+        "state": reference["state"], "jobs": reference["jobs"], "serve": reference["serve"],
+        "mail": {k: v for k, v in reference["mail"].items() if k not in ("smtp", "dkim")},
+        "mail.smtp": reference["mail"]["smtp"], "mail.dkim": reference["mail"]["dkim"],
+        "lists.daily": reference["lists"]["daily"],
+    }
+    for section, table in tables.items():
+        path.write_text(f"[{section}]\nzzz = 1\n", encoding="utf-8")
+        assert set(_known(path, section)) == set(table), section
+
+
+def test_the_readme_reference_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PUBLISHER_SECRET", raising=False)
+    path = tmp_path / "publisher.toml"
+    path.write_text(_reference_text(), encoding="utf-8")
+    config = load_config(path)
+    assert config.mail.smtp.port == 587
+    assert config.mail.dkim is not None and config.mail.dkim.key_file == tmp_path.resolve() / "dkim.pem"
+    assert config.lists["daily"].schedule == "daily at 07:00"
+    assert config.jobs.build == "every 10 minutes"
