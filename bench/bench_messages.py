@@ -33,7 +33,7 @@ def run() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-messages-") as tmp:
         config, store = open_site(write_site(Path(tmp) / "site", posts=40, digest_posts=DIGEST_POSTS))
         with store.transaction():
-            site, _ = publish(load_posts(config).posts, store=store, now=NOW, config=config)
+            site, _ = publish(load_posts(config).posts, store=store.posts, now=NOW, config=config)
         issue = next_issue(site, config.lists["daily"], store, now=NOW)
         store.close()
         assert issue is not None

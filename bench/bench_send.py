@@ -133,7 +133,7 @@ def run() -> None:
                 lambda: deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=SystemClock())
             )
             assert report.sent == total and report.complete, report
-            info = store.issue_info(issue_id)
+            info = store.issues.info(issue_id)
         finally:
             store.close()
         issue, rendered = _frozen_issue(config, config.lists["daily"], info.number, info.rendered)
@@ -216,7 +216,7 @@ def _issue_with_posts(config):
     store = StateStore.open(config.state.path, readonly=True)
     try:
         with store.transaction():
-            site, _ = publish(load_posts(config).posts, store=store, now=NOW, config=config)
+            site, _ = publish(load_posts(config).posts, store=store.posts, now=NOW, config=config)
         issue = next_issue(site, config.lists["daily"], store, now=NOW, force=True)
     finally:
         store.close()

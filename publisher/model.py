@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 
 
-# Every state a subscriber can be in (the store keeps one per address).
+# Every state a subscriber can be in (the store keeps one per address), from
+# the one that is mailed to the strictest (where the columns of a subscriber
+# file disagree, the strictest wins). ``publisher.mail.subscribers`` has the
+# rules of moving from one to another.
 SUBSCRIBER_STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
 
 

@@ -192,7 +192,7 @@ def test_the_sample_feeds_are_unchanged_by_the_cache(tmp_path: Path, sample_site
     store = StateStore.open(config.state.path)
     try:
         with store.transaction():
-            site, _ = content.publish(content.load_posts(config).posts, store=store, now=NOW, config=config)
+            site, _ = content.publish(content.load_posts(config).posts, store=store.posts, now=NOW, config=config)
     finally:
         store.close()
     assert build_feeds(site, feed_options(config)) == feed_files(sample_site)

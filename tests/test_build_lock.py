@@ -25,7 +25,9 @@ from publisher.feeds import build as build_module
 from publisher.feeds.build import BuildReport, feed_options
 from publisher.config import load_config
 from publisher.feeds.formats import build_feeds
-from publisher.state.store import PostRecord, StateStore
+from publisher.mail.subscribers import add_subscriber
+from publisher.state import Database, PostRecord, StateStore
+from publisher.state.posts import SqlBuildRepository
 
 from .conftest import NOW, build
 
@@ -119,9 +121,9 @@ def test_while_a_build_makes_the_feeds_another_connection_writes_without_waiting
         # A web request's write, with a busy timeout far shorter than any
         # build: it fails with "database is locked" if the build holds the lock.
         db = _state(blank_site)
-        other = StateStore(sqlite3.connect(db, timeout=0.1, isolation_level=None), str(db))
+        other = StateStore.on(Database(sqlite3.connect(db, timeout=0.1, isolation_level=None), str(db)))
         try:
-            subscriber, new = other.add_subscriber("reader@example.net", "Reader", ["daily"], source="web", now=LATER)
+            subscriber, new = add_subscriber(other.subscribers, "reader@example.net", "Reader", ["daily"], source="web", now=LATER)
         finally:
             other.close()
     finally:
@@ -136,10 +138,10 @@ def test_while_a_build_makes_the_feeds_another_connection_writes_without_waiting
     assert _feed_files(blank_site) == _expected_feeds(blank_site, report)
     store = StateStore.open(db)
     try:
-        assert store.subscriber("reader@example.net") is not None
-        committed = store.recall("posts/b.txt")
+        assert store.subscribers.find("reader@example.net") is not None
+        committed = store.posts.recall("posts/b.txt")
         assert committed is not None and committed.guid in _rss_guids(blank_site)
-        assert store.last_build() is not None and store.last_build().finished == LATER
+        assert store.builds.last() is not None and store.builds.last().finished == LATER
     finally:
         store.close()
 
@@ -180,7 +182,7 @@ def test_two_builds_of_a_new_post_that_meet_where_identities_are_committed_agree
     assert [post.id for post in first.report.site.posts] == [minted]
     store = StateStore.open(_state(blank_site))
     try:
-        records = store.post_records()
+        records = store.posts.records()
     finally:
         store.close()
     assert list(records) == ["posts/new.txt"] and records["posts/new.txt"].guid == minted
@@ -213,8 +215,8 @@ def test_post_records_another_process_changes_while_a_build_makes_the_feeds_are_
         other = StateStore.open(_state(blank_site))
         try:
             with other.transaction():
-                assert other.recall("posts/new.txt") is None  # nothing committed before the feeds are made
-                other.remember(PostRecord("posts/new.txt", theirs, "elsewhere", NOW, "their hash", NOW))
+                assert other.posts.recall("posts/new.txt") is None  # nothing committed before the feeds are made
+                other.posts.remember(PostRecord("posts/new.txt", theirs, "elsewhere", NOW, "their hash", NOW))
         finally:
             other.close()
     finally:
@@ -232,7 +234,7 @@ def test_post_records_another_process_changes_while_a_build_makes_the_feeds_are_
     assert _temporaries(blank_site) == []
     store = StateStore.open(_state(blank_site))
     try:
-        assert store.recall("posts/new.txt").guid == theirs
+        assert store.posts.recall("posts/new.txt").guid == theirs
     finally:
         store.close()
 
@@ -247,7 +249,7 @@ def test_a_build_that_dies_is_repaired_by_the_next(blank_site: Path, monkeypatch
     db = _state(blank_site)
     store = StateStore.open(db)
     try:
-        outputs, last = store.feed_outputs(), store.last_build()
+        outputs, last = store.builds.feed_outputs(), store.builds.last()
     finally:
         store.close()
     before = _feed_files(blank_site)
@@ -264,15 +266,15 @@ def test_a_build_that_dies_is_repaired_by_the_next(blank_site: Path, monkeypatch
     elif dies == "renaming the feeds into place":
         monkeypatch.setattr(build_module.StagedFiles, "commit", die)  # the feeds staged are left, as a kill leaves them
     else:
-        monkeypatch.setattr(StateStore, "remember_feed_outputs", die)
+        monkeypatch.setattr(SqlBuildRepository, "remember_feed_outputs", die)
     with pytest.raises(Died):
         build(blank_site, LATER)
     monkeypatch.undo()
 
     store = StateStore.open(db)
     try:
-        committed = store.recall("posts/b.txt")
-        assert store.feed_outputs() == outputs and store.last_build() == last
+        committed = store.posts.recall("posts/b.txt")
+        assert store.builds.feed_outputs() == outputs and store.builds.last() == last
     finally:
         store.close()
     if dies == "making the feeds":

@@ -601,7 +601,7 @@ def test_unwritable_feeds_folder_exits_2_and_records_no_build(
     assert "rss.xml: cannot write" in lines[0]
     store = StateStore.open(blank_site / ".publisher" / "state.db")
     try:
-        assert store.last_build() is None
-        assert store.recall("posts/a.txt") is None
+        assert store.builds.last() is None
+        assert store.posts.recall("posts/a.txt") is None
     finally:
         store.close()

@@ -38,7 +38,7 @@ def test_sent_posts_are_left_out_for_that_list_only(blank_site: Path) -> None:
     daily, weekly = config.lists["daily"], config.lists["weekly"]
     first = next_issue(site, daily, store, now=NOW)
     with store.transaction():
-        store.create_issue("daily", first.number, NOW, "subject", [p.id for p in first.posts])
+        store.issues.create("daily", first.number, NOW, "subject", [p.id for p in first.posts])
     second = next_issue(site, daily, store, now=NOW + timedelta(days=1))
     assert second.number == 2
     assert [p.title for p in second.posts] == ["Post 3", "Post 2"]
@@ -53,7 +53,7 @@ def test_nothing_new_means_no_issue_unless_forced(blank_site: Path) -> None:
     daily = config.lists["daily"]
     issue = next_issue(site, daily, store, now=NOW)
     with store.transaction():
-        store.create_issue("daily", issue.number, NOW, "s", [p.id for p in issue.posts])
+        store.issues.create("daily", issue.number, NOW, "s", [p.id for p in issue.posts])
     assert next_issue(site, daily, store, now=NOW) is None
     preview = next_issue(site, daily, store, now=NOW, force=True)
     assert [p.title for p in preview.posts] == ["Post 2", "Post 1"]
@@ -118,7 +118,7 @@ def test_digest_without_new_posts_writes_nothing(sample_site: Path, tmp_path: Pa
     store = StateStore.open(config.state.path)
     report = build(sample_site)
     with store.transaction():
-        store.create_issue("daily", 1, NOW, "s", [p.id for p in report.site.posts])
+        store.issues.create("daily", 1, NOW, "s", [p.id for p in report.site.posts])
     store.close()
     out = tmp_path / "out"
     result = _digest(sample_site, "--out", str(out))

@@ -338,7 +338,7 @@ def test_hub_links_in_every_format(blank_site: Path) -> None:
     config = load_config(blank_site / "publisher.toml")
     store = StateStore.open(blank_site / "state.db")
     with store.transaction():
-        site, _ = publish(load_posts(config).posts, store=store, now=NOW, config=config)
+        site, _ = publish(load_posts(config).posts, store=store.posts, now=NOW, config=config)
     files = build_feeds(site, feed_options(config))
     for name in ("rss.xml", "atom.xml"):
         links = feedparser.parse(files[name]).feed.links

@@ -270,7 +270,7 @@ def _sample_issue(site: Path, monkeypatch: pytest.MonkeyPatch):
     store = StateStore.open(config.state.path)
     try:
         with store.transaction():
-            published, _ = publish(load_posts(config).posts, store=store, now=NOW, config=config)
+            published, _ = publish(load_posts(config).posts, store=store.posts, now=NOW, config=config)
         issue = next_issue(published, config.lists["daily"], store, now=NOW)
     finally:
         store.close()

@@ -19,6 +19,7 @@ from publisher.mail.optin import (
     confirmation_message,
     request_subscription,
 )
+from publisher.mail.subscribers import add_subscriber, remove_subscriber
 from publisher.state.store import StateStore
 from publisher.mail.tokens import verify_token
 from publisher.mail.transports import OutboxTransport
@@ -49,31 +50,31 @@ def test_a_new_address_is_pending_on_no_list_until_it_confirms(config: Config, s
     daily, weekly = config.lists["daily"], config.lists["weekly"]
     asked = request_subscription(config, store, "new@example.net", "Ann", [daily, weekly], now=NOW)
     assert names(asked) == ["daily", "weekly"]
-    subscriber = store.subscriber("new@example.net")
+    subscriber = store.subscribers.find("new@example.net")
     assert (subscriber.status, subscriber.lists, subscriber.name, subscriber.source) == ("pending", (), "Ann", "web")
-    assert store.list_audience("daily") == []
+    assert store.subscribers.audience("daily") == []
 
 
 def test_who_gets_no_confirmation(config: Config, store: StateStore) -> None:
     daily, weekly = config.lists["daily"], config.lists["weekly"]
-    store.add_subscriber("on-daily@example.net", "Kept", ["daily"], source="test", now=NOW)
-    store.add_subscriber("bounced@example.net", "", ["daily"], source="test", now=NOW, status="bounced")
-    store.add_subscriber("complained@example.net", "", ["daily"], source="test", now=NOW, status="complained")
+    add_subscriber(store.subscribers, "on-daily@example.net", "Kept", ["daily"], source="test", now=NOW)
+    add_subscriber(store.subscribers, "bounced@example.net", "", ["daily"], source="test", now=NOW, status="bounced")
+    add_subscriber(store.subscribers, "complained@example.net", "", ["daily"], source="test", now=NOW, status="complained")
     assert request_subscription(config, store, "on-daily@example.net", "Changed", [daily], now=NOW) == ()
     assert names(request_subscription(config, store, "on-daily@example.net", "", [daily, weekly], now=NOW)) == ["weekly"]
     assert request_subscription(config, store, "bounced@example.net", "", [daily], now=NOW) == ()
     assert request_subscription(config, store, "complained@example.net", "", [daily], now=NOW) == ()
     # A form anyone can fill in changes nothing about a known address.
-    assert store.subscriber("on-daily@example.net").name == "Kept"
-    assert store.subscriber("bounced@example.net").status == "bounced"
+    assert store.subscribers.find("on-daily@example.net").name == "Kept"
+    assert store.subscribers.find("bounced@example.net").status == "bounced"
 
 
 def test_someone_who_left_may_ask_again(config: Config, store: StateStore) -> None:
     daily = config.lists["daily"]
-    store.add_subscriber("left@example.net", "", ["daily"], source="test", now=NOW)
-    store.remove_subscriber("left@example.net", None, now=NOW)
+    add_subscriber(store.subscribers, "left@example.net", "", ["daily"], source="test", now=NOW)
+    remove_subscriber(store.subscribers, "left@example.net", None, now=NOW)
     assert names(request_subscription(config, store, "left@example.net", "", [daily], now=NOW)) == ["daily"]
-    assert store.subscriber("left@example.net").status == "unsubscribed", "asking is not consenting"
+    assert store.subscribers.find("left@example.net").status == "unsubscribed", "asking is not consenting"
 
 
 def test_confirmations_per_address_per_day(config: Config, store: StateStore) -> None:
@@ -84,7 +85,7 @@ def test_confirmations_per_address_per_day(config: Config, store: StateStore) ->
     later = NOW + timedelta(days=1, minutes=1)
     assert request_subscription(config, store, "much@example.net", "", [daily], now=later), "the window slides"
     # The table keeps keyed hashes, never the addresses.
-    rows = store._db.execute("SELECT key FROM web_events").fetchall()
+    rows = store.database.query("SELECT key FROM web_events")
     assert rows and not any("@" in key for (key,) in rows)
 
 
@@ -114,19 +115,19 @@ def test_confirming(config: Config, store: StateStore) -> None:
     subscriber = confirm_subscription(config, store, claims, now=NOW)
     assert (subscriber.status, subscriber.lists) == ("active", ("daily", "weekly"))
     assert confirm_subscription(config, store, claims, now=NOW) == subscriber, "twice changes nothing"
-    assert [s.email for s in store.list_audience("weekly")] == ["p@example.net"]
+    assert [s.email for s in store.subscribers.audience("weekly")] == ["p@example.net"]
 
     # Someone who left comes back by confirming, to the lists they confirm.
-    store.add_subscriber("back@example.net", "", ["daily", "weekly"], source="test", now=NOW)
-    store.remove_subscriber("back@example.net", None, now=NOW)
+    add_subscriber(store.subscribers, "back@example.net", "", ["daily", "weekly"], source="test", now=NOW)
+    remove_subscriber(store.subscribers, "back@example.net", None, now=NOW)
     claims = verify_token(SECRET.encode(), _token(config, "back@example.net", [daily]), "confirm")
     subscriber = confirm_subscription(config, store, claims, now=NOW)
     assert (subscriber.status, subscriber.lists) == ("active", ("daily",))
 
-    store.add_subscriber("gone@example.net", "", ["daily"], source="test", now=NOW, status="complained")
+    add_subscriber(store.subscribers, "gone@example.net", "", ["daily"], source="test", now=NOW, status="complained")
     claims = verify_token(SECRET.encode(), _token(config, "gone@example.net", [daily]), "confirm")
     assert confirm_subscription(config, store, claims, now=NOW) is None
-    assert store.subscriber("gone@example.net").status == "complained"
+    assert store.subscribers.find("gone@example.net").status == "complained"
 
 
 def _token(config: Config, address: str, lists) -> str:
@@ -140,7 +141,7 @@ def test_a_list_no_longer_configured_is_not_confirmed(config: Config, store: Sta
 
     claims = verify_token(SECRET.encode(), sign_token(SECRET.encode(), "x@example.net", "gone", purpose="confirm"), "confirm")
     assert confirm_subscription(config, store, claims, now=NOW) is None
-    assert store.subscriber("x@example.net") is None
+    assert store.subscribers.find("x@example.net") is None
 
 
 class _BrokenOnce:

@@ -129,9 +129,9 @@ def test_send_killed_at_twelve_random_points_loses_nobody(tmp_path: Path) -> Non
     assert integrity(db) == "ok"
     store = StateStore.open(db)
     try:
-        (issue,) = store.issues("daily")
+        (issue,) = store.issues.all("daily")
         assert issue.status == "sent"
-        assert store.delivery_counts(issue.id) == {"sent": total}
+        assert store.deliveries.counts(issue.id) == {"sent": total}
     finally:
         store.close()
 
@@ -335,9 +335,9 @@ def test_run_once_killed_mid_digest_then_the_next_run_finishes_the_issue(tmp_pat
     assert integrity(db) == "ok"
     store = StateStore.open(db)
     try:
-        (issue,) = store.issues("daily")
+        (issue,) = store.issues.all("daily")
         assert issue.status == "sent"
-        assert store.delivery_counts(issue.id) == {"sent": total}
-        assert store.job_run("digest:daily").status == "ok"
+        assert store.deliveries.counts(issue.id) == {"sent": total}
+        assert store.jobs.get("digest:daily").status == "ok"
     finally:
         store.close()

@@ -41,7 +41,7 @@ from publisher.mail.message import header_text
 from publisher.clock import SystemClock
 from publisher.mail.send import deliver_issue, prepare_issue
 from publisher.state.store import StateStore
-from publisher.mail.subscribers import SubscriberError, clean_name, normalize_email
+from publisher.mail.subscribers import SubscriberError, add_subscriber, clean_name, normalize_email
 from publisher.mail.transports import OutboxTransport
 
 from .conftest import NOW, build, write_config
@@ -175,7 +175,7 @@ def test_any_name_and_title_give_exactly_the_intended_headers(title: str, name: 
         store = StateStore.open(config.state.path)
         try:
             with store.transaction():
-                store.add_subscriber("reader@example.net", clean_name(name), ["daily"], source="test", now=NOW)
+                add_subscriber(store.subscribers, "reader@example.net", clean_name(name), ["daily"], source="test", now=NOW)
             issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
             sent = deliver_issue(config, store, OutboxTransport(config.mail.outbox), issue_id, clock=SystemClock())
         finally:
@@ -288,7 +288,7 @@ def test_any_csv_import_imports_a_row_or_names_it(lines: list[tuple[str, object]
         config = load_config(site / "publisher.toml")
         store = StateStore.open(config.state.path, readonly=True)
         try:
-            stored = {s.email for s in store.subscribers(None)}
+            stored = {s.email for s in store.subscribers.matching(None)}
         finally:
             store.close()
 

@@ -147,13 +147,13 @@ def test_three_thousand_through_every_fault_deliverable_get_exactly_one(tmp_path
     config = load_config(site / "publisher.toml")
     store = StateStore.open(config.state.path)
     try:
-        (issue,) = store.issues("daily")
+        (issue,) = store.issues.all("daily")
         assert issue.status == "sent"
-        assert store.delivery_counts(issue.id) == {"sent": len(delivered), "failed": len(REJECTED)}
-        bounced = {s.email for s in store.subscribers("daily", "bounced")}
+        assert store.deliveries.counts(issue.id) == {"sent": len(delivered), "failed": len(REJECTED)}
+        bounced = {s.email for s in store.subscribers.matching("daily", "bounced")}
         assert bounced == REJECTED
-        assert store.audience_size("daily") == TOTAL - len(REJECTED)
-        codes = {row[0] for row in store._db.execute("SELECT code FROM deliveries WHERE status = 'failed'")}
+        assert store.deliveries.audience_size("daily") == TOTAL - len(REJECTED)
+        codes = {row[0] for row in store.database.query("SELECT code FROM deliveries WHERE status = 'failed'")}
         assert codes == {550}
     finally:
         store.close()

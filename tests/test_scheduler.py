@@ -27,7 +27,7 @@ from publisher.state.locks import SchedulerLock, SchedulerLocked
 from publisher.app.scheduler import ON_TIME, Job, Scheduler, jobs_of, plan_job
 from publisher.schedules import parse_schedule
 from publisher.mail.send import prepare_issue
-from publisher.state.store import JobRun, StateStore
+from publisher.state import JobRun, StateStore
 from publisher.mail.transports import OutboxTransport
 
 from .conftest import SteppedClock
@@ -99,7 +99,7 @@ class Harness:
 
     def issues(self) -> list[tuple[int, int, str]]:
         """(number, posts, status) of each issue of the list, oldest first."""
-        rows = self.store._db.execute(
+        rows = self.store.database.query(
             """SELECT i.number, COUNT(p.post_id), i.status FROM issues i
                LEFT JOIN issue_posts p ON p.issue_id = i.id WHERE i.list = 'daily'
                GROUP BY i.id ORDER BY i.number"""
@@ -107,7 +107,7 @@ class Harness:
         return [tuple(row) for row in rows]
 
     def run(self, job: str = "digest:daily") -> JobRun:
-        return self.store.job_run(job)
+        return self.store.jobs.get(job)
 
     def messages(self) -> int:
         folder = self.config.mail.outbox / "new"
@@ -252,7 +252,7 @@ def test_an_unfinished_issue_is_resumed_at_start_up_and_before_a_new_one(harness
     h.look_at(MONDAY + timedelta(hours=6))
     # A send that died before delivering anything (the store says: 3 pending).
     issue_id = prepare_issue(h.config, h.store, h.config.lists["daily"], now=MONDAY + timedelta(hours=6, minutes=1))
-    assert h.store.delivery_counts(issue_id) == {"pending": 3}
+    assert h.store.deliveries.counts(issue_id) == {"pending": 3}
 
     h.restart()
     h.look_at(MONDAY + timedelta(hours=6, minutes=30))  # not a slot: only the resume
@@ -366,15 +366,15 @@ def test_a_failing_digest_is_logged_and_the_build_and_the_loop_go_on(
     store = StateStore.open(config.state.path)
     start = MONDAY + timedelta(hours=6, minutes=1)
     for job in ("build", "digest:daily"):  # both ran at 06:00
-        store.record_job_run(JobRun(job, MONDAY + timedelta(hours=6), None, None, "ok", None))
+        store.jobs.record(JobRun(job, MONDAY + timedelta(hours=6), None, None, "ok", None))
     stop = threading.Event()
     clock = RunningClock(start, until=start + timedelta(hours=1), stop=stop)
     scheduler = Scheduler(config, store, clock=clock, transport=lambda: OutboxTransport(config.mail.outbox), stop=stop)
     try:
         with caplog.at_level(logging.INFO, logger="publisher.scheduler"):
             scheduler.run_forever(tick=0.001)  # real ticks of a millisecond; what is due follows the clock
-        builds = store.job_run("build")
-        digest = store.job_run("digest:daily")
+        builds = store.jobs.get("build")
+        digest = store.jobs.get("digest:daily")
     finally:
         store.close()
     assert stop.is_set()
@@ -471,7 +471,7 @@ def due_now(site: Path, job: str = "digest:daily") -> None:
     store = StateStore.open(config.state.path)
     try:
         day_ago = datetime.now(UTC) - timedelta(days=1)
-        store.record_job_run(JobRun(job, day_ago, day_ago, day_ago, "ok", None))
+        store.jobs.record(JobRun(job, day_ago, day_ago, day_ago, "ok", None))
     finally:
         store.close()
 
@@ -496,11 +496,11 @@ def test_sigterm_during_a_send_of_1000_stops_cleanly_and_a_restart_completes_it(
         config = load_config(site / "publisher.toml")
         store = StateStore.open(config.state.path)
         try:
-            issue = store.issues("daily")[0]
-            counts = store.delivery_counts(issue.id)
+            issue = store.issues.all("daily")[0]
+            counts = store.deliveries.counts(issue.id)
             assert issue.status == "sending" and counts.get("pending", 0) > 0
             assert counts.get("sent", 0) >= 100
-            assert store.job_run("digest:daily").status == "stopped"
+            assert store.jobs.get("digest:daily").status == "stopped"
         finally:
             store.close()
 
@@ -513,9 +513,9 @@ def test_sigterm_during_a_send_of_1000_stops_cleanly_and_a_restart_completes_it(
         assert sum(count - 1 for count in delivered.values()) <= pool
     store = StateStore.open(config.state.path)
     try:
-        assert store.delivery_counts(issue.id) == {"sent": total}  # nobody skipped
-        assert store.issue_info(issue.id).status == "sent"
-        assert len(store.issues("daily")) == 1
+        assert store.deliveries.counts(issue.id) == {"sent": total}  # nobody skipped
+        assert store.issues.info(issue.id).status == "sent"
+        assert len(store.issues.all("daily")) == 1
     finally:
         store.close()
 

@@ -19,6 +19,7 @@ from publisher.app.cli import main
 from publisher.config import load_config
 from publisher.clock import SystemClock
 from publisher.mail.send import deliver_issue, prepare_issue
+from publisher.mail.subscribers import add_subscriber, remove_subscriber, set_subscriber_status
 from publisher.state.store import StateStore
 from publisher.mail.tokens import verify_token
 from publisher.mail.transports import OutboxTransport, SmtpTransport
@@ -58,7 +59,7 @@ def make_site(root: Path, port: int | None, subscribers: int, *, connections: in
     store = StateStore.open(config.state.path)
     with store.transaction():
         for n in range(subscribers):
-            store.add_subscriber(f"reader{n}@example.net", f"Reader {n}", ["daily"], source="test", now=NOW)
+            add_subscriber(store.subscribers, f"reader{n}@example.net", f"Reader {n}", ["daily"], source="test", now=NOW)
     store.close()
     return root
 
@@ -116,10 +117,10 @@ def test_faults_every_deliverable_subscriber_gets_exactly_one(tmp_path: Path) ->
     config = load_config(site / "publisher.toml")
     store = StateStore.open(config.state.path)
     try:
-        issue_id = store.issues("daily")[0].id
-        assert store.delivery_counts(issue_id) == {"sent": 397, "failed": 3}
+        issue_id = store.issues.all("daily")[0].id
+        assert store.deliveries.counts(issue_id) == {"sent": 397, "failed": 3}
         for address in rejected:
-            assert store.subscriber(address).status == "bounced"
+            assert store.subscribers.find(address).status == "bounced"
     finally:
         store.close()
     status = CliRunner().invoke(main, ["--config", str(site / "publisher.toml"), "status"])
@@ -159,10 +160,10 @@ def test_sigkill_part_way_then_resume_loses_nobody(tmp_path: Path) -> None:
     config = load_config(site / "publisher.toml")
     db = StateStore.open(config.state.path)
     try:
-        assert db._db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        issue = db.issues("daily")[0]
+        assert db.database.query("PRAGMA integrity_check") == [("ok",)]
+        issue = db.issues.all("daily")[0]
         assert issue.status == "sent"
-        assert db.delivery_counts(issue.id) == {"sent": total}
+        assert db.deliveries.counts(issue.id) == {"sent": total}
     finally:
         db.close()
 
@@ -174,8 +175,8 @@ def test_a_subscriber_who_leaves_mid_issue_is_skipped(tmp_path: Path) -> None:
     try:
         issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
         with store.transaction():
-            store.remove_subscriber("reader2@example.net", "daily", now=NOW)
-            store.set_subscriber_status("reader4@example.net", "complained", now=NOW)
+            remove_subscriber(store.subscribers, "reader2@example.net", "daily", now=NOW)
+            set_subscriber_status(store.subscribers, "reader4@example.net", "complained", now=NOW)
         report = deliver_issue(config, store, OutboxTransport(config.mail.outbox), issue_id, clock=SystemClock())
     finally:
         store.close()
@@ -294,7 +295,7 @@ def test_server_refusing_us_stops_the_send_and_keeps_the_rest_pending(tmp_path: 
     config = load_config(site / "publisher.toml")
     store = StateStore.open(config.state.path)
     try:
-        assert store.delivery_counts(store.issues("daily")[0].id) == {"pending": 5}
+        assert store.deliveries.counts(store.issues.all("daily")[0].id) == {"pending": 5}
     finally:
         store.close()
 
@@ -324,18 +325,18 @@ def test_deliveries_are_read_a_page_at_a_time_with_retries_and_leavers(tmp_path:
         store = StateStore.open(config.state.path)
         try:
             issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
-            assert [d.email for d in store.pending_deliveries(issue_id)] == [
-                s.email for s in store.list_audience("daily")
+            assert [d.email for d in store.deliveries.pending(issue_id)] == [
+                s.email for s in store.subscribers.audience("daily")
             ]
-            store.remove_subscriber("reader44@example.net", now=NOW)
+            remove_subscriber(store.subscribers, "reader44@example.net", now=NOW)
             pages = []
-            real = store.pending_deliveries
+            real = store.deliveries.pending
 
             def paged(issue: int, **kwargs):
                 pages.append(kwargs)
                 return real(issue, **kwargs)
 
-            store.pending_deliveries = paged  # type: ignore[method-assign]
+            store.deliveries.pending = paged  # type: ignore[method-assign]
             report = deliver_issue(
                 config, store, SmtpTransport(config.mail.smtp), issue_id, clock=FakeClock(), page_size=7
             )
@@ -353,13 +354,13 @@ def test_the_audience_is_frozen_without_loading_it(tmp_path: Path) -> None:
     config = load_config(site / "publisher.toml")
     store = StateStore.open(config.state.path)
     try:
-        store.remove_subscriber("reader3@example.net", "daily", now=NOW)
-        store.set_subscriber_status("reader5@example.net", "bounced", now=NOW)
-        audience = [s.email for s in store.list_audience("daily")]
-        assert store.audience_size("daily") == len(audience) == 28
+        remove_subscriber(store.subscribers, "reader3@example.net", "daily", now=NOW)
+        set_subscriber_status(store.subscribers, "reader5@example.net", "bounced", now=NOW)
+        audience = [s.email for s in store.subscribers.audience("daily")]
+        assert store.deliveries.audience_size("daily") == len(audience) == 28
         issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
-        assert [d.email for d in store.pending_deliveries(issue_id)] == audience
-        assert store.pending_count(issue_id) == 28
-        assert [d.email for d in store.pending_deliveries(issue_id, after=0, limit=2)] == audience[:2]
+        assert [d.email for d in store.deliveries.pending(issue_id)] == audience
+        assert store.deliveries.pending_count(issue_id) == 28
+        assert [d.email for d in store.deliveries.pending(issue_id, after=0, limit=2)] == audience[:2]
     finally:
         store.close()

@@ -29,7 +29,7 @@ def issues_and_counts(site: Path) -> list[tuple[int, dict[str, int]]]:
     config = load_config(site / "publisher.toml")
     store = StateStore.open(config.state.path)
     try:
-        return [(issue.number, store.delivery_counts(issue.id)) for issue in store.issues("daily")]
+        return [(issue.number, store.deliveries.counts(issue.id)) for issue in store.issues.all("daily")]
     finally:
         store.close()
 

@@ -31,7 +31,8 @@ from publisher.feeds.build import check_site
 from publisher.app.cli import main
 from publisher.config import load_config
 from publisher.content.sources import load_feed_sources
-from publisher.state.store import _MIGRATIONS, CachedFetch, StateStore
+from publisher.state import CachedFetch, StateStore
+from publisher.state.schema import MIGRATIONS
 
 from .conftest import DATA, NOW, build, write_config
 
@@ -361,7 +362,7 @@ def test_a_failing_upstream_keeps_the_last_good_copy_published(blank_site: Path,
     config = load_config(blank_site / "publisher.toml")
     store = StateStore.open(config.state.path)
     try:
-        cached = store.fetch_cache(url)
+        cached = store.fetches.get(url)
     finally:
         store.close()
     assert cached is not None and (cached.etag, cached.body) == ('"v1"', RSS)
@@ -386,7 +387,7 @@ def test_check_fetches_but_remembers_nothing(blank_site: Path, server: FeedServe
     try:
         report = check_site(config, store=store, now=NOW + timedelta(hours=1))
         assert titles(report) == RSS_TITLES
-        assert store.fetch_cache(url).etag == '"v1"'
+        assert store.fetches.get(url).etag == '"v1"'
     finally:
         store.close()
 
@@ -426,19 +427,19 @@ def test_feed_posts_and_file_posts_publish_together(blank_site: Path, server: Fe
 def test_the_store_keeps_one_fetch_per_url(tmp_path: Path) -> None:
     store = StateStore.open(tmp_path / "state.db")
     try:
-        assert store.fetch_cache("https://x.example/feed") is None
+        assert store.fetches.get("https://x.example/feed") is None
         with store.transaction():
-            store.remember_fetch(CachedFetch("https://x.example/feed", "https://x.example/f", '"a"', None, b"1", NOW))
-            store.remember_fetch(CachedFetch("https://x.example/feed", "https://x.example/f", '"b"', "d", b"2", NOW))
-        assert store.fetch_cache("https://x.example/feed") == CachedFetch(
+            store.fetches.remember(CachedFetch("https://x.example/feed", "https://x.example/f", '"a"', None, b"1", NOW))
+            store.fetches.remember(CachedFetch("https://x.example/feed", "https://x.example/f", '"b"', "d", b"2", NOW))
+        assert store.fetches.get("https://x.example/feed") == CachedFetch(
             "https://x.example/feed", "https://x.example/f", '"b"', "d", b"2", NOW
         )
     finally:
         store.close()
     readonly = StateStore.open(tmp_path / "state.db", readonly=True)
     try:
-        readonly.remember_fetch(CachedFetch("https://x.example/feed", "u", None, None, b"3", NOW))
-        assert readonly.fetch_cache("https://x.example/feed").body == b"2"
+        readonly.fetches.remember(CachedFetch("https://x.example/feed", "u", None, None, b"3", NOW))
+        assert readonly.fetches.get("https://x.example/feed").body == b"2"
     finally:
         readonly.close()
 
@@ -456,13 +457,13 @@ def test_load_feed_sources_without_sources_is_empty(blank_site: Path) -> None:
 def test_a_store_from_before_feed_sources_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     old = sqlite3.connect(path)
-    old.executescript(_MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    old.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
     old.close()
     store = StateStore.open(path)
     try:
         with store.transaction():
-            store.remember_fetch(CachedFetch("https://x.example/f", "https://x.example/f", None, None, b"x", NOW))
-        assert store.fetch_cache("https://x.example/f").body == b"x"
+            store.fetches.remember(CachedFetch("https://x.example/f", "https://x.example/f", None, None, b"x", NOW))
+        assert store.fetches.get("https://x.example/f").body == b"x"
     finally:
         store.close()
 

@@ -22,17 +22,17 @@ from click.testing import CliRunner, Result
 from publisher.app import cli
 from publisher.app.cli import main
 from publisher.state.store import StateStore
+from publisher.mail.subscriber_csv import from_spreadsheet_cell, read_subscriber_csv, split_lists, spreadsheet_safe
 from publisher.mail.subscribers import (
     NAME_MAX,
     SubscriberError,
     SubscriberFileError,
+    add_subscriber,
     clean_name,
-    from_spreadsheet_cell,
     import_subscribers,
     normalize_email,
-    read_subscriber_csv,
-    split_lists,
-    spreadsheet_safe,
+    remove_subscriber,
+    set_subscriber_status,
 )
 
 from .conftest import DATA, NOW, write_config
@@ -80,7 +80,7 @@ def summary(site: Path) -> dict[str, tuple[str, tuple[str, ...], str]]:
     """email -> (name, active lists, status) of every subscriber."""
     store = open_store(site)
     try:
-        return {s.email: (s.name, s.lists, s.status) for s in store.subscribers()}
+        return {s.email: (s.name, s.lists, s.status) for s in store.subscribers.matching()}
     finally:
         store.close()
 
@@ -206,21 +206,21 @@ def test_read_csv_rejects_a_bad_status_or_created() -> None:
 def test_add_subscriber_creates_once_and_sets_changed_only_on_change(tmp_path: Path) -> None:
     store = StateStore.open(tmp_path / "state.db")
     try:
-        first, created = store.add_subscriber("a@example.org", "Ann", ["daily"], source="test", now=NOW)
+        first, created = add_subscriber(store.subscribers, "a@example.org", "Ann", ["daily"], source="test", now=NOW)
         assert created
         assert (first.email, first.name, first.status, first.lists, first.source) == (
             "a@example.org", "Ann", "active", ("daily",), "test",
         )
         assert first.created == first.changed == NOW
 
-        again, created = store.add_subscriber("a@example.org", "Other", ["daily"], source="test", now=LATER)
+        again, created = add_subscriber(store.subscribers, "a@example.org", "Other", ["daily"], source="test", now=LATER)
         assert not created
         assert again == first  # the name is not overwritten; nothing changed
 
-        more, _ = store.add_subscriber("a@example.org", "", ["weekly"], source="test", now=LATER)
+        more, _ = add_subscriber(store.subscribers, "a@example.org", "", ["weekly"], source="test", now=LATER)
         assert more.lists == ("daily", "weekly")
         assert (more.created, more.changed) == (NOW, LATER)
-        assert store.subscriber("A@example.org") is None  # the local part is not folded
+        assert store.subscribers.find("A@example.org") is None  # the local part is not folded
     finally:
         store.close()
 
@@ -230,20 +230,20 @@ def test_list_audience_is_active_addresses_with_an_active_subscription(tmp_path:
     try:
         with store.transaction():
             for email in ("a@example.org", "b@example.org", "c@example.org", "d@example.org", "e@example.org"):
-                store.add_subscriber(email, "", ["daily", "weekly"], source="test", now=NOW)
-            store.add_subscriber("f@example.org", "", ["daily"], source="test", now=NOW, status="pending")
-        store.set_subscriber_status("b@example.org", "bounced", now=LATER)
-        store.set_subscriber_status("c@example.org", "complained", now=LATER)
-        store.remove_subscriber("d@example.org", "daily", now=LATER)
-        store.remove_subscriber("e@example.org", now=LATER)
+                add_subscriber(store.subscribers, email, "", ["daily", "weekly"], source="test", now=NOW)
+            add_subscriber(store.subscribers, "f@example.org", "", ["daily"], source="test", now=NOW, status="pending")
+        set_subscriber_status(store.subscribers, "b@example.org", "bounced", now=LATER)
+        set_subscriber_status(store.subscribers, "c@example.org", "complained", now=LATER)
+        remove_subscriber(store.subscribers, "d@example.org", "daily", now=LATER)
+        remove_subscriber(store.subscribers, "e@example.org", now=LATER)
 
-        assert [s.email for s in store.list_audience("daily")] == ["a@example.org"]
-        assert [s.email for s in store.list_audience("weekly")] == ["a@example.org", "d@example.org"]
-        assert [s.email for s in store.subscribers(status="bounced")] == ["b@example.org"]
-        assert [s.email for s in store.subscribers("daily")] == [
+        assert [s.email for s in store.subscribers.audience("daily")] == ["a@example.org"]
+        assert [s.email for s in store.subscribers.audience("weekly")] == ["a@example.org", "d@example.org"]
+        assert [s.email for s in store.subscribers.matching(status="bounced")] == ["b@example.org"]
+        assert [s.email for s in store.subscribers.matching("daily")] == [
             "a@example.org", "b@example.org", "c@example.org", "f@example.org",
         ]
-        e = store.subscriber("e@example.org")
+        e = store.subscribers.find("e@example.org")
         assert (e.status, e.lists, e.changed) == ("unsubscribed", (), LATER)
     finally:
         store.close()
@@ -252,14 +252,14 @@ def test_list_audience_is_active_addresses_with_an_active_subscription(tmp_path:
 def test_set_subscriber_status_reports_whether_it_changed(tmp_path: Path) -> None:
     store = StateStore.open(tmp_path / "state.db")
     try:
-        store.add_subscriber("a@example.org", "", ["daily"], source="test", now=NOW)
-        assert store.set_subscriber_status("a@example.org", "bounced", now=LATER) is True
-        assert store.set_subscriber_status("a@example.org", "bounced", now=LATER + timedelta(hours=1)) is False
-        assert store.set_subscriber_status("nobody@example.org", "bounced", now=LATER) is False
-        bounced = store.subscriber("a@example.org")
+        add_subscriber(store.subscribers, "a@example.org", "", ["daily"], source="test", now=NOW)
+        assert set_subscriber_status(store.subscribers, "a@example.org", "bounced", now=LATER) is True
+        assert set_subscriber_status(store.subscribers, "a@example.org", "bounced", now=LATER + timedelta(hours=1)) is False
+        assert set_subscriber_status(store.subscribers, "nobody@example.org", "bounced", now=LATER) is False
+        bounced = store.subscribers.find("a@example.org")
         assert (bounced.status, bounced.changed, bounced.lists) == ("bounced", LATER, ("daily",))
         with pytest.raises(ValueError):
-            store.set_subscriber_status("a@example.org", "gone", now=LATER)
+            set_subscriber_status(store.subscribers, "a@example.org", "gone", now=LATER)
     finally:
         store.close()
 
@@ -267,10 +267,11 @@ def test_set_subscriber_status_reports_whether_it_changed(tmp_path: Path) -> Non
 def test_pending_address_is_not_activated_by_import_but_is_by_an_explicit_add(tmp_path: Path) -> None:
     store = StateStore.open(tmp_path / "state.db")
     try:
-        store.add_subscriber("p@example.org", "", ["daily"], source="form", now=NOW, status="pending")
-        imported, _ = store.add_subscriber("p@example.org", "", ["daily", "weekly"], source="import", now=LATER)
+        add_subscriber(store.subscribers, "p@example.org", "", ["daily"], source="form", now=NOW, status="pending")
+        imported, _ = add_subscriber(store.subscribers, "p@example.org", "", ["daily", "weekly"], source="import", now=LATER)
         assert (imported.status, imported.lists) == ("pending", ("daily", "weekly"))
-        added, _ = store.add_subscriber(
+        added, _ = add_subscriber(
+            store.subscribers,
             "p@example.org", "", ["daily"], source="cli", now=LATER, reactivate=("unsubscribed", "pending")
         )
         assert added.status == "active"
@@ -283,7 +284,7 @@ def test_a_read_only_store_refuses_subscriber_changes(site: Path) -> None:
     store = StateStore.open(site / ".publisher" / "state.db", readonly=True)
     try:
         with pytest.raises(Exception, match="read-only"):
-            store.add_subscriber("a@example.org", "", ["daily"], source="test", now=NOW)
+            add_subscriber(store.subscribers, "a@example.org", "", ["daily"], source="test", now=NOW)
     finally:
         store.close()
 
@@ -363,7 +364,7 @@ def test_import_does_not_resubscribe_someone_who_left(site: Path) -> None:
     assert invoke("subscribers", "remove", "Someone@example.com", "--list", "weekly").exit_code == 0
     store = open_store(site)
     try:
-        store.set_subscriber_status("carol@example.net", "complained", now=NOW)
+        set_subscriber_status(store.subscribers, "carol@example.net", "complained", now=NOW)
     finally:
         store.close()
     before = raw_rows(site)
@@ -432,7 +433,7 @@ def test_import_reads_standard_input(site: Path) -> None:
     assert result.exit_code == 0, result.stderr
     store = open_store(site)
     try:
-        assert store.subscriber("in@example.org").source == "import:stdin"
+        assert store.subscribers.find("in@example.org").source == "import:stdin"
     finally:
         store.close()
 
@@ -448,8 +449,8 @@ def test_a_five_thousand_row_import(site: Path) -> None:
     assert result.stdout == "Imported 5000 subscribers (0 already there)\n"
     store = open_store(site)
     try:
-        assert len(store.list_audience("daily")) == 5000
-        weekly = store.list_audience("weekly")
+        assert len(store.subscribers.audience("daily")) == 5000
+        weekly = store.subscribers.audience("weekly")
         assert len(weekly) == 2500
         assert weekly[0].email == "reader0@example0.org"
     finally:
@@ -503,7 +504,7 @@ def test_add_brings_back_a_bounced_or_complained_address_only_with_force(site: P
     invoke("subscribers", "add", "a@example.org", "--list", "daily")
     store = open_store(site)
     try:
-        store.set_subscriber_status("a@example.org", status, now=NOW)
+        set_subscriber_status(store.subscribers, "a@example.org", status, now=NOW)
     finally:
         store.close()
     before = raw_rows(site)
@@ -625,7 +626,7 @@ def test_export_then_import_into_a_fresh_site_gives_the_same_subscribers(
 ) -> None:
     store = open_store(populated)
     try:
-        store.set_subscriber_status("user@xn--bcher-kva.example", "bounced", now=NOW)
+        set_subscriber_status(store.subscribers, "user@xn--bcher-kva.example", "bounced", now=NOW)
     finally:
         store.close()
     exported = invoke("subscribers", "export")
@@ -661,7 +662,7 @@ def test_export_of_one_list(populated: Path) -> None:
 def _audience(site: Path, list_name: str):
     store = open_store(site)
     try:
-        return store.list_audience(list_name)
+        return store.subscribers.audience(list_name)
     finally:
         store.close()
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from publisher.mail.subscribers import ParsedFile, SubscriberFileError, read_subscriber_csv
+from publisher.mail.subscriber_csv import ParsedFile, read_subscriber_csv
+from publisher.mail.subscribers import SubscriberFileError
 
 from . import test_subscribers
 from .test_subscribers import FIXTURES, copy_fixture, invoke, open_store, summary
@@ -35,7 +36,7 @@ def statuses(parsed: ParsedFile) -> dict[str, str]:
 def audience(site: Path, list_name: str) -> list[str]:
     store = open_store(site)
     try:
-        return [s.email for s in store.list_audience(list_name)]
+        return [s.email for s in store.subscribers.audience(list_name)]
     finally:
         store.close()
 

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from publisher.app.cli import main
 from publisher.config import load_config
+from publisher.mail.subscribers import add_subscriber, remove_subscriber
 from publisher.state.store import StateStore
 from publisher.mail.tokens import sign_token
 from publisher.app.web import (
@@ -74,7 +75,7 @@ class Web:
     def add(self, email: str, lists=("daily",), status: str = "active") -> None:
         store = StateStore.open(self.db)
         try:
-            store.add_subscriber(email, "", list(lists), source="test", now=NOW, status=status)
+            add_subscriber(store.subscribers, email, "", list(lists), source="test", now=NOW, status=status)
         finally:
             store.close()
 
@@ -123,7 +124,7 @@ def web(tmp_path_factory: pytest.TempPathFactory):
         assert result.exit_code == 0, result.output
         config = load_config(site / "publisher.toml")
         store = StateStore.open(config.state.path)
-        store.add_subscriber("digest-reader@example.net", "Dee", ["daily"], source="test", now=NOW)
+        add_subscriber(store.subscribers, "digest-reader@example.net", "Dee", ["daily"], source="test", now=NOW)
         store.close()
         result = runner.invoke(main, ["--config", config_path, "send", "--list", "daily"])
         assert result.exit_code == 0, result.output
@@ -641,7 +642,7 @@ def test_requests_over_64_kb_are_refused(web: Web) -> None:
 def test_confirming_activates_the_subscription(web: Web) -> None:
     web.add("came-back@example.net", ["daily"])
     store = StateStore.open(web.db)
-    store.remove_subscriber("came-back@example.net", None, now=NOW)
+    remove_subscriber(store.subscribers, "came-back@example.net", None, now=NOW)
     store.close()
     for address in ("confirmer@example.net", "came-back@example.net"):
         client = web.client()
@@ -758,7 +759,7 @@ def test_pages_show_dates_in_the_site_language(tmp_path: Path, monkeypatch: pyte
     config = load_config(path)
     store = StateStore.open(config.state.path)
     try:
-        store.add_subscriber("lecteur@example.net", "", ["daily"], source="test", now=NOW)
+        add_subscriber(store.subscribers, "lecteur@example.net", "", ["daily"], source="test", now=NOW)
         # 22:30 UTC on 3 May is 4 May in Paris.
         assert prepare_issue(config, store, config.lists["daily"], now=datetime(2026, 5, 3, 22, 30, tzinfo=timezone.utc))
     finally:

@@ -501,7 +501,7 @@ def test_a_build_failing_while_making_a_feed_changes_no_feed_and_leaves_no_tempo
     config = load_config(blank_site / "publisher.toml")
     store = StateStore.open(config.state.path)
     try:
-        outputs, last = store.feed_outputs(), store.last_build()
+        outputs, last = store.builds.feed_outputs(), store.builds.last()
     finally:
         store.close()
     _two_posts(blank_site, 2)
@@ -521,7 +521,7 @@ def test_a_build_failing_while_making_a_feed_changes_no_feed_and_leaves_no_tempo
     assert _as_they_are(out) == before
     store = StateStore.open(config.state.path)
     try:
-        assert store.feed_outputs() == outputs
-        assert store.last_build() == last
+        assert store.builds.feed_outputs() == outputs
+        assert store.builds.last() == last
     finally:
         store.close()

@@ -364,7 +364,7 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
                 if not quiet:
                     click.echo(_nothing_to_send(store, digest_list))
                 sys.exit(EXIT_OK)
-            pending = store.pending_count(issue_id)
+            pending = store.deliveries.pending_count(issue_id)
             progress = _Progress(pending, quiet)
             try:
                 report = deliver_issue(
@@ -415,7 +415,7 @@ def status(ctx: click.Context) -> None:
     config = _config(ctx)
     store = StateStore.open(config.state.path, readonly=True)
     try:
-        build = store.last_build()
+        build = store.builds.last()
         if build is None:
             click.echo("build: never")
         else:
@@ -425,12 +425,12 @@ def status(ctx: click.Context) -> None:
                 f"{build.rejected} rejected, {build.written} files written"
             )
         for name in config.lists:
-            issues = store.issues(name)
+            issues = store.issues.all(name)
             if not issues:
                 click.echo(f"list {name}: no issue yet")
                 continue
             last = issues[0]
-            counts = store.delivery_counts(last.id)
+            counts = store.deliveries.counts(last.id)
             local = last.created.astimezone(config.site.timezone)
             click.echo(
                 f"list {name}: issue {last.number} ({last.status}) of {local:%Y-%m-%d %H:%M %Z}: "
@@ -450,7 +450,7 @@ def _show_jobs(config: Config, store: StateStore, now) -> None:
         click.echo("jobs: none scheduled ([jobs] build, or a list's schedule)")
         return
     tz = config.site.timezone
-    runs = store.job_runs()
+    runs = store.jobs.all()
     for job in jobs:
         run = runs.get(job.name)
         if run is None or run.started is None:
@@ -614,16 +614,15 @@ def subscribers() -> None:
 def subscribers_add(ctx: click.Context, email: str, name: str, list_names: tuple[str, ...], force: bool) -> None:
     """Subscribe EMAIL to lists (again, if it had unsubscribed)."""
     from publisher.state import StateStore
-    from publisher.mail import SUPPRESSED, clean_name, normalize_email
+    from publisher.mail import SUPPRESSED, add_by_owner, clean_name, normalize_email
     config = _config(ctx)
     lists = _subscriber_lists(config, list_names)
     address = normalize_email(email)
-    reactivate = ("unsubscribed", "pending") + (("bounced", "complained") if force else ())
     store = StateStore.open(config.state.path)
     try:
-        before = store.subscriber(address)
-        after, created = store.add_subscriber(
-            address, clean_name(name), lists, source="cli", now=_now(ctx), reactivate=reactivate, update_name=True
+        before = store.subscribers.find(address)
+        after, created = add_by_owner(
+            store.subscribers, address, clean_name(name), lists, source="cli", now=_now(ctx), force=force
         )
     finally:
         store.close()
@@ -650,7 +649,7 @@ def subscribers_add(ctx: click.Context, email: str, name: str, list_names: tuple
 def subscribers_remove(ctx: click.Context, email: str, list_name: str | None) -> None:
     """Unsubscribe EMAIL from a list, or from every list."""
     from publisher.state import StateStore
-    from publisher.mail import normalize_email
+    from publisher.mail import normalize_email, remove_subscriber
 
     config = _config(ctx)
     if list_name is not None:
@@ -658,8 +657,8 @@ def subscribers_remove(ctx: click.Context, email: str, list_name: str | None) ->
     address = normalize_email(email)
     store = StateStore.open(config.state.path)
     try:
-        before = store.subscriber(address)
-        after = store.remove_subscriber(address, list_name, now=_now(ctx)) if before is not None else None
+        before = store.subscribers.find(address)
+        after = remove_subscriber(store.subscribers, address, list_name, now=_now(ctx)) if before is not None else None
     finally:
         store.close()
     if before is None or after is None:
@@ -694,7 +693,7 @@ def subscribers_list(ctx: click.Context, list_name: str | None, status_name: str
         _choose_list(config, list_name)
     store = StateStore.open(config.state.path, readonly=True)
     try:
-        found = store.subscribers(list_name, status_name)
+        found = store.subscribers.matching(list_name, status_name)
     finally:
         store.close()
     if output_format == "csv":
@@ -768,7 +767,7 @@ def subscribers_export(ctx: click.Context, list_name: str | None, file: Path | N
         _choose_list(config, list_name)
     store = StateStore.open(config.state.path, readonly=True)
     try:
-        found = store.subscribers(list_name)
+        found = store.subscribers.matching(list_name)
     finally:
         store.close()
     text = export_csv(found)

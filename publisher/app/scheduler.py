@@ -194,7 +194,7 @@ class Scheduler:
         (catch-up, and unfinished issues resumed)."""
         now = self.clock.now()
         starting = self._watched_since is None
-        runs = self.store.job_runs()
+        runs = self.store.jobs.all()
         for job in self.jobs:
             if self.stop.is_set():
                 break
@@ -213,14 +213,14 @@ class Scheduler:
         if plan.action == "new":
             log.info("%s (%s): %s, %s", job.context, job.schedule.text, plan.reason, _local(plan.next_slot, self.tz))
             last = JobRun(job.name, plan.slot, None, None, "new", plan.reason)
-            self.store.record_job_run(last)
+            self.store.jobs.record(last)
         elif plan.action == "skip":
             log.warning("%s: slot %s not run: %s", job.context, _local(plan.slot, self.tz), plan.reason)
             last = JobRun(job.name, plan.slot, now, now, "skipped", f"slot {_local(plan.slot, self.tz)}: {plan.reason}")
-            self.store.record_job_run(last)
+            self.store.jobs.record(last)
         # A send that was stopped or crashed is finished at start-up, even
         # when its list's slot is not due (or too late to send anew).
-        if starting and job.list_name and self.store.unfinished_issue(job.list_name) is not None:
+        if starting and job.list_name and self.store.issues.unfinished(job.list_name) is not None:
             self._run(job, last, None, "an unfinished issue")
 
     def run_forever(self, *, tick: float = TICK_SECONDS) -> None:
@@ -258,7 +258,7 @@ class Scheduler:
         previous_slot = last.last_slot if last else None
         where = f"slot {_local(slot, self.tz)}" if slot else "resume"
         log.debug("%s: %s (%s): starting", job.context, where, reason)
-        self.store.record_job_run(JobRun(job.name, previous_slot, started, None, "running", where))
+        self.store.jobs.record(JobRun(job.name, previous_slot, started, None, "running", where))
         try:
             if job.list_name is None:
                 message, status = self._build(job, started), "ok"
@@ -279,7 +279,7 @@ class Scheduler:
         # A stopped run leaves its slot due, so the next start finishes it; an
         # error waits for the next slot.
         done = slot if slot is not None and status != "stopped" else previous_slot
-        self.store.record_job_run(JobRun(job.name, done, started, self.clock.now(), status, message))
+        self.store.jobs.record(JobRun(job.name, done, started, self.clock.now(), status, message))
 
     def _build(self, job: Job, now: datetime) -> str:
         from publisher.feeds import build_site
@@ -321,7 +321,7 @@ class Scheduler:
 
         messages: list[str] = []
         while not self.stop.is_set():
-            resuming = self.store.unfinished_issue(digest_list.name)
+            resuming = self.store.issues.unfinished(digest_list.name)
             if resuming is None and not new_issue:
                 break
             issue_id = prepare_issue(self.config, self.store, digest_list, now=now)

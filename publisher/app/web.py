@@ -75,7 +75,7 @@ from publisher.mail import personalize
 from publisher.resources import default_templates
 from publisher.mail import frozen_issue
 from publisher.state import StateStore
-from publisher.mail import SubscriberError, clean_name, normalize_email
+from publisher.mail import SubscriberError, clean_name, normalize_email, remove_subscriber
 from publisher.mail import TokenClaims, sign_token, verify_token
 from publisher.mail import OutboxTransport, SmtpTransport
 
@@ -677,7 +677,7 @@ def create_app(
     @app.get("/issues/")
     def issues():
         groups: dict[str, list] = {name: [] for name in config.lists}
-        for info in store().archived_issues():
+        for info in store().issues.archived():
             groups.setdefault(info.list_name, []).append(info)
         shown = [
             {"name": name, "title": list_title(name), "issues": found} for name, found in groups.items() if found
@@ -690,7 +690,7 @@ def create_app(
     def issue(list_name: str, number: int):
         if number > _MAX_ISSUE_NUMBER:
             abort(404)
-        info = store().archived_issue(list_name, number)
+        info = store().issues.archived_one(list_name, number)
         if info is None or info.rendered is None:
             abort(404)
         digest_list = config.lists.get(list_name) or DigestList(name=list_name, title=list_name)
@@ -720,7 +720,7 @@ def create_app(
             abort(404)
         moment = now()
         db = store()
-        if not db.take_web_event(
+        if not db.web_events.take(
             "subscribe-ip",
             event_key(config, the_client()),
             limit=config.serve.subscribe_per_ip,
@@ -731,7 +731,7 @@ def create_app(
             response = Response(page("too_many.html"), status=429)
             response.headers["Retry-After"] = str(int(IP_WINDOW.total_seconds()))
             return response
-        db.forget_web_events(moment - EVENT_RETENTION)
+        db.web_events.forget(moment - EVENT_RETENTION)
         if request.form.get(HONEYPOT, "").strip():
             log.info("subscribe: honeypot filled in; dropped")
             return Response(page("subscribed.html"))
@@ -779,7 +779,7 @@ def create_app(
         if request.method != "POST":  # GET and HEAD
             # Shows a button only: link scanners that follow every URL in a
             # message must not unsubscribe anyone.
-            if db.subscriber(found.subscriber) is None:
+            if db.subscribers.find(found.subscriber) is None:
                 return invalid_link()
             return token_page(page("unsubscribe.html", email=found.subscriber, list_title=list_title(found.list_name)))
         # RFC 8058: the mail client POSTs List-Unsubscribe=One-Click; no
@@ -787,7 +787,7 @@ def create_app(
         # the URL is the authority.
         if request.form.get("List-Unsubscribe") != "One-Click":
             return invalid_link()
-        after = db.remove_subscriber(found.subscriber, found.list_name, now=now())
+        after = remove_subscriber(db.subscribers, found.subscriber, found.list_name, now=now())
         if after is None:
             return invalid_link()
         return token_page(
@@ -805,7 +805,7 @@ def create_app(
         if found is None:
             return invalid_link()
         db = store()
-        subscriber = db.subscriber(found.subscriber)
+        subscriber = db.subscribers.find(found.subscriber)
         if subscriber is None:
             return invalid_link()
         left = None
@@ -813,10 +813,10 @@ def create_app(
             require_csrf()
             leave = request.form.get("leave", "")
             if leave == "*":
-                subscriber = db.remove_subscriber(subscriber.email, None, now=now()) or subscriber
+                subscriber = remove_subscriber(db.subscribers, subscriber.email, None, now=now()) or subscriber
                 left = "every list"
             elif leave in subscriber.lists:
-                subscriber = db.remove_subscriber(subscriber.email, leave, now=now()) or subscriber
+                subscriber = remove_subscriber(db.subscribers, subscriber.email, leave, now=now()) or subscriber
                 left = list_title(leave)
         names = list(dict.fromkeys([*config.lists, *subscriber.lists]))
         rows = [{"name": n, "title": list_title(n), "on": n in subscriber.lists} for n in names]

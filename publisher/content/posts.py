@@ -9,7 +9,7 @@ the state store, so a post's guid never changes once published.
 
     posts, errors = load_posts(config)
     with store.transaction():
-        site, more_errors = publish(posts, store=store, now=now, config=config)
+        site, more_errors = publish(posts, store=store.posts, now=now, config=config)
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from publisher.model import Author, Comment, Excerpt, Paragraph, Post, Site
 from publisher.content.readers import ReadOptions, ReadResult, extensions, reader_for
 from publisher.content.readers.metadata import ContentWarning, Metadata, parse_metadata
 from publisher.content.sanitize import absolutize, clean_html, first_paragraph_text
-from publisher.state import PostRecord, StateStore
+from publisher.state import PostRecord, PostRepository, StateStore
 from publisher.text import iri_id, one_line, slugify, summarize, uri_path, xml_safe
 
 log = logging.getLogger("publisher.content")
@@ -299,7 +299,7 @@ class PostCache:
 
     def __init__(self, store: StateStore):
         self.store = store
-        self._stored = store.cached_reads()  # source -> (key, data)
+        self._stored = store.builds.cached_reads()  # source -> (key, data)
         self._options: tuple[int, bytes, str] | None = None  # (id of the config, its part of the key, digest)
         self._signatures: dict[str, str | None] = {}  # source -> signature now
         self._resigned: dict[str, tuple[str, str]] = {}  # source -> (key, signature): unchanged but touched
@@ -451,18 +451,18 @@ class PostCache:
 
     def save(self) -> None:
         """Write the entries that changed; drop those of files no longer read."""
-        if self.store.readonly:
+        if not self.store.persists:
             return
         if self._changed:
-            self.store.remember_reads(
+            self.store.builds.remember_reads(
                 (shown, entry.key, entry.encode(), self._signatures.get(shown)) for shown, entry in self._changed.items()
             )
         resigned = [(shown, *found) for shown, found in self._resigned.items() if shown not in self._changed]
         if resigned:
-            self.store.remember_read_signatures(resigned)
+            self.store.builds.remember_read_signatures(resigned)
         gone = [shown for shown in self._stored if shown not in self._seen]
         if gone:
-            self.store.forget_reads(gone)
+            self.store.builds.forget_reads(gone)
         self._stored = {}
         self._changed = {}
         self._resigned = {}
@@ -738,7 +738,7 @@ def _clean(post: Post) -> Post:
 def publish(
     posts: tuple[Post, ...],
     *,
-    store: StateStore,
+    store: PostRepository,
     now: datetime,
     config: Config,
     cache: PostCache | None = None,
@@ -788,7 +788,7 @@ class _Identities:
 
     def __init__(
         self,
-        store: StateStore,
+        store: PostRepository,
         now: datetime,
         config: Config,
         current: set[str],
@@ -803,7 +803,7 @@ class _Identities:
         self.urls: dict[str, str] = {}
         # The store's records, read once and kept in step with what this
         # build remembers and forgets (a query per post adds up).
-        self.records = store.post_records()
+        self.records = store.records()
         self.guids = {record.guid: source for source, record in self.records.items()}
         base = config.site.url
         self._base = base if urljoin(base, "a/b-c/") == base + "a/b-c/" else None

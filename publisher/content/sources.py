@@ -214,7 +214,7 @@ def _load_url(source: FeedSource, config: Config, store: StateStore, now: dateti
     assert source.url is not None
     url = source.url
     options = _read_options(config)
-    cached = store.fetch_cache(url)
+    cached = store.fetches.get(url)
     try:
         fetched = fetch(
             url,
@@ -231,7 +231,7 @@ def _load_url(source: FeedSource, config: Config, store: StateStore, now: dateti
         if cached is None:
             raise
         return _stale(source, cached, exc, options)
-    store.remember_fetch(
+    store.fetches.remember(
         CachedFetch(url, fetched.final_url, fetched.etag, fetched.last_modified, fetched.body, now)
     )
     log.info("%s (%s): %d entries fetched", url, source.name, len(result.posts))

@@ -33,7 +33,7 @@ from publisher.state import ProcessLock
 from publisher.model import Site
 from publisher.resources import default_templates
 from publisher.content import load_feed_sources
-from publisher.state import BuildRecord, FeedOutput, PostRecord, StateStore
+from publisher.state import BuildRecord, FeedOutput, PostRecord, PostRepository, StateStore
 from publisher.text import uri_path
 from publisher.feeds.websub import ping_hub
 from publisher.feeds.writer import StagedFiles, remove_temporaries
@@ -144,26 +144,26 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
         site, publish_errors = publish(posts, store=changes, now=now, config=config, cache=cache)
         return changes, site, publish_errors
 
-    records = store.post_records()
+    records = store.posts.records()
     changes, site, publish_errors = identities(records)
     lock = _writing_lock(config)
     try:
-        current = store.post_records()
+        current = store.posts.records()
         if current != records:
             log.info("post records changed while this build waited for another: identities worked out again")
             records = current
             changes, site, publish_errors = identities(records)
         documents = _documents(config, site, cache)
-        known = store.feed_outputs()
+        known = store.builds.feed_outputs()
         staged, made = _stage_feeds(config, documents, known, force=force)
         try:
             with store.transaction():
-                stale = store.post_records() != records
+                stale = store.posts.records() != records
                 if stale:
                     log.info("post records changed while this build made the feeds: identities worked out again")
-                    site, publish_errors = publish(posts, store=store, now=now, config=config, cache=cache)
+                    site, publish_errors = publish(posts, store=store.posts, now=now, config=config, cache=cache)
                 else:
-                    changes.apply(store)
+                    changes.apply(store.posts)
                 cache.save()
         except BaseException:
             staged.discard()
@@ -182,10 +182,10 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
         forgotten = [name for name in known if name not in files]
         if remembered or forgotten or written or removed:
             with store.transaction():
-                store.remember_feed_outputs(remembered)
-                store.forget_feed_outputs(forgotten)
+                store.builds.remember_feed_outputs(remembered)
+                store.builds.forget_feed_outputs(forgotten)
                 if written or removed:
-                    store.record_build(BuildRecord(now, len(site.posts), len(errors), len(written)))
+                    store.builds.record(BuildRecord(now, len(site.posts), len(errors), len(written)))
     finally:
         lock.release()
     changed_feeds = [config.feeds.url + uri_path(name) for name in written if name != STYLESHEET]
@@ -271,7 +271,7 @@ class _IdentityChanges:
         self._records = records
         self._changes: list[PostRecord | str] = []  # a record remembered, or the source forgotten
 
-    def post_records(self) -> dict[str, PostRecord]:
+    def records(self) -> dict[str, PostRecord]:
         return dict(self._records)
 
     def remember(self, record: PostRecord) -> None:
@@ -280,7 +280,7 @@ class _IdentityChanges:
     def forget(self, source: str) -> None:
         self._changes.append(source)
 
-    def apply(self, store: StateStore) -> None:
+    def apply(self, store: PostRepository) -> None:
         """Make the changes in ``store``, in the order they were made (an id
         is freed before it passes to another post)."""
         for change in self._changes:
@@ -309,7 +309,7 @@ def check_site(config: Config, *, store: StateStore, now: datetime) -> BuildRepo
     cache = PostCache(store)  # read from, never written: the store is read-only
     posts, read_errors, warnings = _load(config, store, now, cache)
     with store.transaction():
-        site, publish_errors = publish(posts, store=store, now=now, config=config, cache=cache)
+        site, publish_errors = publish(posts, store=store.posts, now=now, config=config, cache=cache)
         documents = _documents(config, site, cache)
         for document in documents:
             document.render()  # a feed that cannot be made is an error now, not at build time

@@ -40,13 +40,13 @@ def next_issue(
 
     ``force`` gives the newest posts even when all were sent (a preview).
     """
-    sent = store.issued_post_ids(digest_list.name)
+    sent = store.issues.posted_ids(digest_list.name)
     posts = tuple(p for p in site.posts if p.id not in sent)[: digest_list.max_posts]
     if not posts and force:
         posts = site.posts[: digest_list.max_posts]
     if not posts:
         return None
-    number = store.next_issue_number(digest_list.name)
+    number = store.issues.next_number(digest_list.name)
     return Issue(
         list=digest_list,
         number=number,

@@ -6,7 +6,7 @@ confirmation is due, returns the email to send. Its link carries the address
 and the lists asked for, signed for the purpose "confirm"; only following it
 and pressing the button (``confirm_subscription``) makes the subscription
 active. So nobody can subscribe someone else, and the rules that keep people
-who left from coming back (``StateStore.add_subscriber``) still hold: an
+who left from coming back (``publisher.mail.subscribers``) still hold: an
 address that unsubscribed may confirm again (that is explicit consent); one
 that bounced or complained gets no email at all.
 
@@ -42,6 +42,7 @@ from publisher.errors import ConfigError, DeliveryError, PublisherError, Transpo
 from publisher.mail.message import build_message, list_id, make_message_id
 from publisher.model import DigestList, Personal, Subscriber
 from publisher.mail.render import render_confirmation
+from publisher.mail.subscribers import confirm_from_link, request_from_form
 from publisher.state import StateStore
 from publisher.mail.tokens import TokenClaims, sign_token
 
@@ -135,11 +136,7 @@ def request_subscription(
     asked for, or when it had ``subscribe_per_address`` confirmations in the
     last day.
     """
-    with store.transaction():
-        known = store.subscriber(email)
-        subscriber, created = store.add_subscriber(
-            email, name if known is None else "", (), source="web", now=now, status="pending"
-        )
+    subscriber, created = request_from_form(store.subscribers, email, name, now=now)
     if created:
         log.info("subscriber %s: pending, asked for %s", subscriber.id, ", ".join(l.name for l in lists))
     if subscriber.status in _NO_CONFIRMATION:
@@ -149,7 +146,7 @@ def request_subscription(
     if not wanted:
         log.info("subscriber %s: already on %s", subscriber.id, ", ".join(l.name for l in lists))
         return ()
-    allowed = store.take_web_event(
+    allowed = store.web_events.take(
         CONFIRM_EMAIL_EVENT,
         event_key(config, email),
         limit=config.serve.subscribe_per_address,
@@ -178,15 +175,7 @@ def confirm_subscription(config: Config, store: StateStore, claims: TokenClaims,
     lists = requested_lists(config, claims)
     if not lists:
         return None
-    subscriber, _ = store.add_subscriber(
-        claims.subscriber,
-        "",
-        [l.name for l in lists],
-        source="web",
-        now=now,
-        status="active",
-        reactivate=("pending", "unsubscribed"),
-    )
+    subscriber = confirm_from_link(store.subscribers, claims.subscriber, [l.name for l in lists], now=now)
     if subscriber.status != "active" or not {l.name for l in lists} <= set(subscriber.lists):
         log.info("subscriber %s: %s, so the confirmation changes nothing", subscriber.id, subscriber.status)
         return None

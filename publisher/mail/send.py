@@ -40,6 +40,7 @@ from publisher.errors import DeliveryError, PublisherError, TransportError
 from publisher.mail.message import make_message_id
 from publisher.model import DigestList, Issue, RenderedIssue
 from publisher.mail.render import render_issue
+from publisher.mail.subscribers import set_subscriber_status
 from publisher.state import PendingDelivery, StateStore
 
 log = logging.getLogger("publisher.send")
@@ -142,7 +143,7 @@ def next_rendered_issue(config: Config, store: StateStore, digest_list: DigestLi
     cache = PostCache(store)  # what the last build read is not parsed again
     loaded = load_posts(config, cache)
     with store.transaction():
-        site, _ = publish(loaded.posts, store=store, now=now, config=config, cache=cache)
+        site, _ = publish(loaded.posts, store=store.posts, now=now, config=config, cache=cache)
         cache.save()
     issue = next_issue(site, digest_list, store, now=now)
     if issue is None:
@@ -153,9 +154,9 @@ def next_rendered_issue(config: Config, store: StateStore, digest_list: DigestLi
 def nothing_to_send(store: StateStore, digest_list: DigestList) -> str:
     """Why ``prepare_issue`` made no issue: ``"no active subscribers"`` or
     ``"no new posts since issue N"`` (``"no posts yet"`` before the first)."""
-    if not store.audience_size(digest_list.name):
+    if not store.deliveries.audience_size(digest_list.name):
         return "no active subscribers"
-    issues = store.issues(digest_list.name)
+    issues = store.issues.all(digest_list.name)
     return f"no new posts since issue {issues[0].number}" if issues else "no posts yet"
 
 
@@ -165,7 +166,7 @@ def prepare_issue(config: Config, store: StateStore, digest_list: DigestList, *,
     None when the list has no new posts or no active subscribers. A new
     issue, its rendering and its audience are recorded in one transaction.
     """
-    unfinished = store.unfinished_issue(digest_list.name)
+    unfinished = store.issues.unfinished(digest_list.name)
     if unfinished is not None:
         log.info("list %s: resuming issue %s", digest_list.name, unfinished)
         return unfinished
@@ -175,13 +176,13 @@ def prepare_issue(config: Config, store: StateStore, digest_list: DigestList, *,
     issue, rendered = found
     with store.transaction():
         # The audience is fixed in the same transaction that creates the issue.
-        if not store.audience_size(digest_list.name):
+        if not store.deliveries.audience_size(digest_list.name):
             log.info("list %s: no active subscribers; no issue created", digest_list.name)
             return None
-        issue_id = store.create_issue(
+        issue_id = store.issues.create(
             digest_list.name, issue.number, now, rendered.subject, [p.id for p in issue.posts]
         )
-        recipients = store.start_sending(issue_id, _rendered_json(rendered, issue), digest_list.name, now=now)
+        recipients = store.deliveries.start(issue_id, _rendered_json(rendered, issue), digest_list.name, now=now)
     log.info(
         "list %s: issue %s created with %d posts for %d recipients",
         digest_list.name,
@@ -258,7 +259,7 @@ def deliver_issue(
     store ``page_size`` at a time, and each message is built by a worker
     just before it is sent.
     """
-    info = store.issue_info(issue_id)
+    info = store.issues.info(issue_id)
     digest_list = config.lists.get(info.list_name)
     if digest_list is None:
         raise SendError(f"issue {info.number} belongs to list {info.list_name!r}, which is no longer configured")
@@ -275,7 +276,7 @@ def deliver_issue(
         message_id = messages.message_id(delivery.email)
         return messages.compose(personal, now=clock.now(), message_id=message_id), message_id
 
-    counts = store.delivery_counts(issue_id)
+    counts = store.deliveries.counts(issue_id)
     report.total = sum(counts.values())
     report.sent, report.failed, report.skipped = counts.get("sent", 0), counts.get("failed", 0), counts.get("skipped", 0)
     report.pending = counts.get("pending", 0)
@@ -305,9 +306,9 @@ def deliver_issue(
                     job = ready.pop()
                 else:
                     job, upcoming = upcoming, next(fresh, None)
-                if not store.deliverable(job.delivery.id):
+                if not store.deliveries.deliverable(job.delivery.id):
                     with store.transaction():
-                        if store.mark_delivery(job.delivery.id, "skipped", attempts=job.attempts, now=clock.now()):
+                        if store.deliveries.mark(job.delivery.id, "skipped", attempts=job.attempts, now=clock.now()):
                             report.skipped += 1
                             report.pending -= 1
                     continue
@@ -334,14 +335,14 @@ def deliver_issue(
             worker.join(timeout=60)
     if report.pending == 0:
         with store.transaction():
-            store.finish_issue(issue_id, now=clock.now())
+            store.issues.finish(issue_id, now=clock.now())
     return report
 
 
 def _pending_jobs(store: StateStore, issue_id: int, page_size: int) -> Iterator[_Job]:
     """The issue's pending deliveries as jobs, read ``page_size`` at a time in id order."""
     after = 0
-    while page := store.pending_deliveries(issue_id, after=after, limit=page_size):
+    while page := store.deliveries.pending(issue_id, after=after, limit=page_size):
         for delivery in page:
             yield _Job(delivery, delivery.attempts)
         after = page[-1].id
@@ -370,7 +371,7 @@ def _settle(
     now = clock.now()
     if error is None:
         with store.transaction():
-            if store.mark_delivery(delivery.id, "sent", attempts=attempts, message_id=message_id, now=now):
+            if store.deliveries.mark(delivery.id, "sent", attempts=attempts, message_id=message_id, now=now):
                 report.sent += 1
                 report.pending -= 1
         return
@@ -381,16 +382,16 @@ def _settle(
     assert isinstance(error, DeliveryError)
     if error.permanent:
         with store.transaction():
-            if store.mark_delivery(delivery.id, "failed", attempts=attempts, code=error.code, error=str(error), now=now):
+            if store.deliveries.mark(delivery.id, "failed", attempts=attempts, code=error.code, error=str(error), now=now):
                 report.failed += 1
                 report.pending -= 1
                 report.failures.append(f"{delivery.email}: {error}")
-            if error.code in HARD_BOUNCES and store.set_subscriber_status(delivery.email, "bounced", now=now):
+            if error.code in HARD_BOUNCES and set_subscriber_status(store.subscribers, delivery.email, "bounced", now=now):
                 report.suppressed += 1
         log.warning("delivery to %s failed: %s", delivery.email, error)
         return
     with store.transaction():
-        store.note_attempt(delivery.id, attempts=attempts, code=error.code, error=str(error), now=now)
+        store.deliveries.note_attempt(delivery.id, attempts=attempts, code=error.code, error=str(error), now=now)
     tries = job.tries + 1
     if tries >= config.mail.attempts or report.stopped is not None:
         log.warning("delivery to %s left pending after %d tries: %s", delivery.email, attempts, error)
@@ -403,9 +404,9 @@ def _settle(
 def dry_run(config: Config, store: StateStore, digest_list: DigestList, *, now: datetime) -> SendReport:
     """Render every message of the list's next (or unfinished) issue; send none, record nothing."""
     report = SendReport(issue_id=None, list_name=digest_list.name, dry_run=True)
-    unfinished = store.unfinished_issue(digest_list.name)
+    unfinished = store.issues.unfinished(digest_list.name)
     if unfinished is not None:
-        info = store.issue_info(unfinished)
+        info = store.issues.info(unfinished)
         issue, rendered = frozen_issue(config, digest_list, info.number, info.rendered)
         audience = ((j.delivery.email, j.delivery.name) for j in _pending_jobs(store, unfinished, PAGE_SIZE))
         report.issue_id = unfinished
@@ -414,7 +415,7 @@ def dry_run(config: Config, store: StateStore, digest_list: DigestList, *, now: 
         if found is None:
             return report
         issue, rendered = found
-        audience = ((s.email, s.name) for s in store.list_audience(digest_list.name))
+        audience = ((s.email, s.name) for s in store.subscribers.audience(digest_list.name))
     report.number = issue.number
     messages = IssueMessages(config, issue, rendered)
     for email, name in audience:

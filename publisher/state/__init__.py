@@ -10,12 +10,22 @@ __getattr__, __dir__ = exports(
     __name__,
     {
         "StateStore": "store",
-        "BuildRecord": "store",
-        "CachedFetch": "store",
-        "FeedOutput": "store",
-        "JobRun": "store",
-        "PendingDelivery": "store",
-        "PostRecord": "store",
+        "Database": "database",
+        "BuildRecord": "records",
+        "CachedFetch": "records",
+        "FeedOutput": "records",
+        "IssueInfo": "records",
+        "JobRun": "records",
+        "PendingDelivery": "records",
+        "PostRecord": "records",
+        "BuildRepository": "protocols",
+        "DeliveryRepository": "protocols",
+        "FetchRepository": "protocols",
+        "IssueRepository": "protocols",
+        "JobRepository": "protocols",
+        "PostRepository": "protocols",
+        "SubscriberRepository": "protocols",
+        "WebEventRepository": "protocols",
         "ProcessLock": "locks",
         "SchedulerLock": "locks",
         "SchedulerLocked": "locks",
@@ -26,27 +36,49 @@ __getattr__, __dir__ = exports(
 
 __all__ = [
     "BuildRecord",
+    "BuildRepository",
     "CachedFetch",
+    "Database",
+    "DeliveryRepository",
     "FeedOutput",
+    "FetchRepository",
+    "IssueInfo",
+    "IssueRepository",
+    "JobRepository",
     "JobRun",
     "LockHeld",
     "PendingDelivery",
     "PostRecord",
+    "PostRepository",
     "ProcessLock",
     "SchedulerLock",
     "SchedulerLocked",
     "SendLock",
     "StateStore",
+    "SubscriberRepository",
+    "WebEventRepository",
 ]
 
 if TYPE_CHECKING:
+    from publisher.state.database import Database
     from publisher.state.locks import LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock
-    from publisher.state.store import (
+    from publisher.state.protocols import (
+        BuildRepository,
+        DeliveryRepository,
+        FetchRepository,
+        IssueRepository,
+        JobRepository,
+        PostRepository,
+        SubscriberRepository,
+        WebEventRepository,
+    )
+    from publisher.state.records import (
         BuildRecord,
         CachedFetch,
         FeedOutput,
+        IssueInfo,
         JobRun,
         PendingDelivery,
         PostRecord,
-        StateStore,
     )
+    from publisher.state.store import StateStore
