@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m bench [startup|messages|send|feeds|serve ...]`` (all by default).
+"""Run the benchmarks: ``python -m bench [startup|messages|send|feeds|serve|handwritten ...]`` (all by default).
 
 ``make bench`` runs this; ``BENCH_FULL=1`` uses the issue's sizes.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import bench_feeds, bench_messages, bench_send, bench_serve, bench_startup
+from bench import bench_feeds, bench_handwritten, bench_messages, bench_send, bench_serve, bench_startup
 from bench.common import FULL, machine, print_summary
 
 BENCHMARKS = {
@@ -17,6 +17,7 @@ BENCHMARKS = {
     "send": bench_send.run,
     "feeds": bench_feeds.run,
     "serve": bench_serve.run,
+    "handwritten": bench_handwritten.run,
 }
 
 

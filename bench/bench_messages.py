@@ -27,7 +27,8 @@ def run() -> None:
 
     from publisher.content.posts import load_posts, publish
     from publisher.mail.digest import IssueMessages, next_issue, recipient
-    from publisher.mail.message import build_message_reference, list_id
+    from publisher.mail.message import list_id
+    from tests.helpers import build_message_reference
     from publisher.mail.render import personalize, render_issue
 
     with tempfile.TemporaryDirectory(prefix="bench-messages-") as tmp:

@@ -118,7 +118,8 @@ def run() -> None:
     heading(f"2. sending to smtp-sink: {total:,} subscribers, {CONNECTIONS} connections")
 
     from publisher.mail.digest import IssueMessages
-    from publisher.mail.message import build_message_reference, list_id
+    from publisher.mail.message import list_id
+    from tests.helpers import build_message_reference
     from publisher.mail.render import personalize, render_issue
     from publisher.clock import SystemClock
     from publisher.mail.send import _frozen_issue, deliver_issue, prepare_issue

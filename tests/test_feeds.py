@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import json
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -14,6 +15,9 @@ import feedparser
 import jsonschema
 import pytest
 from lxml import etree
+
+from publisher.feeds.formats import build_feeds
+from publisher.model import Comment
 
 from .conftest import DATA, NOW, REPO, build, write_config
 
@@ -270,6 +274,14 @@ def test_comment_counts_and_comments_feed(sample_site: Path) -> None:
     assert comment.link.endswith("-months/#comment-1")
     assert "Trust he is also watching" in comment.content[0]["value"]
     assert "Palestinians must renounce violencve" in comment.content[0]["value"]
+
+
+def test_comment_text_is_escaped_and_its_quotes_kept(sample_site: Path) -> None:
+    site = build(sample_site).site
+    said = Comment(1, "Ann", ("He said \"no\" & 'yes' <b>",), date=NOW)
+    post = dataclasses.replace(site.posts[0], comments=(said,))
+    data = build_feeds(dataclasses.replace(site, posts=(post, *site.posts[1:])))["comments.xml"]
+    assert b"<content:encoded>&lt;p&gt;He said \"no\" &amp;amp; 'yes' &amp;lt;b&amp;gt;&lt;/p&gt;</content:encoded>" in data
 
 
 def test_no_comments_no_comments_feed(blank_site: Path) -> None:

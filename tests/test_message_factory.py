@@ -21,12 +21,13 @@ from hypothesis import strategies as st
 from publisher.config import load_config
 from publisher.content.posts import load_posts, publish
 from publisher.mail.digest import IssueMessages, next_issue, recipient
-from publisher.mail.message import MessageError, MessageFactory, build_message, build_message_reference
+from publisher.mail.message import MessageError, MessageFactory, build_message
 from publisher.model import Personal, RenderedIssue
 from publisher.mail.render import PLACEHOLDER, personalize, placeholder_values, render_issue
 from publisher.state.store import StateStore
 
 from .conftest import NOW
+from .helpers import build_message_reference
 
 SENDER = "War in Context <news@example.org>"
 LIST_ID = "Daily digest <daily.example.org>"

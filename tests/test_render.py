@@ -345,6 +345,16 @@ def test_personalize_escapes_for_html_and_keeps_text_raw(parts: tuple[str, str])
     assert "%%PUB:" not in html and "%%PUB:" not in text
 
 
+def test_escape_html_writes_the_entities_it_always_has() -> None:
+    # &quot; and &#39; (never &#34; or &apos;): the bytes of an HTML part
+    # do not change with the library that escapes.
+    assert render.escape_html("""Ann "Doc" O'Brien <a@b> & co""") == (
+        "Ann &quot;Doc&quot; O&#39;Brien &lt;a@b&gt; &amp; co"
+    )
+    assert render.escape_html("&#34; &quot;") == "&amp;#34; &amp;quot;"
+    assert type(render.escape_html("plain")) is str
+
+
 def test_placeholders_survive_escaping_and_inlining(rendered: RenderedIssue) -> None:
     for field in ("email", "unsubscribe_url", "preferences_url", "view_url"):
         assert f"%%PUB:{field}%%" in rendered.html
@@ -472,6 +482,20 @@ def test_split_css_separates_at_rules_however_nested() -> None:
         "@import url('x.css');\n"
         "@media (prefers-color-scheme: dark) { @media (max-width: 600px) { a { color: '}' } } }"
     )
+
+
+def test_split_css_keeps_each_rule_as_written() -> None:
+    # Quotes, escapes, numbers and line breaks as in the file; a comment
+    # inside a rule is one space, one between rules is dropped.
+    css = (
+        "td { font-family: 'Segoe UI', \\31 0px; font: 1.5em/1.2 serif }\r\n/* between */\r\n"
+        "a/* inside */{ color: #0b5cad !important; }\r\n"
+        "@media screen {\r\n  .b { content: '\\'' }\r\n}\r\n"
+        "/* not closed"
+    )
+    inlined, kept = split_css(css)
+    assert inlined == "td { font-family: 'Segoe UI', \\31 0px; font: 1.5em/1.2 serif }\na { color: #0b5cad !important; }"
+    assert kept == "@media screen {\r\n  .b { content: '\\'' }\r\n}"
 
 
 # -- the size cap ----------------------------------------------------------------------------

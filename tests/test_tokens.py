@@ -35,6 +35,22 @@ def test_round_trip_non_ascii_subscriber_and_list() -> None:
     assert claims == TokenClaims("Søren <søren@例え.jp>", "日本語", "preferences")
 
 
+# Tokens as issued: links with these are in readers' mailboxes, so they must
+# verify, and be made again, exactly as they are.
+ISSUED = [
+    ("reader@example.org", "daily", "unsubscribe", "v1.cmVhZGVyQGV4YW1wbGUub3Jn.ZGFpbHk.7mNlJg72z-hm0-Un6j5GjmTMKqNe9OPUbiIwzJiwBmo"),
+    ("søren@exämple.org", "täglich", "unsubscribe", "v1.c8O4cmVuQGV4w6RtcGxlLm9yZw.dMOkZ2xpY2g.U2i965JTqTsnd8gua14MY7WRGPK2tvLsurAn2bPmI5Q"),
+    ("reader@example.org", "weekly", "preferences", "v1.cmVhZGVyQGV4YW1wbGUub3Jn.d2Vla2x5.aRA0qCd1uFC8ZDT66uKBC6pSJu1dFQSMtFeQ0QCmBwk"),
+    ("a+b@example.net", "daily weekly", "confirm", "v1.YStiQGV4YW1wbGUubmV0.ZGFpbHkgd2Vla2x5.HWuL-cnNEWx06NZEXLNyi5yJZISPTjAO_7Xye1T5mUQ"),
+]
+
+
+@pytest.mark.parametrize(("subscriber", "list_name", "purpose", "token"), ISSUED)
+def test_tokens_already_issued_still_verify(subscriber: str, list_name: str, purpose: str, token: str) -> None:
+    assert verify_token(SECRET, token, purpose) == TokenClaims(subscriber, list_name, purpose)
+    assert sign_token(SECRET, subscriber, list_name, purpose) == token
+
+
 def test_token_is_url_safe_versioned_and_unpadded() -> None:
     token = sign_token(SECRET, "reader@example.org", "daily")
     assert set(token) <= URL_SAFE

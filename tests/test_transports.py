@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from publisher.errors import DeliveryError, TransportError
-from publisher.mail.transports import OutboxTransport, SmtpTransport, dot_stuffed
+from publisher.mail.transports import Connection, OutboxTransport, SmtpTransport, Transport, dot_stuffed
 
 from .smtp_server import SmtpServer
 
@@ -138,6 +138,20 @@ def test_outbox_that_becomes_unwritable_is_a_transport_error(tmp_path: Path):
     with pytest.raises(TransportError, match="cannot write"):
         connection.send(SENDER, READER, make_message(1))
     assert list((outbox / "new").iterdir()) == []
+
+
+def test_both_transports_and_their_connections_are_what_the_protocols_say(tmp_path: Path):
+    outbox = OutboxTransport(tmp_path / "outbox")
+    assert isinstance(outbox, Transport) and isinstance(outbox.connect(), Connection)
+    with SmtpServer() as server:
+        smtp = SmtpTransport(server.settings())
+        assert isinstance(smtp, Transport)
+        connection = smtp.connect()
+        try:
+            assert isinstance(connection, Connection)
+        finally:
+            connection.close()
+    assert (outbox.name, smtp.name) == ("outbox", "smtp")
 
 
 # --- SMTP: delivery ------------------------------------------------------------

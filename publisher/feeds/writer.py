@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from publisher.errors import OutputError
+from publisher.files import fsync_folder
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:
@@ -48,7 +49,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
         tmp_name = None
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     finally:
@@ -57,15 +58,6 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
                 os.unlink(tmp_name)
             except OSError:
                 pass
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the renames in ``folder`` durable."""
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def write_if_changed(path: Path, data: bytes, force: bool = False) -> bool:
@@ -154,7 +146,7 @@ class StagedFiles:
             for current, tmp_name in self._staged.items():
                 os.replace(tmp_name, current)
             for current in dict.fromkeys(path.parent for path in staged):
-                _fsync_folder(current)
+                fsync_folder(current)
         except OSError as exc:
             raise OutputError(f"{current}: cannot write: {exc.strerror or exc}") from exc
         finally:

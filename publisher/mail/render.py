@@ -18,11 +18,13 @@ project (``digest.html``, ``digest.txt``, ``base.html``, ``_post.html``,
 name or attribute is an error: a typo raises ``TemplateError`` naming the
 template and line instead of sending a silently empty email.
 
-``style.css`` is split before premailer sees it: plain rules are inlined into
-``style`` attributes (and kept in ``<head>``); every @-rule (``@media``,
-dark mode) goes into a ``<style data-premailer="ignore">`` block, which
-premailer leaves untouched: it cannot crash on nested ``@media`` (premailer
-issue 290) nor strip the ``!important`` dark-mode overrides need.
+``style.css`` is split (by tinycss2) before premailer sees it: plain rules
+are inlined into ``style`` attributes (and kept in ``<head>``); every @-rule
+(``@media``, dark mode) goes into a ``<style data-premailer="ignore">``
+block, which premailer leaves untouched: it cannot crash on nested
+``@media`` (premailer issue 290) nor strip the ``!important`` dark-mode
+overrides need. The text part's wrapping and HTML-to-text are in
+``plaintext``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import dataclasses
 import functools
 import logging
 import re
-import textwrap
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -39,13 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import lxml.etree
-import lxml.html
+import markupsafe
+import tinycss2
 from markupsafe import Markup
 from premailer import Premailer
 
 from publisher.dates import format_day
 from publisher.errors import PublisherError
+from publisher.mail.plaintext import html_text, tidy_text, wrap
 from publisher.model import DigestList, Excerpt, Issue, Personal, RenderedIssue, SiteInfo
 from publisher.resources import default_templates
 from publisher.text import one_line
@@ -54,9 +56,6 @@ log = logging.getLogger("publisher.render")
 
 #: The names ``personal()`` accepts in a template: the fields of ``Personal``.
 PERSONAL_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Personal))
-
-#: Where the text part wraps.
-TEXT_WIDTH = 72
 
 # A placeholder: the field's name, then the UTF-8 hex of a fallback used when
 # the recipient's value is empty ("Hello %%PUB:name:7468657265%%" → "there").
@@ -130,7 +129,7 @@ def render_confirmation(
     }
     subject = renderer._line("Confirm your subscription to {{ site.title }}", context, "confirmation subject")
     html = renderer._render(renderer._template("confirm.html"), context)
-    text = _tidy_text(renderer._render(renderer._template("confirm.txt"), {**context, "links": _Links()}))
+    text = tidy_text(renderer._render(renderer._template("confirm.txt"), {**context, "links": _Links()}))
     return subject, html, text
 
 
@@ -229,7 +228,7 @@ class _IssueRenderer:
                     "issue %d of list %s: %d bytes even with every post as a link (max_bytes %d)",
                     issue.number, digest.name, _size(html), digest.max_bytes,
                 )
-        text = _tidy_text(self._render(text_template, context(full)))
+        text = tidy_text(self._render(text_template, context(full)))
         return RenderedIssue(
             subject=subject,
             preheader=preheader,
@@ -428,15 +427,10 @@ def _pieces(part: str) -> _Pieces:
 
 
 def escape_html(value: str) -> str:
-    """Escaped for HTML text and double- or single-quoted attributes;
-    ``'`` as ``&#39;`` (Outlook does not know ``&apos;``)."""
-    return (
-        value.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace('"', "&quot;")
-        .replace("'", "&#39;")
-    )
+    """Escaped for HTML text and double- or single-quoted attributes, by
+    ``markupsafe.escape``; ``'`` as ``&#39;`` (Outlook does not know
+    ``&apos;``), ``"`` as ``&quot;`` as ever (markupsafe writes ``&#34;``)."""
+    return str.replace(markupsafe.escape(value), "&#34;", "&quot;")
 
 
 #: What a placeholder looks like: ``MessageFactory`` cuts the parts at these.
@@ -482,69 +476,54 @@ def personalize(rendered: RenderedIssue, personal: Personal) -> tuple[str, str]:
 def split_css(css: str) -> tuple[str, str]:
     """(plain rules, @-rules) of a stylesheet, each in source order, comments dropped.
 
-    A small scanner over top-level statements (braces counted, strings and
-    comments skipped), enough to keep every @-rule, however nested, away
-    from premailer.
+    tinycss2 finds the top-level rules, however nested their blocks, so every
+    @-rule is kept away from premailer. Each rule is the source text from its
+    start to where the next top-level item starts, a comment inside it as
+    one space; what tinycss2 cannot read as a rule is dropped.
     """
+    # tinycss2 places each node by (line, column), a line ending at CRLF, CR, LF or FF.
+    line_starts = [0] + [match.end() for match in _CSS_NEWLINE.finditer(css)]
+
+    def offset(node: Any) -> int:
+        return line_starts[node.source_line - 1] + node.source_column - 1
+
+    # Comments and whitespace kept: they are where one rule's text ends.
+    nodes = tinycss2.parse_stylesheet(css)
     plain: list[str] = []
     at_rules: list[str] = []
-    statement: list[str] = []
-    depth = 0
-    i, n = 0, len(css)
-
-    def emit() -> None:
-        text = "".join(statement).strip()
-        statement.clear()
+    for index, node in enumerate(nodes):
+        if node.type not in ("qualified-rule", "at-rule"):
+            continue
+        position = offset(node)
+        end = offset(nodes[index + 1]) if index + 1 < len(nodes) else len(css)
+        pieces = []
+        for comment in _comments(node):
+            start = offset(comment)
+            pieces.append(css[position:start])
+            close = css.find("*/", start + 2, end)
+            position = end if close < 0 else close + 2
+            pieces.append(" ")
+        pieces.append(css[position:end])
+        text = "".join(pieces).strip()
         if text:
-            (at_rules if text.startswith("@") else plain).append(text)
-
-    while i < n:
-        char = css[i]
-        if css.startswith("/*", i):
-            end = css.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            statement.append(" ")
-            continue
-        if char in "\"'":
-            j = i + 1
-            while j < n and css[j] != char and css[j] != "\n":
-                j += 2 if css[j] == "\\" else 1
-            statement.append(css[i : j + 1])
-            i = j + 1
-            continue
-        statement.append(char)
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth = max(depth - 1, 0)
-            if depth == 0:
-                emit()
-        elif char == ";" and depth == 0:
-            emit()
-        i += 1
-    emit()
+            (at_rules if node.type == "at-rule" else plain).append(text)
     return "\n".join(plain), "\n".join(at_rules)
 
 
-# -- the text part -------------------------------------------------------------
+_CSS_NEWLINE = re.compile(r"\r\n|[\r\n\f]")
 
 
-def wrap(text: str, width: int = TEXT_WIDTH, prefix: str = "", first: str | None = None) -> str:
-    """``text`` on one line, then wrapped at ``width`` with ``prefix`` on
-    every line (``first`` on the first, if given: ``"- "`` for a list item);
-    a URL (or any long word) is never broken, so only a line holding one can
-    be longer."""
-    flat = one_line(str(text))
-    if not flat:
-        return prefix.rstrip()
-    return textwrap.fill(
-        flat,
-        width=width,
-        initial_indent=prefix if first is None else first,
-        subsequent_indent=prefix,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+def _comments(node: Any) -> Iterable[Any]:
+    """The comments inside a tinycss2 rule, at any depth, in source order."""
+    for name in ("prelude", "content", "arguments"):
+        for inner in getattr(node, name, None) or ():
+            if inner.type == "comment":
+                yield inner
+            else:
+                yield from _comments(inner)
+
+
+# -- the text part's filters -----------------------------------------------------
 
 
 @jinja2.pass_context
@@ -555,87 +534,3 @@ def _ref(context: jinja2.runtime.Context, url: str | None) -> str:
 @jinja2.pass_context
 def _html_text_filter(context: jinja2.runtime.Context, fragment: str) -> str:
     return html_text(fragment, context["links"].ref)
-
-
-_SKIPPED = frozenset({"script", "style", "head", "title", "template", "noscript"})
-_BLOCKS = frozenset(
-    "address article aside blockquote dd div dl dt figcaption figure footer form h1 h2 h3 h4 h5 h6"
-    " header hr li main nav ol p pre section table tbody tfoot thead tr ul".split()
-)
-
-
-def html_text(fragment: str, ref: Callable[[str | None], str]) -> str:
-    """Post HTML as wrapped plain text: paragraphs, "> " quotes, "- " items,
-    links as ``text [n]`` through ``ref``, preformatted text kept as is."""
-    if not fragment.strip():
-        return ""
-    try:
-        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
-    except (lxml.etree.ParserError, ValueError):
-        return wrap(fragment)
-    paragraphs: list[tuple[str, bool]] = []  # (text, is a list item)
-    inline: list[str] = []
-
-    def flush(first: str, rest: str) -> None:
-        text = "".join(inline)
-        inline.clear()
-        lines = [wrap(line, prefix=rest) for line in text.split("\n") if line.strip()]
-        if lines:
-            lines[0] = first + lines[0][len(rest) :]
-            paragraphs.append(("\n".join(lines), first.endswith("- ")))
-
-    def walk(element: Any, first: str, rest: str) -> None:
-        for child in element:
-            tag = child.tag if isinstance(child.tag, str) else ""
-            if tag in _SKIPPED or not tag:
-                pass
-            elif tag == "br":
-                inline.append("\n")
-            elif tag == "img":
-                alt = one_line(child.get("alt") or "")
-                if alt:
-                    inline.append(f"[Image: {alt}]")
-            elif tag == "pre":
-                flush(first, rest)
-                block = child.text_content().rstrip("\n")
-                paragraphs.append(("\n".join(rest + line for line in block.split("\n")), False))
-            elif tag in _BLOCKS:
-                flush(first, rest)
-                if tag == "blockquote":
-                    inner_first, inner_rest = rest + "> ", rest + "> "
-                elif tag == "li":
-                    inner_first, inner_rest = rest + "- ", rest + "  "
-                elif tag == "hr":
-                    paragraphs.append((rest + "* * *", False))
-                    inner_first, inner_rest = first, rest
-                else:
-                    inner_first, inner_rest = first, rest
-                inline.append(child.text or "")
-                walk(child, inner_first, inner_rest)
-                flush(inner_first, inner_rest)
-            else:
-                inline.append(child.text or "")
-                walk(child, first, rest)
-                if tag == "a":
-                    href = (child.get("href") or "").strip()
-                    if href.startswith(("http://", "https://")):
-                        inline.append(" " + ref(href))
-            if child.tail:
-                inline.append(child.tail)
-
-    inline.append(root.text or "")
-    walk(root, "", "")
-    flush("", "")
-    out: list[str] = []
-    for index, (text, item) in enumerate(paragraphs):
-        if index:
-            # List items stay together; everything else is a paragraph.
-            out.append("\n" if item and paragraphs[index - 1][1] else "\n\n")
-        out.append(text)
-    return "".join(out)
-
-
-def _tidy_text(text: str) -> str:
-    """No trailing spaces, at most one blank line in a row, one final newline."""
-    lines = [line.rstrip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"

@@ -17,7 +17,9 @@ and leave the rest pending).
 
 A connection is used by one thread at a time; open one per worker.
 
-smtplib lives here and nowhere else.
+smtplib lives here and nowhere else. The transaction is hand-written for speed (RFC 2920
+pipelining, dot-stuffing by ``bytes.replace``): ``smtplib.SMTP.sendmail`` takes 1.3-1.8x as
+long a message on loopback, more across a network (``python -m bench handwritten``).
 """
 
 from __future__ import annotations
@@ -32,27 +34,43 @@ import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from publisher.config import SmtpSettings
 from publisher.errors import DeliveryError, TransportError
+from publisher.files import fsync_folder
 
 log = logging.getLogger("publisher.transports")
 
 __all__ = ["Connection", "Transport", "OutboxTransport", "SmtpTransport"]
 
 
+@runtime_checkable
 class Connection(Protocol):
+    """One open way to hand messages over: a session with an SMTP relay, or
+    the outbox folder. Used by one thread at a time, for many messages."""
+
     def send(self, sender: str, recipient: str, message: bytes) -> None:
-        """Hand over one message; raises ``DeliveryError`` or ``TransportError``."""
+        """Hand over ``message`` for the envelope ``sender`` and ``recipient``.
+
+        Returns once it is accepted; raises ``DeliveryError`` when this
+        message was not (``permanent`` and ``code`` say whether to retry), or
+        ``TransportError`` when nothing can be sent this way now.
+        """
 
     def close(self) -> None:
         """End the session; never raises."""
 
 
+@runtime_checkable
 class Transport(Protocol):
+    """Where messages go: what ``deliver_issue`` and the opt-in mailer need of one."""
+
+    #: Its kind as the config names it: ``"outbox"`` or ``"smtp"`` (the rate
+    #: limit applies to ``"smtp"``).
     name: str
-    connections: int  # how many Connections may be open at once
+    #: How many connections may be open at once (the send's worker threads).
+    connections: int
 
     def connect(self) -> Connection:
         """Open a connection; raises ``TransportError`` when the transport cannot be used."""
@@ -154,26 +172,17 @@ class OutboxConnection:
                 except OSError:
                     pass
                 raise
-            _fsync_folder(new.parent)
+            # The link is only durable once the folder is: the caller records
+            # "sent" as soon as this returns. The message is in new/ by now,
+            # so a failing fsync is no reason to report it unsent.
+            try:
+                fsync_folder(new.parent)
+            except OSError:
+                pass
             return new
 
     def close(self) -> None:
         pass
-
-
-def _fsync_folder(folder: Path) -> None:
-    # The rename is only durable once the folder is; the caller records
-    # "sent" as soon as we return.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- SMTP --------------------------------------------------------------------
