@@ -73,7 +73,7 @@ def run() -> None:
 
 
 def _issue(config_path: Path, recipients: int):
-    from publisher.content.posts import load_posts, publish
+    from publisher.content import load_posts, publish
     from publisher.mail.digest import next_issue, recipient
     from publisher.mail.render import render_issue
 

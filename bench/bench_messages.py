@@ -25,7 +25,7 @@ def run() -> None:
     sample = size(40, 200)
     heading(f"1. personalised messages: {recipients:,} recipients, naive pipeline on a sample of {sample}")
 
-    from publisher.content.posts import load_posts, publish
+    from publisher.content import load_posts, publish
     from publisher.mail.digest import IssueMessages, next_issue, recipient
     from publisher.mail.message import list_id
     from tests.helpers import build_message_reference

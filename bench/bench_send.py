@@ -210,7 +210,7 @@ def run() -> None:
 
 def _issue_with_posts(config):
     """The issue the site's next digest would be, with its posts (for re-rendering)."""
-    from publisher.content.posts import load_posts, publish
+    from publisher.content import load_posts, publish
     from publisher.mail.digest import next_issue
     from publisher.state.store import StateStore
 

@@ -126,7 +126,7 @@ class Wall:
 
 @pytest.fixture
 def wall(monkeypatch: pytest.MonkeyPatch) -> Wall:
-    from publisher.content import posts as content
+    from publisher.content import cache as content
 
     clock = Wall()
     monkeypatch.setattr(content, "_wall_ns", clock)

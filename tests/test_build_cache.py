@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from publisher.content import posts as content
+from publisher.content import cache, load, publishing
 from publisher.feeds.build import check_site, feed_options
 from publisher.config import load_config
 from publisher.errors import ContentError
@@ -47,13 +47,13 @@ def mixed_site(sample_site: Path) -> Path:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files parsed (not taken from the cache) from now on."""
     parsed: list[str] = []
-    real = content._read
+    real = load._read
 
     def counting(path, shown, data, config):
         parsed.append(shown)
         return real(path, shown, data, config)
 
-    monkeypatch.setattr(content, "_read", counting)
+    monkeypatch.setattr(load, "_read", counting)
     return parsed
 
 
@@ -192,7 +192,7 @@ def test_the_sample_feeds_are_unchanged_by_the_cache(tmp_path: Path, sample_site
     store = StateStore.open(config.state.path)
     try:
         with store.transaction():
-            site, _ = content.publish(content.load_posts(config).posts, store=store.posts, now=NOW, config=config)
+            site, _ = publishing.publish(load.load_posts(config).posts, store=store.posts, now=NOW, config=config)
     finally:
         store.close()
     assert build_feeds(site, feed_options(config)) == feed_files(sample_site)
@@ -204,9 +204,9 @@ def test_files_parsed_in_worker_processes_give_what_parsing_here_gives(
     serial_site = tmp_path / "serial"
     shutil.copytree(mixed_site, serial_site)
     serial = build(serial_site)
-    monkeypatch.setattr(content, "PARALLEL_MIN_FILES", 2)
-    monkeypatch.setattr(content, "PARSE_CHUNK", 3)
-    monkeypatch.setattr(content, "_parsers", lambda files: 2)  # even on one CPU
+    monkeypatch.setattr(load, "PARALLEL_MIN_FILES", 2)
+    monkeypatch.setattr(load, "PARSE_CHUNK", 3)
+    monkeypatch.setattr(load, "_parsers", lambda files: 2)  # even on one CPU
     parallel = build(mixed_site)
     assert parallel.site.posts == serial.site.posts
     assert [str(e) for e in parallel.errors] == [str(e) for e in serial.errors]
@@ -221,8 +221,8 @@ def test_when_worker_processes_fail_the_files_are_parsed_here(
     def no_processes(*args, **kwargs):
         raise OSError("no processes here")
 
-    monkeypatch.setattr(content, "_parsers", lambda files: 2)
-    monkeypatch.setattr(content, "_parse_in_processes", no_processes)
+    monkeypatch.setattr(load, "_parsers", lambda files: 2)
+    monkeypatch.setattr(load, "_parse_in_processes", no_processes)
     report = build(mixed_site)
     assert len(report.site.posts) >= 8 and any("broken.md" in str(e) for e in report.errors)
 
@@ -231,13 +231,13 @@ def test_when_worker_processes_fail_the_files_are_parsed_here(
 def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files read and hashed to find their key from now on."""
     seen: list[str] = []
-    real = content.PostCache._key
+    real = cache.PostCache._key
 
     def counting(self, shown, data, sidecar, config):
         seen.append(shown)
         return real(self, shown, data, sidecar, config)
 
-    monkeypatch.setattr(content.PostCache, "_key", counting)
+    monkeypatch.setattr(cache.PostCache, "_key", counting)
     return seen
 
 
@@ -272,7 +272,7 @@ def test_a_file_written_just_before_its_reading_is_hashed_again_next_time(
     post = mixed_site / "seeds" / "title_from_first_heading.md"
     post.write_text(post.read_text(encoding="utf-8") + "\nmore\n", encoding="utf-8")
     changed = post.stat()
-    wall.at = max(changed.st_mtime_ns, changed.st_ctime_ns) + content._RACY_NS // 2
+    wall.at = max(changed.st_mtime_ns, changed.st_ctime_ns) + cache._RACY_NS // 2
     build(mixed_site, LATER)  # read at once: its signature may not be trusted yet
     hashed.clear()
     wall.at = None
@@ -301,7 +301,7 @@ def test_a_touched_but_unchanged_file_is_hashed_once_not_every_build(
 def test_a_sidecar_added_or_removed_is_a_change_of_its_post(mixed_site: Path, reads: list[str], wall: Wall) -> None:
     first = build(mixed_site)
     source = "seeds/title_from_first_heading.md"
-    sidecar = mixed_site / (source + content.SIDECAR_SUFFIX)
+    sidecar = mixed_site / (source + load.SIDECAR_SUFFIX)
     sidecar.write_text('tags = ["Added"]\n', encoding="utf-8")
     reads.clear()
     added = build(mixed_site, LATER)
@@ -320,22 +320,22 @@ def test_cached_entries_come_back_as_they_were_stored(mixed_site: Path) -> None:
     report = build(mixed_site)
     posts = report.site.posts[:3]  # an entry holds several posts where a file does (a WordPress export)
     resolved = [None, ("https://example.org/a/", None), ("https://example.org/b/", "<p>resolved</p>")]
-    entry = content._Entry("key", posts, (), failed=False, resolved=list(resolved), hashes=["h0", None, "h2"])
-    again = content._Entry.decode("key", entry.encode())
+    entry = cache._Entry("key", posts, (), failed=False, resolved=list(resolved), hashes=["h0", None, "h2"])
+    again = cache._Entry.decode("key", entry.encode())
     assert again.posts == posts and again.resolved == resolved and again.hashes == ["h0", None, "h2"]
     assert not again.failed and again.errors == ()
-    rejected = content._Entry("key", (), (ContentError("seeds/broken.md", 2, "bad"),), failed=True)
-    back = content._Entry.decode("key", rejected.encode())
+    rejected = cache._Entry("key", (), (ContentError("seeds/broken.md", 2, "bad"),), failed=True)
+    back = cache._Entry.decode("key", rejected.encode())
     assert back.failed and back.posts == () and [str(e) for e in back.errors] == [str(e) for e in rejected.errors]
     blob = entry.encode()
     for damaged in (blob[: blob.rindex(b"\x00")], blob + b"\x00<p>more</p>", blob.replace(b"\x00", b"", 1), b"{}"):
-        assert content._decoded("seeds/x.md", "key", damaged, {}) is None  # unusable: read again
+        assert cache._decoded("seeds/x.md", "key", damaged, {}) is None  # unusable: read again
 
 
 def test_posts_made_from_the_cache_are_posts_as_their_class_makes_them(mixed_site: Path) -> None:
-    # content._post_of fills a Post's fields without Post.__init__.
+    # cache._post_of fills a Post's fields without Post.__init__.
     assert "__post_init__" not in vars(Post) and "__slots__" not in vars(Post)
     for post in build(mixed_site).site.posts:
-        made = content._post_of((f.name, getattr(post, f.name)) for f in fields(Post))
+        made = cache._post_of((f.name, getattr(post, f.name)) for f in fields(Post))
         assert made == post and hash(made) == hash(post) and made is not post
-        assert replace(post, title="other") == content._published_copy(post, title="other")
+        assert replace(post, title="other") == publishing._published_copy(post, title="other")

@@ -10,7 +10,7 @@ from pathlib import Path
 import lxml.html
 from lxml import etree
 
-from publisher.content import posts as content
+from publisher.content import load
 from publisher.config import load_config
 from publisher.model import DigestList, Issue
 from publisher.mail.render import render_issue
@@ -26,8 +26,8 @@ def test_a_post_with_only_absolute_links_is_published_byte_for_byte(blank_site: 
     by_title = {p.title: p for p in report.site.posts}
     assert 'src="https://example.org/' in by_title["Relative"].content_html
     config = load_config(blank_site / "publisher.toml")
-    (read,) = content.read_file(absolute, config).posts
-    assert by_title["Absolute only"].content_html == content._clean(read).content_html
+    (read,) = load.read_file(absolute, config).posts
+    assert by_title["Absolute only"].content_html == load._clean(read).content_html
 
 
 def test_relative_image_candidates_are_resolved_from_the_cache_too(blank_site: Path) -> None:

@@ -343,7 +343,7 @@ def test_hub_links_in_every_format(blank_site: Path) -> None:
     _dated(blank_site, "a.txt", 1)
     from publisher.feeds.build import feed_options
     from publisher.config import load_config
-    from publisher.content.posts import load_posts, publish
+    from publisher.content import load_posts, publish
     from publisher.feeds.formats import build_feeds
     from publisher.state.store import StateStore
 

@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from publisher.config import load_config
-from publisher.content.posts import load_posts, publish
+from publisher.content import load_posts, publish
 from publisher.mail.digest import IssueMessages, next_issue, recipient
 from publisher.mail.message import MessageError, MessageFactory, build_message
 from publisher.model import Personal, RenderedIssue

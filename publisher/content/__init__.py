@@ -8,9 +8,9 @@ from publisher.lazy import exports
 __getattr__, __dir__ = exports(
     __name__,
     {
-        "PostCache": "posts",
-        "load_posts": "posts",
-        "publish": "posts",
+        "PostCache": "cache",
+        "load_posts": "load",
+        "publish": "publishing",
         "load_feed_sources": "sources",
     },
 )
@@ -23,5 +23,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from publisher.content.posts import PostCache, load_posts, publish
+    from publisher.content.cache import PostCache
+    from publisher.content.load import load_posts
+    from publisher.content.publishing import publish
     from publisher.content.sources import load_feed_sources

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -139,37 +140,26 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     cache = PostCache(store)
     posts, read_errors, warnings = _load(config, store, now, cache)
 
-    def identities(records: dict[str, PostRecord]) -> tuple[_IdentityChanges, Site, tuple[ContentError, ...]]:
-        changes = _IdentityChanges(records)
-        site, publish_errors = publish(posts, store=changes, now=now, config=config, cache=cache)
-        return changes, site, publish_errors
+    def identities(repository: PostRepository) -> tuple[Site, tuple[ContentError, ...]]:
+        return publish(posts, store=repository, now=now, config=config, cache=cache)
 
     records = store.posts.records()
-    changes, site, publish_errors = identities(records)
+    changes = _IdentityChanges(records)
+    site, publish_errors = identities(changes)
     lock = _writing_lock(config)
     try:
         current = store.posts.records()
         if current != records:
             log.info("post records changed while this build waited for another: identities worked out again")
-            records = current
-            changes, site, publish_errors = identities(records)
+            records, changes = current, _IdentityChanges(current)
+            site, publish_errors = identities(changes)
         documents = _documents(config, site, cache)
         known = store.builds.feed_outputs()
         staged, made = _stage_feeds(config, documents, known, force=force)
-        try:
-            with store.transaction():
-                stale = store.posts.records() != records
-                if stale:
-                    log.info("post records changed while this build made the feeds: identities worked out again")
-                    site, publish_errors = publish(posts, store=store.posts, now=now, config=config, cache=cache)
-                else:
-                    changes.apply(store.posts)
-                cache.save()
-        except BaseException:
-            staged.discard()
-            raise
-        if stale:
+        again = _commit_identities(store, records, changes, cache, staged, work_out_again=identities)
+        if again is not None:
             # The feeds staged are not of the identities committed: made again.
+            site, publish_errors = again
             staged.discard()
             documents = _documents(config, site, cache)
             staged, made = _stage_feeds(config, documents, known, force=force)
@@ -193,6 +183,38 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
         warnings += ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
     names = tuple(document.name for document in documents)
     return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings))
+
+
+def _commit_identities(
+    store: StateStore,
+    records: dict[str, PostRecord],
+    changes: _IdentityChanges,
+    cache: PostCache,
+    staged: StagedFiles,
+    *,
+    work_out_again: Callable[[PostRepository], tuple[Site, tuple[ContentError, ...]]],
+) -> tuple[Site, tuple[ContentError, ...]] | None:
+    """Step 3 of ``build_site``: in one short write transaction, record the
+    identities in ``changes`` (and the cache of readings) if the post
+    records are still ``records``, those they were worked out from; None
+    then. If a process that does not take the build's lock changed them,
+    the identities are worked out again there, under the store's lock
+    (``work_out_again(store.posts)``), and the site and errors that gives
+    are returned: the feeds ``staged`` are not of them. ``staged`` is
+    discarded when nothing could be committed."""
+    try:
+        with store.transaction():
+            if store.posts.records() != records:
+                log.info("post records changed while this build made the feeds: identities worked out again")
+                again = work_out_again(store.posts)
+            else:
+                changes.apply(store.posts)
+                again = None
+            cache.save()
+    except BaseException:
+        staged.discard()
+        raise
+    return again
 
 
 def _writing_lock(config: Config) -> ProcessLock:

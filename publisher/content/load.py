@@ -1,0 +1,283 @@
+"""Reading the content folders: post files become posts.
+
+``load_posts`` is the I/O edge: it finds the post files under the configured
+paths, reads each with the reader for its extension (plus an optional
+sidecar ``NAME.meta.toml`` beside it) and collects one ``ContentError`` per
+file it cannot publish. With a ``PostCache`` (``content.cache``), files
+unchanged since their last reading are not parsed again; when many are to
+be parsed, worker processes parse them.
+
+    loaded = load_posts(config, cache)
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from publisher.config import Config
+from publisher.errors import ContentError, toml_error
+from publisher.model import Post
+from publisher.content.readers import ReadOptions, ReadResult, extensions, reader_for
+from publisher.content.readers.metadata import ContentWarning, Metadata, parse_metadata
+from publisher.content.sanitize import clean_html, first_paragraph_text
+from publisher.text import one_line, slugify, summarize, xml_safe
+
+if TYPE_CHECKING:
+    from publisher.content.cache import PostCache
+
+log = logging.getLogger("publisher.content")
+
+SIDECAR_SUFFIX = ".meta.toml"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What reading the content folders gave: posts, the files rejected,
+    and warnings about what was published."""
+
+    posts: tuple[Post, ...]
+    errors: tuple[ContentError, ...]
+    warnings: tuple[ContentWarning, ...] = ()
+
+
+def _post_files(config: Config, errors: list[ContentError]) -> dict[str, bool | None]:
+    """The post files to read, in order, as paths: each with whether its
+    folder's listing holds a sidecar for it (None for a file named in the
+    config, whose folder was not listed)."""
+    # A feed listed under [[content.feeds]] is read as a feed, not as a post file.
+    feed_files = {s.path.resolve() for s in config.content.feeds if s.path}
+    files: list[tuple[str, bool | None]] = []
+    for root in config.content.paths:
+        if root.is_file():
+            files.append((str(root), None))
+        elif root.is_dir():
+            files += [(path, sidecar) for _, path, sidecar in sorted(_readable_files(str(root)))]
+        else:
+            errors.append(ContentError(config.relative(root), None, "no such file or folder"))
+    if len(config.content.paths) > 1:
+        # Folders may overlap: each file once, where it came first (as Paths compare).
+        unique: dict[Path, tuple[str, bool | None]] = {}
+        for path, sidecar in files:
+            unique.setdefault(Path(path), (path, sidecar))
+        files = list(unique.values())
+    if feed_files:
+        files = [(path, sidecar) for path, sidecar in files if Path(path).resolve() not in feed_files]
+    return dict(files)
+
+
+def _readable_files(folder: str, parts: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str, bool]]:
+    """Files under ``folder`` that have a reader: (path parts below it, path,
+    whether the folder also holds its sidecar). Sorted, what
+    ``sorted(rglob("*"))`` would list, less hidden files and folders (and
+    folders reached through a symlink); one scandir per folder instead of a
+    stat and a Path per file, and no look for a sidecar per file."""
+    found: list[tuple[tuple[str, ...], str, bool]] = []
+    readable = _EXTENSIONS
+    with os.scandir(folder) as listing:
+        entries = list(listing)
+    names = {entry.name for entry in entries}
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            found += _readable_files(entry.path, (*parts, entry.name))
+        elif os.path.splitext(entry.name)[1].lower() in readable and entry.is_file():
+            found.append(((*parts, entry.name), entry.path, entry.name + SIDECAR_SUFFIX in names))
+    return found
+
+
+_EXTENSIONS = frozenset(extensions())
+
+
+def _sidecar(path: Path, shown: str, config: Config) -> Metadata:
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    if not sidecar.is_file():
+        return Metadata()
+    name = shown + SIDECAR_SUFFIX
+    try:
+        text = sidecar.read_bytes().decode("utf-8-sig")
+        raw = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ContentError(name, 1, "not valid UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        line, reason = toml_error(exc, text)
+        raise ContentError(name, line, f"not valid TOML: {reason}") from None
+    return parse_metadata(raw, path=name, text=text, first_line=1, tz=config.site.timezone)
+
+
+_DATED_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
+
+
+def _date_from_name(post: Post, path: Path, config: Config) -> Post:
+    """Jekyll's convention: ``2024-05-01-title.md`` dates (and names) the post."""
+    match = _DATED_NAME.match(path.stem)
+    if post.date is not None or match is None:
+        return post
+    try:
+        day = datetime(int(match[1]), int(match[2]), int(match[3]), tzinfo=config.site.timezone)
+    except ValueError:
+        raise ContentError(post.source, None, f"file name {path.name!r} starts with an impossible date") from None
+    return replace(post, date=day, slug=post.slug or slugify(match[4]))
+
+
+def read_file(path: Path, config: Config) -> ReadResult:
+    """Read one content file (and its sidecar); raises ``ContentError``."""
+    shown = config.relative(path)
+    return _read(path, shown, _file_bytes(path, shown), config)
+
+
+def _file_bytes(path: Path, shown: str) -> bytes:
+    if reader_for(path.name) is None:
+        raise ContentError(shown, None, f"no reader for {path.suffix or 'files without an extension'}")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ContentError(shown, None, f"cannot be read: {exc.strerror}") from None
+
+
+def _read(path: Path, shown: str, data: bytes, config: Config) -> ReadResult:
+    reader = reader_for(path.name)
+    if reader is None:
+        raise ContentError(shown, None, f"no reader for {path.suffix or 'files without an extension'}")
+    options = ReadOptions(
+        timezone=config.site.timezone,
+        boilerplate=config.content.boilerplate,
+        overlay=_sidecar(path, shown, config),
+    )
+    result = reader(data, shown, options)
+    if len(result.posts) == 1 and result.posts[0].source == shown:
+        return replace(result, posts=(_date_from_name(result.posts[0], path, config),))
+    return result
+
+
+def load_posts(config: Config, cache: PostCache | None = None) -> Loaded:
+    """Read every post file under the configured content paths.
+
+    With a ``cache``, a file whose bytes (and sidecar) are those of its
+    last reading is not parsed again: its posts come from the cache,
+    already cleaned (``publish`` knows them by the cache).
+    """
+    errors: list[ContentError] = []
+    posts: list[Post] = []
+    warnings: list[ContentWarning] = []
+    files = _post_files(config, errors)
+    if cache is not None:
+        outcomes = cache.read_all(files, config)
+    else:
+        outcomes = ((path, _attempt(Path(path), lambda: read_file(Path(path), config))) for path in files)
+    for path, outcome in outcomes:
+        if isinstance(outcome, ReadResult):
+            posts.extend(outcome.posts)
+            errors.extend(outcome.errors)
+            warnings.extend(outcome.warnings)
+        elif isinstance(outcome, ContentError):
+            errors.append(outcome)
+        else:  # a reader bug must not stop the other posts
+            errors.append(ContentError(config.relative(Path(path)), None, f"could not be read: {outcome!r}"))
+    return Loaded(tuple(posts), tuple(errors), tuple(warnings))
+
+
+def _attempt(path: Path, read: Callable[[], ReadResult]) -> ReadResult | Exception:
+    """``read()``, or the exception it raised (logged when it is a bug)."""
+    try:
+        return read()
+    except ContentError as exc:
+        return exc
+    except Exception as exc:
+        log.debug("reading %s failed", path, exc_info=True)
+        return exc
+
+
+# -- parsing many files ---------------------------------------------------------
+#
+# Parsing (Markdown above all) is most of a cold build. When many files are
+# to be parsed and the machine has more than one CPU, worker processes parse
+# them, PARSE_CHUNK files at a time; the results are the same as parsing here.
+
+PARALLEL_MIN_FILES = 400  # below this, starting the workers costs more than it saves
+PARSE_CHUNK = 32
+MAX_PARSERS = 8
+
+
+def _parse_one(path: Path, shown: str, data: bytes, config: Config) -> ReadResult | Exception:
+    return _attempt(path, lambda: _cleaned(_read(path, shown, data, config)))
+
+
+def _parse_many(items: list[tuple[Path, str, bytes]], config: Config) -> list[ReadResult | Exception]:
+    """Each item's reading, cleaned: (path, shown, bytes) -> ReadResult or the error."""
+    workers = _parsers(len(items))
+    if workers > 1:
+        try:
+            return _parse_in_processes(items, config, workers)
+        except Exception:  # no process could be started, or one died: parse here instead
+            log.warning("parsing in %d worker processes failed; parsing %d files here", workers, len(items), exc_info=True)
+    return [_parse_one(path, shown, data, config) for path, shown, data in items]
+
+
+def _parsers(files: int) -> int:
+    if files < PARALLEL_MIN_FILES:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_PARSERS))
+
+
+def _parse_in_processes(items: list[tuple[Path, str, bytes]], config: Config, workers: int) -> list[ReadResult | Exception]:
+    # spawn: fresh interpreters, never a fork of this process (which may hold
+    # threads and a database connection), and nothing left running after.
+    context = multiprocessing.get_context("spawn")
+    chunks = [items[i : i + PARSE_CHUNK] for i in range(0, len(items), PARSE_CHUNK)]
+    results: list[ReadResult | Exception] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for done in pool.map(_parse_chunk, [config] * len(chunks), chunks):
+            results.extend(_unpacked(outcome) for outcome in done)
+    return results
+
+
+def _parse_chunk(config: Config, chunk: list[tuple[Path, str, bytes]]) -> list[tuple]:
+    """In a worker: parse ``chunk``; errors as plain tuples (ContentError does not pickle)."""
+    out: list[tuple] = []
+    for path, shown, data in chunk:
+        outcome = _parse_one(path, shown, data, config)
+        if isinstance(outcome, ReadResult):
+            out.append(("ok", outcome.posts, [(e.path, e.line, e.reason) for e in outcome.errors], outcome.warnings))
+        elif isinstance(outcome, ContentError):
+            out.append(("rejected", outcome.path, outcome.line, outcome.reason))
+        else:
+            out.append(("bug", f"{type(outcome).__name__}: {outcome}"))
+    return out
+
+
+def _unpacked(outcome: tuple) -> ReadResult | Exception:
+    if outcome[0] == "ok":
+        return ReadResult(outcome[1], tuple(ContentError(*error) for error in outcome[2]), outcome[3])
+    if outcome[0] == "rejected":
+        return ContentError(*outcome[1:])
+    return RuntimeError(outcome[1])
+
+
+def _clean(post: Post) -> Post:
+    html = clean_html(post.content_html)
+    summary = post.summary or summarize(first_paragraph_text(html))
+    return replace(
+        post,
+        title=xml_safe(one_line(post.title)),
+        summary=xml_safe(summary) or None,
+        content_html=html,
+    )
+
+
+def _cleaned(result: ReadResult) -> ReadResult:
+    return replace(result, posts=tuple(_clean(post) for post in result.posts))
