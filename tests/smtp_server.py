@@ -32,7 +32,8 @@ Faults (all may be changed while the server runs, through ``server.faults``):
   connection, the next MAIL gets 421 and the connection is closed.
 - ``hang``: accept connections and never say anything.
 - ``pause_after``: once N messages were accepted (on all connections), every
-  later MAIL is left unanswered; ``server.paused`` is set when the first one
+  later MAIL is left unanswered until ``pause_after`` is set back to 0 (or the
+  connection goes); ``server.paused`` is set when the first one
   arrives, so a test can meet a send at that point whatever the machine's
   speed, then stop the server or let the client time out.
 - ``tls``: ``"starttls"`` or ``"tls"`` (implicit TLS) with a self-signed
@@ -368,7 +369,8 @@ class _Handler:
                 reached = len(owner._messages) >= faults.pause_after
             if reached:
                 owner.paused.set()
-                await server.loop.create_future()  # until the connection goes
+                while faults.pause_after:  # until resumed (pause_after = 0) or the connection goes
+                    await asyncio.sleep(0.005)
         if faults.shutdown_rate:
             with owner._lock:
                 owner._mail_attempts[address.lower()] += 1

@@ -77,16 +77,20 @@ def test_the_lock_excludes_a_second_open_even_in_one_process(tmp_path: Path) -> 
 
 
 def test_send_by_hand_while_the_scheduler_sends_is_refused_and_nobody_gets_two(tmp_path: Path) -> None:
-    with SmtpServer(slow=0.01) as server:
+    # The server holds the scheduler's send after 20 messages until the send
+    # by hand is done: it certainly meets a send in progress, however fast.
+    with SmtpServer() as server:
+        server.faults.pause_after = 20
         site = scheduled_site(tmp_path, schedule="every minute", subscribers=READERS, port=server.port, connections=2)
         due_now(site)
         scheduler = subprocess.Popen(publisher(site, "run", "--once"), env=env(), stderr=subprocess.PIPE, text=True)
         try:
-            server.wait_until(lambda: len(server.messages) >= 20 or scheduler.poll() is not None, timeout=60)
-            assert scheduler.poll() is None, scheduler.stderr.read()
+            while not server.paused.wait(timeout=0.05):
+                assert scheduler.poll() is None, scheduler.stderr.read()
             by_hand = subprocess.run(
-                publisher(site, "send", "--list", "daily"), env=env(), capture_output=True, text=True, timeout=60
+                publisher(site, "send", "--list", "daily"), env=env(), capture_output=True, text=True, timeout=300
             )
+            server.faults.pause_after = 0
             assert by_hand.returncode == 2, by_hand.stdout + by_hand.stderr
             assert f"list 'daily' is being sent by process {scheduler.pid}" in by_hand.stderr
             assert "Traceback" not in by_hand.stderr
