@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from publisher.app import cli
+from publisher.app import cli_subscribers as cli
 from publisher.app.cli import main
 from publisher.state.store import StateStore
 from publisher.mail.subscriber_csv import from_spreadsheet_cell, read_subscriber_csv, split_lists, spreadsheet_safe

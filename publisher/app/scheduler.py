@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING
 
 import schedule
 
+from publisher.app.common import plural
 from publisher.clock import Clock
 from publisher.config import Config
 from publisher.errors import PublisherError
@@ -154,10 +155,6 @@ def plan_job(job: Job, last: JobRun | None, now: datetime, tz: tzinfo, *, watche
     if not job.catch_up:
         return Plan("skip", slot, "missed while no scheduler ran, and catch_up is off", following)
     return Plan("run", slot, f"catch-up, {_span(late)} late", following)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _local(moment: datetime, tz: tzinfo) -> str:
@@ -290,7 +287,7 @@ class Scheduler:
         for warning in report.warnings:
             log.warning("%s: %s", job.context, warning)
         return (
-            f"built {_plural(len(report.site.posts), 'post')}: {len(report.written)} written, "
+            f"built {plural(len(report.site.posts), 'post')}: {len(report.written)} written, "
             f"{len(report.unchanged)} unchanged, {len(report.errors)} rejected"
         )
 

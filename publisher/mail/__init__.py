@@ -19,7 +19,6 @@ __getattr__, __dir__ = exports(
         "personalize": "render",
         "render_issue": "render",
         "SendReport": "send",
-        "Transport": "send",
         "frozen_issue": "send",
         "deliver_issue": "send",
         "dry_run": "send",
@@ -43,6 +42,7 @@ __getattr__, __dir__ = exports(
         "write_secret": "tokens",
         "OutboxTransport": "transports",
         "SmtpTransport": "transports",
+        "Transport": "transports",
     },
 )
 
@@ -96,7 +96,6 @@ if TYPE_CHECKING:
     from publisher.mail.render import personalize, render_issue
     from publisher.mail.send import (
         SendReport,
-        Transport,
         deliver_issue,
         dry_run,
         frozen_issue,
@@ -117,4 +116,4 @@ if TYPE_CHECKING:
         subscriber_record,
     )
     from publisher.mail.tokens import TokenClaims, sign_token, verify_token, write_secret
-    from publisher.mail.transports import OutboxTransport, SmtpTransport
+    from publisher.mail.transports import OutboxTransport, SmtpTransport, Transport

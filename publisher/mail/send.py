@@ -29,40 +29,27 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
 
 from publisher.clock import Clock
 from publisher.config import Config
 from publisher.content import PostCache, load_posts, publish
 from publisher.mail.digest import IssueMessages, next_issue
 from publisher.errors import DeliveryError, PublisherError, TransportError
-from publisher.mail.message import make_message_id
 from publisher.model import DigestList, Issue, RenderedIssue
 from publisher.mail.render import render_issue
 from publisher.mail.subscribers import set_subscriber_status
 from publisher.state import PendingDelivery, StateStore
+
+# Only for annotations: the transports (smtplib, ssl) load when one is made.
+if TYPE_CHECKING:
+    from publisher.mail.transports import Connection, Transport
 
 log = logging.getLogger("publisher.send")
 
 HARD_BOUNCES = frozenset({550, 551, 553})
 # Pending deliveries read from the store at a time.
 PAGE_SIZE = 1000
-
-
-class Connection(Protocol):
-    def send(self, sender: str, recipient: str, message: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class Transport(Protocol):
-    """What ``deliver_issue`` needs of a transport (``transports`` has them)."""
-
-    name: str
-    connections: int
-
-    def connect(self) -> Connection: ...
 
 
 class RateLimiter:
@@ -280,6 +267,33 @@ def deliver_issue(
     report.total = sum(counts.values())
     report.sent, report.failed, report.skipped = counts.get("sent", 0), counts.get("failed", 0), counts.get("skipped", 0)
     report.pending = counts.get("pending", 0)
+    _work_through_pending(
+        config, store, transport, issue_id, report, build,
+        clock=clock, limiter=limiter, rng=rng, on_progress=on_progress, stop=stop, page_size=page_size,
+    )
+    if report.pending == 0:
+        with store.transaction():
+            store.issues.finish(issue_id, now=clock.now())
+    return report
+
+
+def _work_through_pending(
+    config: Config,
+    store: StateStore,
+    transport: Transport,
+    issue_id: int,
+    report: SendReport,
+    build: Callable[[PendingDelivery], tuple[bytes, str]],
+    *,
+    clock: Clock,
+    limiter: RateLimiter,
+    rng: random.Random,
+    on_progress: Callable[[SendReport], None] | None,
+    stop: threading.Event | None,
+    page_size: int,
+) -> None:
+    """Hand the issue's pending deliveries to a pool of workers, one
+    connection each, and record every outcome in ``report`` as it comes."""
     # The pending deliveries are read a page at a time, never the whole
     # audience at once; retries that came due go before the next new one.
     fresh = _pending_jobs(store, issue_id, page_size)
@@ -333,10 +347,6 @@ def deliver_issue(
             worker.jobs.put(None)
         for worker in workers:
             worker.join(timeout=60)
-    if report.pending == 0:
-        with store.transaction():
-            store.issues.finish(issue_id, now=clock.now())
-    return report
 
 
 def _pending_jobs(store: StateStore, issue_id: int, page_size: int) -> Iterator[_Job]:
@@ -346,11 +356,6 @@ def _pending_jobs(store: StateStore, issue_id: int, page_size: int) -> Iterator[
         for delivery in page:
             yield _Job(delivery, delivery.attempts)
         after = page[-1].id
-
-
-def store_message_id(config: Config, issue: Issue, delivery: PendingDelivery) -> str:
-    host = urlsplit(config.site.url).hostname or "localhost"
-    return make_message_id(host, issue.list.name, str(issue.number), delivery.email)
 
 
 def _settle(

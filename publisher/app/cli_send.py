@@ -1,0 +1,341 @@
+"""The mail commands: ``publisher digest``, ``send``, ``status`` and ``run``.
+
+Each imports the stages it runs when it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from publisher.app.cli_base import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    UsageError,
+    choose_list,
+    ctx_clock,
+    ctx_config,
+    ctx_now,
+    fail,
+    report_errors,
+)
+from publisher.app.common import make_transport, plural, with_secret
+
+if TYPE_CHECKING:
+    from publisher.config import Config
+    from publisher.mail import SendReport
+    from publisher.model import DigestList
+    from publisher.state import StateStore
+
+log = logging.getLogger("publisher")
+
+
+@click.command()
+@click.option("--list", "list_name", help="The list (default: the only one).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for the .html, .txt and .eml files (default: preview/ beside the config).",
+)
+@click.option("--force", is_flag=True, help="Render the newest posts even if the list already had them.")
+@click.pass_context
+def digest(ctx: click.Context, list_name: str | None, out: Path | None, force: bool) -> None:
+    """Render the next digest of a list to files, without sending it."""
+    from publisher.feeds import check_site
+    from publisher.mail import compose, next_issue, recipient
+    from publisher.mail import personalize, render_issue
+    from publisher.state import StateStore
+    from publisher.feeds import write_atomic
+
+    config = ctx_config(ctx)
+    digest_list = choose_list(config, list_name)
+    now = ctx_now(ctx)
+    store = StateStore.open(config.state.path, readonly=True)
+    try:
+        report = check_site(config, store=store, now=now)
+        issue = next_issue(report.site, digest_list, store, now=now, force=force)
+    finally:
+        store.close()
+    code = report_errors(report)
+    if issue is None:
+        if not ctx.obj["quiet"]:
+            click.echo(
+                f"No new posts for list {digest_list.name!r} since its last issue: nothing to render "
+                "(--force renders the newest posts anyway)."
+            )
+        sys.exit(code)
+    config = with_secret(config)
+    rendered = render_issue(issue, report.site.info, templates=config.mail.templates / "email")
+    author = config.site.author
+    reader = recipient(config, issue, author.email or config.mail.sender_address, author.name)
+    html, text = personalize(rendered, reader)
+    message = compose(config, issue, rendered, reader, now=now)
+    folder = out if out is not None else config.root / "preview"
+    stem = folder / f"{digest_list.name}-{issue.number}"
+    written = []
+    for suffix, data in ((".html", html.encode("utf-8")), (".txt", text.encode("utf-8")), (".eml", message)):
+        write_atomic(stem.with_suffix(suffix), data)
+        written.append(stem.with_suffix(suffix))
+    if not ctx.obj["quiet"]:
+        click.echo(
+            f"Digest {digest_list.name!r} issue {issue.number}: {plural(len(issue.posts), 'post')}"
+            + (f" ({rendered.linked_posts} as links only, to stay under the size limit)" if rendered.linked_posts else "")
+            + f", subject: {rendered.subject}"
+        )
+        for path in written:
+            click.echo(f"  {path}")
+    sys.exit(code)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; a log line every few seconds elsewhere."""
+
+    def __init__(self, report_total: int, quiet: bool, interval: float = 5.0):
+        self.quiet = quiet
+        self.interval = interval
+        self.last = time.monotonic()
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("sending"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[failed]} failed"),
+                TextColumn("{task.fields[rate]:.0f}/s"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self.started = time.monotonic()
+            self.task = self.bar.add_task("send", total=report_total, failed=0, rate=0.0)
+            self.bar.start()
+
+    def __call__(self, report: SendReport) -> None:
+        done = report.sent + report.failed + report.skipped
+        if self.bar is not None:
+            elapsed = max(time.monotonic() - self.started, 1e-6)
+            self.bar.update(self.task, completed=done, failed=report.failed, rate=report.sent / elapsed)
+        elif not self.quiet and time.monotonic() - self.last >= self.interval:
+            self.last = time.monotonic()
+            click.echo(
+                f"list {report.list_name} issue {report.number}: {report.sent} sent, "
+                f"{report.failed} failed, {report.pending} pending",
+                err=True,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@click.command()
+@click.option("--list", "list_name", help="The list (default: the only one).")
+@click.option("--dry-run", is_flag=True, help="Render every message and send none.")
+@click.pass_context
+def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
+    """Create (or resume) the list's next issue and deliver it."""
+    from publisher.state import SendLock
+    from publisher.mail import deliver_issue, prepare_issue
+    from publisher.mail import dry_run as dry_run_issue
+    from publisher.state import StateStore
+
+    config = with_secret(ctx_config(ctx))
+    digest_list = choose_list(config, list_name)
+    quiet = ctx.obj["quiet"]
+    now = ctx_now(ctx)
+    store = StateStore.open(config.state.path, readonly=dry_run)
+    try:
+        if dry_run:
+            report = dry_run_issue(config, store, digest_list, now=now)
+            if not quiet:
+                if report.number is None:
+                    click.echo(f"No new posts for list {digest_list.name!r}: nothing would be sent.")
+                else:
+                    click.echo(
+                        f"Dry run: issue {report.number} of {digest_list.name!r} rendered for "
+                        f"{plural(report.total, 'recipient')}; nothing sent."
+                    )
+            sys.exit(EXIT_OK)
+        with SendLock(config.state.path, digest_list.name):  # SendLocked: the scheduler is sending it
+            issue_id = prepare_issue(config, store, digest_list, now=now)
+            if issue_id is None:
+                if not quiet:
+                    click.echo(_nothing_to_send(store, digest_list))
+                sys.exit(EXIT_OK)
+            pending = store.deliveries.pending_count(issue_id)
+            progress = _Progress(pending, quiet)
+            try:
+                report = deliver_issue(
+                    config, store, make_transport(config), issue_id, clock=ctx_clock(ctx), on_progress=progress
+                )
+            finally:
+                progress.close()
+    finally:
+        store.close()
+    for failure in report.failures:
+        click.echo(f"failed: {failure}", err=True)
+    if not quiet:
+        where = f" to {config.relative(config.mail.outbox)}/new/" if config.mail.transport == "outbox" else ""
+        click.echo(
+            f"Issue {report.number} of {report.list_name!r}: {report.sent} sent{where}, {report.failed} failed, "
+            f"{report.skipped} skipped, {report.pending} pending"
+            + (f" ({report.suppressed} addresses suppressed)" if report.suppressed else "")
+        )
+    if report.stopped is not None:
+        fail(f"send stopped: {report.stopped}; run `publisher send` again to resume")
+    if report.pending:
+        click.echo(f"{plural(report.pending, 'delivery')} left pending after retries; run `publisher send` again", err=True)
+    sys.exit(EXIT_REJECTED if report.failed or report.pending else EXIT_OK)
+
+
+def _nothing_to_send(store: StateStore, digest_list: DigestList) -> str:
+    """Why no issue was made, and what to do about it."""
+    from publisher.mail import nothing_to_send
+
+    name = digest_list.name
+    reason = nothing_to_send(store, digest_list)
+    if reason == "no active subscribers":
+        advice = (
+            f"add one with `publisher subscribers add EMAIL --list {name}` "
+            "or import a CSV with `publisher subscribers import FILE.csv`"
+        )
+    else:
+        advice = "publish a post (and run `publisher build`), then send again"
+    return f"Nothing to send for list {name!r}: {reason}; {advice}."
+
+
+@click.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """The last build, the last issue of each list, pending and failed deliveries."""
+    from publisher.state import StateStore
+
+    config = ctx_config(ctx)
+    store = StateStore.open(config.state.path, readonly=True)
+    try:
+        build = store.builds.last()
+        if build is None:
+            click.echo("build: never")
+        else:
+            local = build.finished.astimezone(config.site.timezone)
+            click.echo(
+                f"build: {local:%Y-%m-%d %H:%M %Z}, {plural(build.posts, 'post')}, "
+                f"{build.rejected} rejected, {build.written} files written"
+            )
+        for name in config.lists:
+            issues = store.issues.all(name)
+            if not issues:
+                click.echo(f"list {name}: no issue yet")
+                continue
+            last = issues[0]
+            counts = store.deliveries.counts(last.id)
+            local = last.created.astimezone(config.site.timezone)
+            click.echo(
+                f"list {name}: issue {last.number} ({last.status}) of {local:%Y-%m-%d %H:%M %Z}: "
+                + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("sent", "failed", "skipped", "pending"))
+            )
+        _show_jobs(config, store, ctx_now(ctx))
+    finally:
+        store.close()
+
+
+def _show_jobs(config: Config, store: StateStore, now) -> None:
+    """Each scheduled job's last run and next run, in the site's time zone."""
+    from publisher.app.scheduler import jobs_of, plan_job
+
+    jobs = jobs_of(config)
+    if not jobs:
+        click.echo("jobs: none scheduled ([jobs] build, or a list's schedule)")
+        return
+    tz = config.site.timezone
+    runs = store.jobs.all()
+    for job in jobs:
+        run = runs.get(job.name)
+        if run is None or run.started is None:
+            last = "never"
+        elif run.status == "running":
+            last = f"started {run.started.astimezone(tz):%Y-%m-%d %H:%M %Z}, running (or interrupted)"
+        else:
+            last = f"{run.started.astimezone(tz):%Y-%m-%d %H:%M %Z} {run.status}" + (f" ({run.message})" if run.message else "")
+        plan = plan_job(job, run, now, tz, watched_since=None)
+        if plan.action == "run":
+            upcoming = f"due now ({plan.reason})"
+        else:
+            upcoming = f"{plan.next_slot.astimezone(tz):%Y-%m-%d %H:%M %Z}"
+        click.echo(f"job {job.name} ({job.schedule.text}): last run {last}; next {upcoming}")
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop``; a second one ends the process at once, as a crash would."""
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+        log.warning("%s: stopping once the messages in flight are recorded", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def _event_lines(quiet: bool) -> Iterator[None]:
+    """The scheduler's INFO lines are its output: shown without -v (not with -q)."""
+    logger = logging.getLogger("publisher.scheduler")
+    level = logger.level
+    if not quiet and logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Run what is due now (catch-up included) and exit: for cron and systemd timers.")
+@click.pass_context
+def run(ctx: click.Context, once: bool) -> None:
+    """The scheduler: rebuild the feeds and send each digest at its time.
+
+    Runs until SIGTERM or SIGINT (the job in progress stops at a safe point,
+    then exit 0), or with --once runs what is due now and exits: 0, or 1 if
+    a job failed. Only one scheduler runs per state store.
+    """
+    from publisher.state import SchedulerLock
+    from publisher.app.scheduler import Scheduler, jobs_of
+    from publisher.state import StateStore
+
+    config = with_secret(ctx_config(ctx))
+    if not jobs_of(config):
+        raise UsageError(
+            f'{config.path}: nothing to schedule; add [jobs] build = "every 10 minutes" '
+            'or a list schedule such as schedule = "daily at 07:00"'
+        )
+    stop = threading.Event()
+    with SchedulerLock(config.state.path), _stop_on_signals(stop), _event_lines(ctx.obj["quiet"]):
+        store = StateStore.open(config.state.path)
+        try:
+            scheduler = Scheduler(config, store, clock=ctx_clock(ctx), transport=lambda: make_transport(config), stop=stop)
+            if once:
+                scheduler.run_due()
+            else:
+                scheduler.run_forever()
+        finally:
+            store.close()
+    sys.exit(EXIT_REJECTED if once and scheduler.errors and not stop.is_set() else EXIT_OK)
