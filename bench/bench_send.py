@@ -122,7 +122,7 @@ def run() -> None:
     from tests.helpers import build_message_reference
     from publisher.mail.render import personalize, render_issue
     from publisher.clock import SystemClock
-    from publisher.mail.send import _frozen_issue, deliver_issue, prepare_issue
+    from publisher.mail.send import frozen_issue, deliver_issue, prepare_issue
     from publisher.mail.transports import SmtpTransport
 
     with SmtpSink() as sink, tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
@@ -137,7 +137,7 @@ def run() -> None:
             info = store.issues.info(issue_id)
         finally:
             store.close()
-        issue, rendered = _frozen_issue(config, config.lists["daily"], info.number, info.rendered)
+        issue, rendered = frozen_issue(config, config.lists["daily"], info.number, info.rendered)
         publisher_rate = total / send_seconds
 
         # The same prepared bytes for the bare loop: publisher's messages, made beforehand.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from email import quoprimime
 from pathlib import Path
 

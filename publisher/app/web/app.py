@@ -16,7 +16,8 @@ from werkzeug.exceptions import HTTPException
 from publisher.config import Config
 from publisher.dates import format_day
 from publisher.errors import ConfigError
-from publisher.mail import ConfirmationMailer, OutboxTransport, SmtpTransport
+from publisher.app.common import make_transport
+from publisher.mail import ConfirmationMailer
 from publisher.resources import default_templates
 from publisher.state import StateStore
 
@@ -56,7 +57,7 @@ def create_app(
         prefix=prefix,
         trusted=tuple(ipaddress.ip_network(p, strict=False) for p in config.serve.trusted_proxies),
         csrf_cookie="__Host-publisher_csrf" if https and not prefix else "publisher_csrf",
-        mailer=ConfirmationMailer(config, transport or _transport(config)),
+        mailer=ConfirmationMailer(config, transport or make_transport(config)),
         templates=default_templates() / "web",
         site_templates=config.mail.templates / "web",
     )
@@ -93,12 +94,6 @@ def _flask_app(site: WebContext) -> Flask:
     app.extensions["publisher.mailer"] = site.mailer
     app.extensions[EXTENSION] = site
     return app
-
-
-def _transport(config: Config):
-    if config.mail.transport == "smtp":
-        return SmtpTransport(config.mail.smtp)
-    return OutboxTransport(config.mail.outbox)
 
 
 def _site_prefix(config: Config) -> str:
