@@ -70,6 +70,7 @@ class FeedServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 self.status = 0
+                self.recorded = False
                 route = server.routes.get(self.path)
                 try:
                     if route is None:
@@ -78,10 +79,15 @@ class FeedServer:
                         route(self)
                 except OSError:
                     pass  # the client hung up (the size cap, a timeout): expected
-                server.seen.append(Seen(self.path, dict(self.headers), self.status))
+                if not self.recorded:  # a route that never answered (a hang-up, a timeout)
+                    server.seen.append(Seen(self.path, dict(self.headers), self.status))
 
             def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
                 self.status = status
+                # Recorded before the client can read the answer: a test that
+                # looks once the build is done finds it, however busy the machine.
+                server.seen.append(Seen(self.path, dict(self.headers), status))
+                self.recorded = True
                 self.send_response(status)
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
