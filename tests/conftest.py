@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -31,9 +32,10 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 class SteppedClock:
     """The send.Clock protocol on a clock that moves only when told (or slept)."""
 
-    def __init__(self, now: datetime):
+    def __init__(self, now: datetime = NOW):
         self.at = now
         self.t = 0.0
+        self.sleeps: list[float] = []  # every sleep asked for, in order
 
     def now(self) -> datetime:
         return self.at
@@ -42,6 +44,7 @@ class SteppedClock:
         return self.t
 
     def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
         self.t += seconds
         self.at += timedelta(seconds=seconds)
 
@@ -131,3 +134,17 @@ def wall(monkeypatch: pytest.MonkeyPatch) -> Wall:
     clock = Wall()
     monkeypatch.setattr(content, "_wall_ns", clock)
     return clock
+
+
+def invoke(*args: str, input: bytes | None = None, clock=None) -> Result:
+    """Run the command line in-process; an exception other than SystemExit is a bug."""
+    from publisher.app.cli import main
+
+    obj = {"clock": clock} if clock is not None else None
+    result = CliRunner().invoke(main, list(args), input=input, obj=obj)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(
+            f"publisher {' '.join(args)} raised {result.exception!r}; stderr: {result.stderr}"
+        ) from result.exception
+    assert "Traceback" not in result.stdout + result.stderr
+    return result

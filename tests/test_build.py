@@ -114,6 +114,7 @@ def test_hub_failure_is_a_warning_not_a_failed_build(blank_site: Path, hub) -> N
     assert (blank_site / "feeds" / "rss.xml").is_file()
 
 
+@pytest.mark.slow
 def test_hostile_post_yields_clean_feeds(blank_site: Path) -> None:
     hostile = (
         "---\ntitle: \"Hostile \\x07<script>alert('t')</script>\"\ndate: 2024-01-01T00:00:00Z\n---\n"

@@ -198,6 +198,7 @@ def test_the_sample_feeds_are_unchanged_by_the_cache(tmp_path: Path, sample_site
     assert build_feeds(site, feed_options(config)) == feed_files(sample_site)
 
 
+@pytest.mark.slow
 def test_files_parsed_in_worker_processes_give_what_parsing_here_gives(
     mixed_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,14 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from lxml import etree
 
 from publisher import __version__
-from publisher.app.cli import main
 from publisher.state.store import StateStore
 
-from .conftest import write_config
+from .conftest import invoke, write_config
 
 FEEDS = ("rss.xml", "atom.xml", "feed.json")
 OLD_NS = 1_000_000_000 * 1_000_000_000  # 2001-09-09, in nanoseconds
@@ -40,18 +38,6 @@ def blank_site(tmp_path: Path) -> Path:
     site.mkdir()
     write_config(site, url='"https://news.test-site.net/"')
     return site
-
-
-def invoke(*args: str) -> Result:
-    """Run the CLI in-process; an exception other than SystemExit is a bug."""
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(
-            f"publisher {' '.join(args)} raised {result.exception!r}; stderr: {result.stderr}"
-        ) from result.exception
-    assert "Traceback" not in result.stderr
-    assert "Traceback" not in result.stdout
-    return result
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -394,6 +380,7 @@ def test_quiet_still_reports_rejected_files(blank_site: Path, monkeypatch: pytes
     assert result.stderr == "posts/bad.txt:1: empty file\n"
 
 
+@pytest.mark.slow
 def test_verbose_adds_log_lines_on_stderr(sample_site: Path) -> None:
     # A real process: logging is configured once per process, so -v is
     # checked where a user would see it.
@@ -417,6 +404,7 @@ def test_verbose_adds_log_lines_on_stderr(sample_site: Path) -> None:
     assert " written, 0 unchanged" in verbose.stdout.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_console_script_builds_quietly(sample_site: Path) -> None:
     script = Path(sys.executable).parent / "publisher"
     assert script.is_file()

@@ -16,7 +16,9 @@ import pytest
 
 from publisher.mail.render import personalize, render_issue
 
-from .test_render import SITE, long_posts, recipient, sample_issue
+from .helpers.issues import SITE, long_posts, recipient, sample_issue
+
+pytestmark = pytest.mark.slow  # real processes, browsers or thousands of messages
 
 WIDTHS = (600, 375)
 

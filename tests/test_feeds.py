@@ -10,7 +10,6 @@ from urllib.parse import quote, unquote
 
 from datetime import datetime, timezone
 
-import fastfeedparser
 import feedparser
 import jsonschema
 import pytest
@@ -19,22 +18,10 @@ from lxml import etree
 from publisher.feeds.formats import build_feeds
 from publisher.model import Comment
 
-from .conftest import DATA, NOW, REPO, build, write_config
+from .conftest import NOW, REPO, build, write_config
+from .helpers.feeds import ATOM_NS, SCHEMAS, read_feed
 
-SCHEMAS = DATA / "schemas"
-ATOM_NS = "{http://www.w3.org/2005/Atom}"
 FEEDS = ("rss.xml", "atom.xml", "feed.json")
-
-
-def read_feed(path: Path):
-    """A real feed client's view of a feed: feedparser for RSS and Atom;
-    feedparser 6 has no JSON Feed support, so fastfeedparser reads that one."""
-    data = path.read_bytes()
-    if path.suffix == ".json":
-        parsed = fastfeedparser.parse(data.decode("utf-8"))  # raises on a broken feed
-        parsed["bozo"] = 0
-        return parsed
-    return feedparser.parse(data)
 
 
 def published(entry) -> datetime:

@@ -309,6 +309,7 @@ def test_no_header_value_can_start_a_header(changes: dict[str, Any]) -> None:
     assert len(list(msg.iter_parts())) == 2
 
 
+@pytest.mark.slow
 @given(subject=st.text(max_size=300), name=st.text(max_size=120), tag=st.text(max_size=120))
 def test_property_no_text_reaches_a_header_but_its_own(subject: str, name: str, tag: str) -> None:
     data = build(rendered_subject=subject, to=recipient(name=name), extra_headers={"X-Tag": tag})

@@ -126,6 +126,7 @@ def test_quoted_printable_of_a_body_is_its_lines_encoded_one_by_one(lines: list[
 WRAP_CHARS = st.sampled_from(["x", "=", " ", "\t", "é", "日", ".", '"', "\x7f"])
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(prefix=st.text(WRAP_CHARS, max_size=400), value=st.text(WRAP_CHARS, max_size=120), after=st.text(WRAP_CHARS, max_size=200))
 def test_a_slot_after_a_long_prefix_wraps_as_the_whole_line_would(prefix: str, value: str, after: str) -> None:
@@ -174,6 +175,7 @@ ADDRESSES = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(name=NAMES, address=ADDRESSES)
 def test_factory_bytes_equal_the_reference_for_any_recipient(name: str, address: str) -> None:
@@ -193,6 +195,7 @@ TOKENS = st.sampled_from(["%%PUB:name%%", "%%PUB:email%%", "%%PUB:name:746865726
 BODIES = st.lists(st.one_of(st.text(BODY_CHARS, max_size=120), TOKENS, st.sampled_from(["\n", "\r\n", "\r", " ", "\t", "."])), max_size=25).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(html=BODIES, text=BODIES, name=st.one_of(NAMES, st.sampled_from(["ends in CR\r", "\nstarts with LF", "\r"])))
 @example(html="", text="", name="")
@@ -279,6 +282,7 @@ def _sample_issue(site: Path, monkeypatch: pytest.MonkeyPatch):
     return config, issue, render_issue(issue, published.info, templates=config.mail.templates / "email")
 
 
+@pytest.mark.slow
 def test_the_sample_digest_is_byte_identical_for_many_recipients(sample_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config, issue, rendered = _sample_issue(sample_site, monkeypatch)
     messages = IssueMessages(config, issue, rendered)

@@ -25,7 +25,7 @@ from publisher.mail.tokens import verify_token
 from publisher.mail.transports import OutboxTransport
 
 from .conftest import NOW
-from .web_server import SECRET, SECRET_ENV, make_web_site, outbox_messages
+from .helpers.web_server import SECRET, SECRET_ENV, make_web_site, outbox_messages
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from publisher.content.readers import ReadOptions, ReadResult, reader_for
 from publisher.content.readers.wordpress import autop, expand_shortcodes, is_shortcode
 from publisher.content.readers.wxr import NOT_WXR, UNTITLED, read
 
-from . import wxr_factory as wxr
+from .helpers import wxr_factory as wxr
 from .conftest import DATA, REPO
 
 SMALL_SITE = DATA / "wxr" / "small-site.xml"
@@ -718,6 +718,7 @@ def test_xinclude_is_not_processed() -> None:
 # -- large exports ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_30_mb_export_gives_every_published_post() -> None:
     items = (
         wxr.item(n, f"Post {n}", wxr.long_text(n), status="draft" if n % 4 == 0 else "publish")
@@ -763,6 +764,7 @@ MEMORY_PROBE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_reading_frees_each_item_so_memory_stays_bounded(tmp_path: Path) -> None:
     """Most of this export is revisions: kept in the tree, they would cost about
     twice the file's size; cleared as they are read, they cost next to nothing."""

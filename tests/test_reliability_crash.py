@@ -35,11 +35,13 @@ from lxml import etree
 from publisher.config import load_config
 from publisher.state.store import StateStore
 
-from .smtp_server import SmtpServer
-from .test_feeds import SCHEMAS, read_feed
-from .test_scheduler import due_now, env, publisher, scheduled_site
-from .test_send import make_site
-from .test_writer import Poller
+from .helpers.smtp_server import SmtpServer
+from .helpers.feeds import SCHEMAS, read_feed
+from .helpers.sites import due_now, env, make_site, publisher, scheduled_site
+from .helpers.waiting import Poller
+from .helpers.waiting import wait_for
+
+pytestmark = pytest.mark.slow  # real processes, browsers or thousands of messages
 
 SEED = 20261129
 ATOM_NS = "{http://www.w3.org/2005/Atom}"
@@ -60,14 +62,6 @@ def kill(process: subprocess.Popen) -> bool:
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     return running
-
-
-def wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.001)
 
 
 def sent_in_store(db: Path) -> tuple[int, int, set[str]]:

@@ -30,8 +30,9 @@ from click.testing import CliRunner
 from publisher.app.cli import main
 from publisher.config import load_config
 
-from .test_scheduler import env, publisher
-from .test_send import SECRET, make_site
+from .helpers.sites import SECRET, env, make_site, publisher
+
+pytestmark = pytest.mark.slow  # real processes, browsers or thousands of messages
 
 
 

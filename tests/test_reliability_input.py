@@ -36,9 +36,11 @@ import pytest
 from lxml import etree
 
 from .conftest import DATA, REPO
-from .test_feeds import ATOM_NS, SCHEMAS, read_feed
-from .test_sources import FeedServer
-from .wxr_factory import export, item
+from .helpers.feeds import ATOM_NS, SCHEMAS, read_feed
+from .helpers.feed_server import FeedServer
+from .helpers.wxr_factory import export, item
+
+pytestmark = pytest.mark.slow  # real processes, browsers or thousands of messages
 
 BAD = DATA / "bad"
 EXPECTED: dict[str, dict] = tomllib.loads((BAD / "EXPECTED.toml").read_text(encoding="utf-8"))

@@ -45,7 +45,9 @@ from publisher.mail.subscribers import SubscriberError, add_subscriber, clean_na
 from publisher.mail.transports import OutboxTransport
 
 from .conftest import NOW, build, write_config
-from .test_feeds import SCHEMAS, read_feed
+from .helpers.feeds import SCHEMAS, read_feed
+
+pytestmark = pytest.mark.slow  # real processes, browsers or thousands of messages
 
 # 40 examples each in CI; RELIABILITY_EXAMPLES=1000 for a longer hunt.
 SETTINGS = settings(

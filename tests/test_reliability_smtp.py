@@ -26,13 +26,16 @@ import random
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from publisher.config import load_config
 from publisher.state.store import StateStore
 
-from .smtp_server import SmtpServer
-from .test_scheduler import env, publisher
-from .test_send import make_site
-from .web_server import free_port
+from .helpers.smtp_server import SmtpServer
+from .helpers.sites import env, make_site, publisher
+from .helpers.web_server import free_port
+
+pytestmark = pytest.mark.slow  # real processes, browsers or thousands of messages
 
 TOTAL, POOL = 3000, 4
 SEED = 20261129

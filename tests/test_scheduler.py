@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -30,8 +29,8 @@ from publisher.state import JobRun, StateStore
 from publisher.mail.transports import OutboxTransport
 
 from .conftest import SteppedClock
-from .smtp_server import SmtpServer
-from .test_send import SECRET, make_site
+from .helpers.smtp_server import SmtpServer
+from .helpers.sites import SECRET, add_post, due_now, env, make_site, publisher, scheduled_site
 
 UTC = timezone.utc
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday; every time below is UTC
@@ -40,35 +39,6 @@ MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday; every time below is UTC
 @pytest.fixture(autouse=True)
 def secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_PUBLISHER_SECRET", SECRET)
-
-
-def scheduled_site(
-    tmp_path: Path,
-    *,
-    schedule: str = "daily at 07:00",
-    list_keys: str = "",
-    build: str | None = None,
-    subscribers: int = 3,
-    port: int | None = None,
-    connections: int = 4,
-    timezone_name: str | None = None,
-) -> Path:
-    """make_site's site (one post, list "daily") with a schedule for the list."""
-    jobs = f'\n[jobs]\nbuild = "{build}"\n' if build else ""
-    site = make_site(tmp_path / "site", port, subscribers, connections=connections, extra=jobs)
-    path = site / "publisher.toml"
-    text = path.read_text(encoding="utf-8") + f'schedule = "{schedule}"\n' + list_keys
-    if timezone_name:
-        text = text.replace("[site]\n", f'[site]\ntimezone = "{timezone_name}"\n', 1)
-    path.write_text(text, encoding="utf-8")
-    return site
-
-
-def add_post(site: Path, name: str, date: datetime) -> None:
-    (site / "posts" / f"{name}.txt").write_text(
-        f"+++\ndate = {date.isoformat().replace('+00:00', 'Z')}\n+++\nPost {name}\n\nThe body of {name}.\n",
-        encoding="utf-8",
-    )
 
 
 class Harness:
@@ -298,6 +268,7 @@ def test_the_build_job_runs_every_slot_and_catches_up_once(harness_for) -> None:
     assert "Post b" in (h.config.feeds.out / "rss.xml").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("start", "days"),
     [
@@ -417,14 +388,7 @@ def test_an_unexpected_exception_in_a_job_is_logged_with_its_traceback_and_tried
 # --- the lock ----------------------------------------------------------------------
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "TEST_PUBLISHER_SECRET": SECRET}
-
-
-def publisher(site: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "publisher", "--config", str(site / "publisher.toml"), *args]
-
-
+@pytest.mark.slow
 def test_the_lock_refuses_a_second_scheduler_and_names_the_holder(tmp_path: Path) -> None:
     site = scheduled_site(tmp_path, build="every 10 minutes")
     config = load_config(site / "publisher.toml")
@@ -443,6 +407,7 @@ def test_the_lock_refuses_a_second_scheduler_and_names_the_holder(tmp_path: Path
     assert allowed.returncode == 0, allowed.stderr
 
 
+@pytest.mark.slow
 def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     site = scheduled_site(tmp_path, build="every 10 minutes")
     holder = subprocess.Popen(publisher(site, "run"), env=env(), stderr=subprocess.DEVNULL)
@@ -464,17 +429,7 @@ def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
 # --- signals ----------------------------------------------------------------------
 
 
-def due_now(site: Path, job: str = "digest:daily") -> None:
-    """Record the job's last run as a day ago: an "every minute" job is due at once."""
-    config = load_config(site / "publisher.toml")
-    store = StateStore.open(config.state.path)
-    try:
-        day_ago = datetime.now(UTC) - timedelta(days=1)
-        store.jobs.record(JobRun(job, day_ago, day_ago, day_ago, "ok", None))
-    finally:
-        store.close()
-
-
+@pytest.mark.slow
 def test_sigterm_during_a_send_of_1000_stops_cleanly_and_a_restart_completes_it(tmp_path: Path) -> None:
     total, pool = 1000, 4
     with SmtpServer(slow=0.01) as server:

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,49 +18,16 @@ from publisher.app.cli import main
 from publisher.config import load_config
 from publisher.clock import SystemClock
 from publisher.mail.send import deliver_issue, prepare_issue
-from publisher.mail.subscribers import add_subscriber, remove_subscriber, set_subscriber_status
+from publisher.mail.subscribers import remove_subscriber, set_subscriber_status
 from publisher.state.store import StateStore
 from publisher.mail.tokens import verify_token
 from publisher.mail.transports import OutboxTransport, SmtpTransport
 
 from .conftest import NOW
-from .smtp_server import SmtpServer
-from .test_send_timing import FakeClock
-
-SECRET = "a-test-secret-that-is-long-enough"
-
-
-def make_site(root: Path, port: int | None, subscribers: int, *, connections: int = 4, extra: str = "") -> Path:
-    """A site with one post, a list and ``subscribers`` active subscribers."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "posts").mkdir(exist_ok=True)
-    (root / "posts" / "a.txt").write_text(
-        "+++\ndate = 2024-01-01T10:00:00Z\n+++\nTalks resume\n\nBBC News reports: They met.\n", encoding="utf-8"
-    )
-    transport = (
-        f'transport = "smtp"\n\n[mail.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-        f"connections = {connections}\ntimeout = 5\n"
-        if port
-        else 'transport = "outbox"\n'
-    )
-    (root / "publisher.toml").write_text(
-        '[site]\ntitle = "Test Site"\nurl = "https://example.org/"\n'
-        'author = { name = "Editor", email = "editor@example.org" }\n\n'
-        '[content]\npaths = ["posts"]\n\n'
-        '[mail]\nfrom = "Test Site <news@example.org>"\nsecret_env = "TEST_PUBLISHER_SECRET"\n'
-        "attempts = 4\nbackoff = 0.01\nbackoff_max = 0.05\n"
-        + transport
-        + extra
-        + '\n[lists.daily]\ntitle = "Daily"\n',
-        encoding="utf-8",
-    )
-    config = load_config(root / "publisher.toml")
-    store = StateStore.open(config.state.path)
-    with store.transaction():
-        for n in range(subscribers):
-            add_subscriber(store.subscribers, f"reader{n}@example.net", f"Reader {n}", ["daily"], source="test", now=NOW)
-    store.close()
-    return root
+from .helpers.smtp_server import SmtpServer
+from .helpers.sites import SECRET, make_site
+from .conftest import SteppedClock
+from .helpers.waiting import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -79,6 +45,7 @@ def unsubscribe_claims(data: bytes):
     return msg["To"].addresses[0].addr_spec, verify_token(SECRET.encode(), token)
 
 
+@pytest.mark.slow
 def test_two_thousand_subscribers_through_a_pool_of_four(tmp_path: Path) -> None:
     with SmtpServer() as server:
         site = make_site(tmp_path / "site", server.port, 2000, extra="messages_per_connection = 0\n")
@@ -100,6 +67,7 @@ def test_two_thousand_subscribers_through_a_pool_of_four(tmp_path: Path) -> None
         assert len(server.messages) == 2000
 
 
+@pytest.mark.slow
 def test_faults_every_deliverable_subscriber_gets_exactly_one(tmp_path: Path) -> None:
     rejected = {f"reader{n}@example.net" for n in (3, 77, 150)}
     with SmtpServer(tempfail_rate=0.2, reject=rejected, drop_rate=0.03, seed=11) as server:
@@ -128,14 +96,7 @@ def test_faults_every_deliverable_subscriber_gets_exactly_one(tmp_path: Path) ->
     assert "397 sent, 3 failed, 0 skipped, 0 pending" in status.stdout
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.002)
-
-
+@pytest.mark.slow
 def test_sigkill_part_way_then_resume_loses_nobody(tmp_path: Path) -> None:
     """Killed at several points: nobody is skipped; duplicates stay within the pool size per kill."""
     total, pool = 300, 4
@@ -147,7 +108,7 @@ def test_sigkill_part_way_then_resume_loses_nobody(tmp_path: Path) -> None:
         for kill_at in kills:
             process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
-                _wait_for(lambda: len(server.messages) >= kill_at or process.poll() is not None)
+                wait_for(lambda: len(server.messages) >= kill_at or process.poll() is not None)
             finally:
                 process.send_signal(signal.SIGKILL)
                 process.wait()
@@ -219,7 +180,7 @@ def test_each_retry_waits_twice_as_long_as_the_one_before(tmp_path: Path) -> Non
         store = StateStore.open(config.state.path)
         try:
             issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
-            clock = FakeClock()
+            clock = SteppedClock()
             report = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=clock, seed=7)
         finally:
             store.close()
@@ -241,8 +202,8 @@ def test_each_run_gets_its_own_tries(tmp_path: Path) -> None:
         store = StateStore.open(config.state.path)
         try:
             issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
-            first = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=FakeClock())
-            second = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=FakeClock())
+            first = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=SteppedClock())
+            second = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=SteppedClock())
         finally:
             store.close()
         assert (first.sent, first.pending) == (0, 1)
@@ -256,7 +217,7 @@ def test_retries_back_off_on_the_injected_clock(tmp_path: Path) -> None:
         site = make_site(tmp_path / "site", server.port, 3, connections=1)
         config = load_config(site / "publisher.toml")
         store = StateStore.open(config.state.path)
-        clock = FakeClock()
+        clock = SteppedClock()
         try:
             issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
             report = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=clock, seed=1)
@@ -305,7 +266,7 @@ def test_rate_limit_spaces_a_real_send(tmp_path: Path) -> None:
         site = make_site(tmp_path / "site", server.port, 20, extra="rate = 5\n")
         config = load_config(site / "publisher.toml")
         store = StateStore.open(config.state.path)
-        clock = FakeClock()
+        clock = SteppedClock()
         try:
             issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
             report = deliver_issue(config, store, SmtpTransport(config.mail.smtp), issue_id, clock=clock)
@@ -338,7 +299,7 @@ def test_deliveries_are_read_a_page_at_a_time_with_retries_and_leavers(tmp_path:
 
             store.deliveries.pending = paged  # type: ignore[method-assign]
             report = deliver_issue(
-                config, store, SmtpTransport(config.mail.smtp), issue_id, clock=FakeClock(), page_size=7
+                config, store, SmtpTransport(config.mail.smtp), issue_id, clock=SteppedClock(), page_size=7
             )
         finally:
             store.close()

@@ -15,8 +15,10 @@ from publisher.config import load_config
 from publisher.state.locks import LockHeld, ProcessLock, SendLock
 from publisher.state.store import StateStore
 
-from .smtp_server import SmtpServer
-from .test_scheduler import due_now, env, publisher, scheduled_site
+from .helpers.smtp_server import SmtpServer
+from .helpers.sites import due_now, env, publisher, scheduled_site
+
+pytestmark = pytest.mark.slow  # real processes, browsers or thousands of messages
 
 READERS = 300
 

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from publisher.mail.send import RateLimiter, backoff_delay
-
-
-class FakeClock:
-    """Time that moves only when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def now(self) -> datetime:
-        return datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=self.t)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
+from .conftest import SteppedClock
 
 
 def test_rate_limit_spaces_messages_evenly() -> None:
-    clock = FakeClock()
+    clock = SteppedClock()
     limiter = RateLimiter(rate=10, clock=clock)
     starts = []
     for _ in range(50):
@@ -42,7 +24,7 @@ def test_rate_limit_spaces_messages_evenly() -> None:
 
 
 def test_rate_limit_does_not_bank_idle_time_into_a_burst() -> None:
-    clock = FakeClock()
+    clock = SteppedClock()
     limiter = RateLimiter(rate=2, clock=clock)
     limiter.wait()
     clock.t += 60  # a long pause
@@ -52,7 +34,7 @@ def test_rate_limit_does_not_bank_idle_time_into_a_burst() -> None:
 
 
 def test_no_rate_means_no_waiting() -> None:
-    clock = FakeClock()
+    clock = SteppedClock()
     limiter = RateLimiter(rate=0, clock=clock)
     for _ in range(1000):
         limiter.wait()

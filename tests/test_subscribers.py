@@ -11,16 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from publisher.app import cli_subscribers as cli
-from publisher.app.cli import main
 from publisher.state.store import StateStore
 from publisher.mail.subscriber_csv import from_spreadsheet_cell, read_subscriber_csv, split_lists, spreadsheet_safe
 from publisher.mail.subscribers import (
@@ -35,34 +32,10 @@ from publisher.mail.subscribers import (
     set_subscriber_status,
 )
 
-from .conftest import DATA, NOW, write_config
+from .conftest import NOW, invoke, write_config
+from .helpers.subscribers import FIXTURES, LISTS, copy_fixture, open_store, site, summary  # noqa: F401 (site: the fixture)
 
-FIXTURES = DATA / "subscribers"
-LISTS = '\n[lists.daily]\ntitle = "Daily digest"\n\n[lists.weekly]\ntitle = "Weekly digest"\n'
 LATER = NOW + timedelta(days=1)
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A site with the lists daily and weekly, as the working directory."""
-    root = tmp_path / "site"
-    root.mkdir()
-    write_config(root, LISTS)
-    monkeypatch.chdir(root)
-    return root
-
-
-def invoke(*args: str, input: bytes | None = None) -> Result:
-    """Run the CLI in-process; an exception other than SystemExit is a bug."""
-    result = CliRunner().invoke(main, list(args), input=input)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"publisher {' '.join(args)} raised {result.exception!r}") from result.exception
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
-
-
-def open_store(site: Path) -> StateStore:
-    return StateStore.open(site / ".publisher" / "state.db")
 
 
 def raw_rows(site: Path) -> tuple[list[tuple], list[tuple]]:
@@ -74,19 +47,6 @@ def raw_rows(site: Path) -> tuple[list[tuple], list[tuple]]:
     finally:
         db.close()
     return people, subscriptions
-
-
-def summary(site: Path) -> dict[str, tuple[str, tuple[str, ...], str]]:
-    """email -> (name, active lists, status) of every subscriber."""
-    store = open_store(site)
-    try:
-        return {s.email: (s.name, s.lists, s.status) for s in store.subscribers.matching()}
-    finally:
-        store.close()
-
-
-def copy_fixture(site: Path, name: str) -> Path:
-    return Path(shutil.copy(FIXTURES / name, site / name))
 
 
 # --- addresses and names -------------------------------------------------------
@@ -438,6 +398,7 @@ def test_import_reads_standard_input(site: Path) -> None:
         store.close()
 
 
+@pytest.mark.slow
 def test_a_five_thousand_row_import(site: Path) -> None:
     lines = ["email,name,lists"]
     lines += [f"reader{i}@Example{i % 7}.ORG,Reader {i},{'daily' if i % 2 else 'daily;weekly'}" for i in range(5000)]

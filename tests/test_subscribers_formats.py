@@ -15,10 +15,8 @@ import pytest
 from publisher.mail.subscriber_csv import ParsedFile, read_subscriber_csv
 from publisher.mail.subscribers import SubscriberFileError
 
-from . import test_subscribers
-from .test_subscribers import FIXTURES, copy_fixture, invoke, open_store, summary
-
-site = test_subscribers.site  # the fixture: a site with the lists daily and weekly
+from .conftest import invoke
+from .helpers.subscribers import FIXTURES, copy_fixture, open_store, site, summary  # noqa: F401 (site: the fixture)
 
 
 def parse(data: bytes, shown: str = "x.csv") -> ParsedFile:

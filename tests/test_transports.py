@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from publisher.errors import DeliveryError, TransportError
 from publisher.mail.transports import Connection, OutboxTransport, SmtpTransport, Transport, dot_stuffed
 
-from .smtp_server import SmtpServer
+from .helpers.smtp_server import SmtpServer
 
 REPO = Path(__file__).resolve().parent.parent
 SENDER = "news@example.org"
@@ -80,6 +80,7 @@ def test_outbox_writes_each_message_whole_into_new(tmp_path: Path):
     assert (outbox / "cur").is_dir()
 
 
+@pytest.mark.slow
 def test_outbox_writers_on_four_threads_make_distinct_files(tmp_path: Path):
     transport = OutboxTransport(tmp_path / "outbox")
     sent = [make_message(n) for n in range(200)]
@@ -157,6 +158,7 @@ def test_both_transports_and_their_connections_are_what_the_protocols_say(tmp_pa
 # --- SMTP: delivery ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_smtp_delivers_200_messages_over_one_session_intact():
     with SmtpServer() as server:
         transport = SmtpTransport(server.settings(messages_per_connection=0))
@@ -233,6 +235,7 @@ def test_smtp_server_taking_data_after_a_refused_recipient_gets_no_message():
     assert bytes(after_354) == b""  # not the message, not even a QUIT the server would take for it
 
 
+@pytest.mark.slow
 def test_smtp_sessions_on_four_threads_deliver_everything_once():
     with SmtpServer() as server:
         transport = SmtpTransport(server.settings(messages_per_connection=0))

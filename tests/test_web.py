@@ -38,7 +38,7 @@ from publisher.app.web import (
     resolve_feed_file,
 )
 
-from .web_server import (
+from .helpers.web_server import (
     SECRET,
     SECRET_ENV,
     Client,
@@ -48,8 +48,10 @@ from .web_server import (
     free_port,
     make_web_site,
     outbox_messages,
-    wait_for,
 )
+from .helpers.waiting import wait_for
+
+pytestmark = pytest.mark.slow  # real processes, browsers or thousands of messages
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 PER_ADDRESS = 2
@@ -705,7 +707,7 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
 
 
 def test_a_port_in_use_is_a_one_line_error(web: Web) -> None:
-    from .web_server import server_env
+    from .helpers.web_server import server_env
 
     result = subprocess.run(
         [sys.executable, "-m", "publisher", "--config", str(web.site / "publisher.toml"), "serve", "--port", str(web.server.port)],

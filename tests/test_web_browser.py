@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from publisher.app.cli import main
 from publisher.config import load_config
 
-from .web_server import (
+from .helpers.web_server import (
     SECRET,
     SECRET_ENV,
     WebServer,
@@ -26,8 +26,10 @@ from .web_server import (
     free_port,
     make_web_site,
     outbox_messages,
-    wait_for,
 )
+from .helpers.waiting import wait_for
+
+pytestmark = pytest.mark.slow  # real processes, browsers or thousands of messages
 
 READER = "new-reader@example.net"
 

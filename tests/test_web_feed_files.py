@@ -120,6 +120,7 @@ def test_head_and_dates(client: Client, folder: Path) -> None:
     assert client.get("/feeds/rss.xml", headers={"If-None-Match": weak}).status_code == 304
 
 
+@pytest.mark.slow
 def test_a_tag_feed_in_another_script_is_served_at_its_self_link(blank_site: Path) -> None:
     """The file is named in Unicode; its link is percent-encoded; a real
     WSGI server decodes the request path back to the file's name."""

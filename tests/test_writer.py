@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from publisher.state.store import StateStore
 from publisher.feeds.writer import StagedFiles, remove_temporaries, write_atomic, write_changed, write_if_changed
 
 from .conftest import NOW, build
+from .helpers.waiting import Poller
 
 OLD_NS = 1_000_000_000 * 1_000_000_000  # 2001-09-09, in nanoseconds
 
@@ -318,41 +318,6 @@ def test_staged_files_a_killed_writer_leaves_are_removed_by_remove_temporaries(t
 # --- a concurrent reader never sees a partial file ----------------------------------
 
 
-class Poller(threading.Thread):
-    """Reads files in a loop until stopped; records every read it could not accept."""
-
-    def __init__(self, paths: list[Path], accept):
-        super().__init__(daemon=True)
-        self.paths = paths
-        self.accept = accept
-        self.stop = threading.Event()
-        self.reads = 0
-        self.first_read = threading.Event()
-        self.wanted: int | None = None
-        self.enough = threading.Event()
-        self.failures: list[str] = []
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            for path in self.paths:
-                try:
-                    data = path.read_bytes()
-                    self.accept(path, data)
-                except Exception as exc:  # noqa: BLE001 - every failure is reported
-                    self.failures.append(f"{path.name}: {exc!r}")
-                self.reads += 1
-            self.first_read.set()
-            if self.wanted is not None and self.reads >= self.wanted:
-                self.enough.set()
-
-    def finish(self) -> None:
-        # Let it read every file at least once more after the last write, then stop.
-        self.wanted = self.reads + 2 * len(self.paths)
-        assert self.enough.wait(60), "the reader thread stopped reading"
-        self.stop.set()
-        self.join()
-
-
 def _document(kind: str, size: int = 200_000) -> bytes:
     if kind == "a":
         doc = {"kind": "a", "text": "a" * size}
@@ -363,6 +328,7 @@ def _document(kind: str, size: int = 200_000) -> bytes:
     return data
 
 
+@pytest.mark.slow
 def test_concurrent_reader_sees_only_whole_files(tmp_path: Path) -> None:
     a, b = _document("a"), _document("b")
     assert a != b
@@ -402,6 +368,7 @@ def _parse_feed(path: Path, data: bytes) -> None:
         assert len(items) == 2
 
 
+@pytest.mark.slow
 def test_feeds_are_always_whole_while_the_site_rebuilds(blank_site: Path, tmp_path: Path) -> None:
     posts = blank_site / "posts"
     (posts / "steady.txt").write_text("A steady post\n\nIt never changes.\n", encoding="utf-8")

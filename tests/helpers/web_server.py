@@ -25,6 +25,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlencode
 
+from ..conftest import REPO
+
 SECRET = "a-web-test-secret-that-is-long-enough"
 SECRET_ENV = "TEST_PUBLISHER_WEB_SECRET"
 
@@ -41,7 +43,6 @@ POSTS = {
     ),
     "aid.txt": '+++\ndate = 2024-01-03T10:00:00Z\ntags = ["Gaza"]\n+++\nAid arrives\n\nThe first trucks crossed.\n',
 }
-REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -224,17 +225,6 @@ def confirmations_to(outbox: Path, address: str) -> list[EmailMessage]:
         for m in outbox_messages(outbox)
         if m["To"].addresses[0].addr_spec == address and m["Subject"].startswith("Confirm your subscription")
     ]
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def confirm_link(message: EmailMessage) -> str:
