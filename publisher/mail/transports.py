@@ -240,64 +240,68 @@ class SmtpTransport:
                 session = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._tls_context())
             else:
                 session = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
-            session.ehlo_or_helo_if_needed()
-            if s.security == "starttls":
-                if not session.has_extn("starttls"):
-                    raise TransportError(
-                        f"SMTP {self.server}: the server does not offer STARTTLS "
-                        '(use security = "tls" for a TLS port such as 465, or "none" for a trusted local relay)'
-                    )
-                session.starttls(context=self._tls_context())  # a refusal raises SMTPResponseException
-                session.ehlo_or_helo_if_needed()  # what was said before TLS no longer counts
-            if s.username:
-                session.login(s.username, s.password or "")
-        except TransportError:
+            self._greet(session)
+        except Exception as exc:
             _discard(session)
-            raise
-        except ssl.SSLCertVerificationError as exc:
-            _discard(session)
-            raise TransportError(
-                f"SMTP {self.server}: the server's certificate is not trusted: {exc.verify_message or exc} "
-                "(set SSL_CERT_FILE to its CA, or verify_certificates = false for a server you trust)"
-            ) from exc
-        except ssl.SSLError as exc:
-            _discard(session)
-            hint = ' (is this a plain port? security = "tls" is for ports such as 465)' if s.security == "tls" else ""
-            raise TransportError(f"SMTP {self.server}: TLS handshake failed: {exc.reason or exc}{hint}") from exc
-        except smtplib.SMTPConnectError as exc:
-            _discard(session)
-            raise _refused(self.server, "the greeting", (exc.smtp_code, exc.smtp_error)) from exc
-        except smtplib.SMTPAuthenticationError as exc:
-            _discard(session)
-            raise TransportError(
-                f"SMTP {self.server}: login as {s.username!r} refused: {_reply_text(exc.smtp_code, exc.smtp_error)} "
-                f"(check [mail.smtp] username and ${self.password_env})"
-            ) from exc
-        except smtplib.SMTPNotSupportedError as exc:
-            _discard(session)
-            hint = ' (many servers offer AUTH only after STARTTLS: security = "starttls")' if s.security == "none" else ""
-            raise TransportError(f"SMTP {self.server}: the server does not offer login: {exc}{hint}") from exc
-        except smtplib.SMTPResponseException as exc:
-            _discard(session)
-            raise _refused(self.server, "the session", (exc.smtp_code, exc.smtp_error)) from exc
-        except smtplib.SMTPServerDisconnected as exc:
-            _discard(session)
-            cause = exc.__context__
-            if isinstance(cause, TimeoutError):
-                hint = ' (port 465 speaks TLS first: security = "tls")' if s.port == 465 and s.security != "tls" else ""
-                raise TransportError(f"SMTP {self.server}: no answer within {s.timeout:g} s{hint}") from exc
-            raise TransportError(f"SMTP {self.server}: the server closed the connection: {exc}") from exc
-        except smtplib.SMTPException as exc:  # "No suitable authentication method found", …
-            _discard(session)
-            raise TransportError(f"SMTP {self.server}: {exc}") from exc
-        except TimeoutError as exc:
-            _discard(session)
-            raise TransportError(f"SMTP {self.server}: no answer within {s.timeout:g} s") from exc
-        except OSError as exc:  # refused, unreachable, unknown host
-            _discard(session)
-            raise TransportError(f"SMTP {self.server}: cannot connect: {exc.strerror or exc}") from exc
+            error = self._failure(exc)
+            if error is None or error is exc:
+                raise
+            raise error from exc
         log.debug("SMTP %s: session opened", self.server)
         return session
+
+    def _greet(self, session: smtplib.SMTP) -> None:
+        """EHLO, STARTTLS when asked for, and login: the session's opening, raising what smtplib raises."""
+        s = self.settings
+        session.ehlo_or_helo_if_needed()
+        if s.security == "starttls":
+            if not session.has_extn("starttls"):
+                raise TransportError(
+                    f"SMTP {self.server}: the server does not offer STARTTLS "
+                    '(use security = "tls" for a TLS port such as 465, or "none" for a trusted local relay)'
+                )
+            session.starttls(context=self._tls_context())  # a refusal raises SMTPResponseException
+            session.ehlo_or_helo_if_needed()  # what was said before TLS no longer counts
+        if s.username:
+            session.login(s.username, s.password or "")
+
+    def _failure(self, exc: Exception) -> TransportError | None:
+        """The one-line ``TransportError`` for a failure to open a session (None: a bug, let it rise)."""
+        s = self.settings
+        if isinstance(exc, TransportError):
+            return exc
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return TransportError(
+                f"SMTP {self.server}: the server's certificate is not trusted: {exc.verify_message or exc} "
+                "(set SSL_CERT_FILE to its CA, or verify_certificates = false for a server you trust)"
+            )
+        if isinstance(exc, ssl.SSLError):
+            hint = ' (is this a plain port? security = "tls" is for ports such as 465)' if s.security == "tls" else ""
+            return TransportError(f"SMTP {self.server}: TLS handshake failed: {exc.reason or exc}{hint}")
+        if isinstance(exc, smtplib.SMTPConnectError):
+            return _refused(self.server, "the greeting", (exc.smtp_code, exc.smtp_error))
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            return TransportError(
+                f"SMTP {self.server}: login as {s.username!r} refused: {_reply_text(exc.smtp_code, exc.smtp_error)} "
+                f"(check [mail.smtp] username and ${self.password_env})"
+            )
+        if isinstance(exc, smtplib.SMTPNotSupportedError):
+            hint = ' (many servers offer AUTH only after STARTTLS: security = "starttls")' if s.security == "none" else ""
+            return TransportError(f"SMTP {self.server}: the server does not offer login: {exc}{hint}")
+        if isinstance(exc, smtplib.SMTPResponseException):
+            return _refused(self.server, "the session", (exc.smtp_code, exc.smtp_error))
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            if isinstance(exc.__context__, TimeoutError):
+                hint = ' (port 465 speaks TLS first: security = "tls")' if s.port == 465 and s.security != "tls" else ""
+                return TransportError(f"SMTP {self.server}: no answer within {s.timeout:g} s{hint}")
+            return TransportError(f"SMTP {self.server}: the server closed the connection: {exc}")
+        if isinstance(exc, smtplib.SMTPException):  # "No suitable authentication method found", …
+            return TransportError(f"SMTP {self.server}: {exc}")
+        if isinstance(exc, TimeoutError):
+            return TransportError(f"SMTP {self.server}: no answer within {s.timeout:g} s")
+        if isinstance(exc, OSError):  # refused, unreachable, unknown host
+            return TransportError(f"SMTP {self.server}: cannot connect: {exc.strerror or exc}")
+        return None
 
 
 class _Stale(Exception):
