@@ -54,6 +54,8 @@ class ReadResult:
     posts: tuple[Post, ...]
     errors: tuple[ContentError, ...] = ()
     warnings: tuple[ContentWarning, ...] = ()
+    # Why a file that reads well is no post (a page: ``layout: page``); it has no posts.
+    skipped: str | None = None
 
 
 Reader = Callable[[bytes, str, ReadOptions], ReadResult]

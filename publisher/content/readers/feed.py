@@ -99,11 +99,38 @@ def read_feed(
     body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     if not body.strip():
         raise ContentError(shown, None, "empty feed")
+    _refuse_exports(body[:65536], shown)
     if body.lstrip()[:1] == b"{":
         entries = _json_entries(body, shown, base_url)
     else:
         entries = _xml_entries(body, source_name, shown, base_url)
     return _collect(entries, shown)
+
+
+# A site's export is not its feed: it holds drafts, pages, attachments, menus
+# and the admin's settings. Told apart by the namespaces in its first bytes.
+_WXR = re.compile(rb"""xmlns:\w+\s*=\s*["']https?://wordpress\.org/export/\d""")
+_BLOGGER_EXPORT = re.compile(
+    rb"schemas\.google\.com/blogger/(?:2008/kind#(?:settings|template|page)|20\d\d[\"'])"
+)
+
+
+def _refuse_exports(head: bytes, shown: str) -> None:
+    """A ``ContentError`` for a WordPress (WXR) or Blogger export given as a feed."""
+    if _WXR.search(head):
+        raise ContentError(
+            shown,
+            None,
+            "a WordPress export (WXR), not a feed: list its file under [content] paths, "
+            "which publishes its published posts only (not its drafts, pages, attachments or settings)",
+        )
+    if _BLOGGER_EXPORT.search(head):
+        raise ContentError(
+            shown,
+            None,
+            "a Blogger export, not a feed (it holds drafts, pages and the blog's settings): "
+            "list the blog's own feed (https://BLOG.blogspot.com/feeds/posts/default) instead",
+        )
 
 
 # --- shared -------------------------------------------------------------------
