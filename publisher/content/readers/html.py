@@ -199,10 +199,10 @@ def _page_metadata(doc: HtmlElement, given: Metadata, offset: int, path: str, op
     unset = Metadata()
     result = Metadata()
 
-    def take(key: str, value: Any, shown: str, line: int) -> None:
+    def take(key: str, value: Any, shown: str, line: int, as_key: str | None = None) -> None:
         nonlocal result
         if getattr(given, key) == getattr(unset, key):
-            result = merge(result, _convert(key, value, shown, line, path, options))
+            result = merge(result, _convert(as_key or key, value, shown, line, path, options))
 
     for name, key in _SINGLE_NAMES.items():
         if name in found:
@@ -212,7 +212,7 @@ def _page_metadata(doc: HtmlElement, given: Metadata, offset: int, path: str, op
             take("date", *found[name][0])
             break
     if "canonical" in found:
-        take("url", *found["canonical"][0])
+        take("url", *found["canonical"][0], as_key="canonical_url")
     tags: list[str] = []
     for content, _shown, _line_no in found.get("keywords", ())[:1]:
         tags += content.split(",")
