@@ -190,13 +190,11 @@ def test_summary_skips_a_paragraph_that_is_only_an_image() -> None:
 # --- Errors and edge cases ---------------------------------------------------
 
 
-def test_no_title_is_an_error_at_the_first_line_of_the_body() -> None:
-    with pytest.raises(ContentError) as caught:
-        read_fixture("no_title.md")
-    assert caught.value.path == "posts/no_title.md"
-    assert caught.value.line == 6  # the paragraph after the front matter's blank line
-    assert caught.value.reason == NO_TITLE
-    assert str(caught.value) == f"posts/no_title.md:6: {NO_TITLE}"
+def test_no_title_with_front_matter_is_the_file_name_as_jekyll_makes_it() -> None:
+    # Jekyll's titleize_slug: the name's words split at "-", each capitalised.
+    assert read_fixture("no_title.md").title == "No_title"
+    post = read(b"---\ntags: [x]\n---\nWords.\n", "posts/2013-05-06-jekyll-1-0-0-released.md", ReadOptions())
+    assert post.title == "Jekyll 1 0 0 Released"
 
 
 def test_no_title_without_front_matter_is_an_error_at_line_one() -> None:

@@ -128,7 +128,7 @@ def test_crlf_and_bom_read_the_same(seed: Post, seed_bytes: bytes) -> None:
 def test_registry_maps_txt_to_this_reader(seed: Post, seed_bytes: bytes) -> None:
     result = reader_for("posts/A.TXT")(seed_bytes, "seeds/seed.txt", ReadOptions())
     assert result.posts == (seed,) and result.errors == ()
-    assert reader_for("posts/a.rst") is None
+    assert reader_for("posts/a.docx") is None
 
 
 def test_known_source_url_makes_links() -> None:
