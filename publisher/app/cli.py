@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -77,6 +78,8 @@ def build(ctx: click.Context, force: bool) -> None:
             click.echo(f"  and {plural(others, 'more file')} (tag, author, comment and archive feeds)")
         if report.removed:
             click.echo(f"  removed {plural(len(report.removed), 'feed')} no longer produced")
+        if unexpected := unexpected_skips(report.skipped):
+            click.echo(skipped_summary(unexpected))
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     warn_placeholder_url(ctx, config)
@@ -113,7 +116,27 @@ def check(ctx: click.Context) -> None:
             f"{config.path}: ok; "
             f"{plural(len(report.site.posts), 'post')} would be published" + rejected(report)
         )
+        if unexpected := unexpected_skips(report.skipped):
+            click.echo(skipped_summary(unexpected))
     sys.exit(code)
+
+
+def unexpected_skips(skipped: tuple[str, ...]) -> tuple[str, ...]:
+    """The files skipped but not excluded by ``[content] exclude`` (those
+    were meant; ``-v`` still names them)."""
+    return tuple(entry for entry in skipped if "excluded by [content] exclude" not in entry)
+
+
+def skipped_summary(skipped: tuple[str, ...]) -> str:
+    """One line for the files that are no posts: how many, and the commonest reasons.
+
+    >>> skipped_summary(("a.png: no reader for .png", "b.png: no reader for .png", "robots.txt: excluded"))
+    '  3 files skipped: 2 no reader for .png, 1 excluded (publisher -v names them)'
+    """
+    reasons = Counter(entry.split(": ", 1)[-1] for entry in skipped)
+    shown = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common(3))
+    more = ", …" if len(reasons) > 3 else ""
+    return f"  {plural(len(skipped), 'file')} skipped: {shown}{more} (publisher -v names them)"
 
 
 @main.command()

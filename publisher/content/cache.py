@@ -163,7 +163,7 @@ class PostCache:
     def _prefix(self, config: Config) -> str:
         """What of the config goes into every key (and signature)."""
         if self._options is None or self._options[0] != id(config):
-            options = [CACHE_FORMAT, __version__, str(config.site.timezone), list(config.content.boilerplate)]
+            options = [CACHE_FORMAT, __version__, str(config.site.timezone), list(config.content.boilerplate), config.site.url]
             text = json.dumps(options, ensure_ascii=False)
             self._options = (id(config), text.encode("utf-8"), hashlib.sha256(text.encode("utf-8")).hexdigest()[:16])
         return self._options[2]

@@ -38,7 +38,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from publisher import __version__
-from publisher.model import Author, Comment, Post, Site
+from publisher.model import Author, Comment, Enclosure, Post, Site
 from publisher.text import distinct_slug, summarize, uri_path, xml_safe
 
 RSS = "rss.xml"
@@ -206,6 +206,9 @@ def _add_entries(fg: FeedGenerator, site: Site, spec: _Spec, options: FeedOption
         fe.guid(post.id, permalink=post.id == post.url)
         fe.title(post.title)
         fe.link(href=post.url, rel="alternate")
+        # RSS carries one enclosure (feedgen keeps the last given): the first.
+        for enclosure in reversed(post.enclosures):
+            fe.link(href=enclosure.url, rel="enclosure", type=enclosure.type, length=str(enclosure.length))
         fe.published(post.date)
         fe.updated(post.updated or post.date)
         fe.author(_person(author))
@@ -251,6 +254,13 @@ def _json_author(author: Author) -> dict[str, str]:
     return data
 
 
+def _attachment(enclosure: Enclosure) -> dict[str, object]:
+    attachment: dict[str, object] = {"url": enclosure.url, "mime_type": enclosure.type}
+    if enclosure.length:
+        attachment["size_in_bytes"] = enclosure.length
+    return attachment
+
+
 def _json(site: Site, spec: _Spec, name: str, options: FeedOptions) -> bytes:
     info = site.info
     feed: dict[str, object] = {
@@ -281,6 +291,8 @@ def _json(site: Site, spec: _Spec, name: str, options: FeedOptions) -> bytes:
         item["authors"] = [_json_author(_author(post, site))]
         if post.tags:
             item["tags"] = list(post.tags)
+        if post.enclosures:
+            item["attachments"] = [_attachment(e) for e in post.enclosures]
         entries.append(item)
     feed["items"] = entries
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

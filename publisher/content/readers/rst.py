@@ -21,6 +21,7 @@ from typing import Any
 
 from docutils import nodes
 from docutils.core import publish_doctree, publish_parts
+from docutils.writers.html5_polyglot import Writer
 
 from publisher.errors import ContentError
 from publisher.model import Post
@@ -90,7 +91,7 @@ def read_result(data: bytes, path: str, options: ReadOptions) -> ReadResult:
     text = decode(data, path)
     try:
         doctree = publish_doctree(text, source_path=path, settings_overrides=_settings())
-        parts = publish_parts(text, source_path=path, writer_name="html5", settings_overrides=_settings())
+        parts = publish_parts(text, source_path=path, writer=Writer(), settings_overrides=_settings())
     except Exception as exc:  # docutils raises many kinds for broken input
         raise ContentError(path, None, f"reStructuredText cannot be read: {exc}") from None
     meta = parse_metadata(_docinfo(doctree), path=path, text=text, first_line=1, tz=options.timezone)
