@@ -126,17 +126,30 @@ class _FeedExtension(BaseExtension):
 
 
 class _EntryExtension(BaseEntryExtension):
-    """slash:comments and wfw:commentRss on RSS items, as WordPress writes them."""
+    """slash:comments and wfw:commentRss on RSS items, as WordPress writes
+    them; enclosures (feedgen's Atom links lose their rel and type)."""
 
     def __init__(self) -> None:
         self.count: int | None = None
         self.comments_feed: str | None = None
+        self.enclosures: tuple[Enclosure, ...] = ()
 
     def extend_rss(self, entry):
         if self.comments_feed:
             etree.SubElement(entry, f"{{{WFW_NS}}}commentRss").text = self.comments_feed
         if self.count is not None:
             etree.SubElement(entry, f"{{{SLASH_NS}}}comments").text = str(self.count)
+        if self.enclosures:  # RSS 2.0 has room for one: the first
+            first = self.enclosures[0]
+            etree.SubElement(entry, "enclosure", url=first.url, length=str(first.length), type=first.type)
+        return entry
+
+    def extend_atom(self, entry):
+        for enclosure in self.enclosures:
+            # feedgen writes Atom elements without a namespace (the root declares it): so does this.
+            link = etree.SubElement(entry, "link", rel="enclosure", href=enclosure.url, type=enclosure.type)
+            if enclosure.length:
+                link.set("length", str(enclosure.length))
         return entry
 
 
@@ -206,9 +219,7 @@ def _add_entries(fg: FeedGenerator, site: Site, spec: _Spec, options: FeedOption
         fe.guid(post.id, permalink=post.id == post.url)
         fe.title(post.title)
         fe.link(href=post.url, rel="alternate")
-        # RSS carries one enclosure (feedgen keeps the last given): the first.
-        for enclosure in reversed(post.enclosures):
-            fe.link(href=enclosure.url, rel="enclosure", type=enclosure.type, length=str(enclosure.length))
+        fe.publisher.enclosures = post.enclosures
         fe.published(post.date)
         fe.updated(post.updated or post.date)
         fe.author(_person(author))

@@ -239,7 +239,7 @@ def untitled_title(content_html: str) -> str:
 def _tags(categories: list[etree._Element]) -> tuple[str, ...]:
     """Categories first, then tags, each once (ignoring case); "Uncategorized" dropped."""
     found: dict[str, str] = {}
-    for domain in ("category", "post_tag"):
+    for domain in ("category", "post_tag", "tag"):  # "tag": WXR 1.0
         for element in categories:
             if element.get("domain") != domain:
                 continue
