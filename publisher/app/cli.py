@@ -45,7 +45,12 @@ def main(ctx: click.Context, config_path: Path, verbose: int, quiet: bool) -> No
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     given = ctx.obj if isinstance(ctx.obj, dict) else {}
-    ctx.obj = {"config_path": config_path, "quiet": quiet, "clock": given.get("clock") or SystemClock()}
+    ctx.obj = {
+        "config_path": config_path,
+        "quiet": quiet,
+        "verbose": verbose,
+        "clock": given.get("clock") or SystemClock(),
+    }
 
 
 @main.command()
@@ -80,6 +85,7 @@ def build(ctx: click.Context, force: bool) -> None:
             click.echo(f"  removed {plural(len(report.removed), 'feed')} no longer produced")
         if unexpected := unexpected_skips(report.skipped):
             click.echo(skipped_summary(unexpected))
+    name_skipped(ctx, report.skipped)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     warn_placeholder_url(ctx, config)
@@ -118,7 +124,15 @@ def check(ctx: click.Context) -> None:
         )
         if unexpected := unexpected_skips(report.skipped):
             click.echo(skipped_summary(unexpected))
+    name_skipped(ctx, report.skipped)
     sys.exit(code)
+
+
+def name_skipped(ctx: click.Context, skipped: tuple[str, ...]) -> None:
+    """With ``-v``, each file that is no post, on stderr: "skipped: path: reason"."""
+    if ctx.obj.get("verbose") and not ctx.obj["quiet"]:
+        for entry in skipped:
+            click.echo(f"skipped: {entry}", err=True)
 
 
 def unexpected_skips(skipped: tuple[str, ...]) -> tuple[str, ...]:
@@ -130,11 +144,12 @@ def unexpected_skips(skipped: tuple[str, ...]) -> tuple[str, ...]:
 def skipped_summary(skipped: tuple[str, ...]) -> str:
     """One line for the files that are no posts: how many, and the commonest reasons.
 
-    >>> skipped_summary(("a.png: no reader for .png", "b.png: no reader for .png", "robots.txt: excluded"))
-    '  3 files skipped: 2 no reader for .png, 1 excluded (publisher -v names them)'
+    >>> skipped_summary(("a.png: no reader for .png", "b.png: no reader for .png", "c.doc: no reader for .doc"))
+    '  3 files skipped: 2 no reader for .png, 1 no reader for .doc (publisher -v names them)'
     """
     reasons = Counter(entry.split(": ", 1)[-1] for entry in skipped)
-    shown = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common(3))
+    commonest = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:3]
+    shown = ", ".join(f"{count} {reason}" for reason, count in commonest)
     more = ", …" if len(reasons) > 3 else ""
     return f"  {plural(len(skipped), 'file')} skipped: {shown}{more} (publisher -v names them)"
 

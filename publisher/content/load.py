@@ -240,7 +240,7 @@ def load_posts(config: Config, cache: PostCache | None = None) -> Loaded:
         else:  # a reader bug must not stop the other posts
             errors.append(ContentError(config.relative(Path(path)), None, f"could not be read: {outcome!r}"))
     for skip in skipped:
-        log.info("%s: skipped: %s", skip.path, skip.reason)
+        log.debug("%s: skipped: %s", skip.path, skip.reason)
     return Loaded(tuple(posts), tuple(errors), tuple(warnings), tuple(skipped))
 
 
