@@ -147,14 +147,6 @@ _schedule = _as_written(parse_schedule)  # "daily at 07:00"
 _duration = _as_written(parse_duration)  # "12 hours"
 
 
-# Files under the content folders that are never posts: a site's own files,
-# and the folders Jekyll, Hugo and Eleventy keep templates, data and drafts in.
-DEFAULT_EXCLUDE = (
-    "robots.txt", "humans.txt", "ads.txt", "404.*", "README*", "LICENSE*", "CHANGELOG*",
-    "_index.*", "_drafts/*", "_includes/*", "_layouts/*", "_data/*", "_site/*", "node_modules/*",
-)  # fmt: skip
-
-
 def _string_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _Invalid(f"must be a list of strings (got {value!r})")
@@ -306,9 +298,7 @@ class ContentSettings:
     feeds: tuple[FeedSource, ...] = setting(_feed_sources, [], "[[content.feeds]]: feeds as sources", relative=True)
     fetch_timeout: float = setting(_positive_number, 20, "seconds, for [[content.feeds]] URLs")
     fetch_max_bytes: int = setting(_positive_int, 20_000_000, "a larger feed is refused, never read whole")
-    exclude: tuple[str, ...] = setting(
-        _string_list, [], "globs of files under paths that are not posts, added to the built-in ones (robots.txt, 404.*)"
-    )
+    exclude: tuple[str, ...] = setting(_string_list, [], "globs of files that are no posts, besides robots.txt, 404.* …")
 
 
 @dataclass(frozen=True)

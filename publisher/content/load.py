@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
-from publisher.config import DEFAULT_EXCLUDE, Config
+from publisher.config import Config
 from publisher.errors import ContentError, toml_error
 from publisher.model import Post
 from publisher.content.readers import ReadOptions, ReadResult, extensions, reader_for
@@ -40,6 +40,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("publisher.content")
 
 SIDECAR_SUFFIX = ".meta.toml"
+
+# Files under the content folders that are never posts: a site's own files,
+# and the folders Jekyll, Hugo and Eleventy keep templates, data and drafts in.
+DEFAULT_EXCLUDE = (
+    "robots.txt", "humans.txt", "ads.txt", "404.*", "README*", "LICENSE*", "CHANGELOG*",
+    "_index.*", "_drafts/*", "_includes/*", "_layouts/*", "_data/*", "_site/*", "node_modules/*",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
