@@ -418,9 +418,10 @@ def test_url_alone_on_its_line_becomes_a_link_but_not_one_in_a_sentence() -> Non
 # -- generated exports: more rules ------------------------------------------------
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
-def test_every_wxr_version_is_read(version: str) -> None:
-    namespace = f"http://wordpress.org/export/{version}/"
+def test_every_wxr_version_is_read_under_either_scheme(version: str, scheme: str) -> None:
+    namespace = f"{scheme}://wordpress.org/export/{version}/"
     data = wxr.export(
         [wxr.item(1, "One", excerpt="Short."), wxr.item(2, "Two", status="draft")],
         wp_namespace=namespace,
@@ -429,6 +430,22 @@ def test_every_wxr_version_is_read(version: str) -> None:
     assert post.source == f"{PATH}#post-1"
     assert post.summary == "Short."
     assert post.author == Author(name="Paul Woodward")
+
+
+def test_the_namespace_bound_to_wp_is_wordpress_s_whatever_it_is() -> None:
+    # As WordPress's importer reads it: the document's wp prefix names the namespace.
+    data = wxr.export([wxr.item(1, "One")], wp_namespace="http://wordpress.org/export/1.3/")
+    assert [p.title for p in read_export(data).posts] == ["One"]
+    odd = wxr.export([wxr.item(2, "Two")]).replace(b"http://wordpress.org/export/1.2/", b"urn:example:wxr/")
+    assert [p.title for p in read_export(odd).posts] == ["Two"]
+
+
+def test_an_rss_feed_without_a_wordpress_namespace_is_no_export() -> None:
+    feed = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>A</title></item></channel></rss>'
+    with pytest.raises(ContentError) as caught:
+        read_export(feed)
+    assert caught.value.reason == NOT_WXR
+    assert "[[content.feeds]]" in NOT_WXR and "[content] paths" in NOT_WXR
 
 
 def test_comments_are_numbered_oldest_first_whatever_the_file_order() -> None:
