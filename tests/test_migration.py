@@ -296,3 +296,26 @@ def test_no_template_syntax_or_draft_reaches_the_feeds(tmp_path: Path, tool: str
             source = post.source.split("#")[0]
             written = (site / source).read_text(encoding="utf-8")
             assert source in warned or "{% raw %}" in written or "/*" in written
+
+
+@pytest.mark.parametrize("tool", ["wordpress", "jekyll", "hugo", "pelican", "eleventy"])
+def test_a_rebuild_from_the_cache_of_readings_gives_the_same(tmp_path: Path, tool: str) -> None:
+    site = site_of(tmp_path, tool)
+    first = build(site)
+    again = build(site)
+    assert again.site.posts == first.site.posts  # enclosures, expiry and derived slugs included
+    assert (again.skipped, again.warnings) == (first.skipped, first.warnings)
+    assert [str(e) for e in again.errors] == [str(e) for e in first.errors]
+    assert again.written == ()
+
+
+def test_a_page_read_in_a_worker_process_is_still_skipped(tmp_path: Path) -> None:
+    from publisher.config import load_config
+    from publisher.content import load
+
+    site = site_of(tmp_path, "jekyll")
+    config = load_config(site / "publisher.toml")
+    path = site / "posts" / "about.md"
+    (outcome,) = load._parse_chunk(config, [(path, "posts/about.md", path.read_bytes())])
+    result = load._unpacked(outcome)
+    assert (result.posts, result.skipped) == ((), "a page (layout: page), not a post")

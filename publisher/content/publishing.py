@@ -183,7 +183,10 @@ class _Identities:
         updated = max(updated.astimezone(timezone.utc), date)
         local = date.astimezone(self.config.site.timezone)
 
-        slug = post.slug or (record.slug if record else slugify(post.title))
+        if post.slug and not post.derived_slug:
+            slug = post.slug
+        else:  # made here or from a file name: the one first published stays
+            slug = record.slug if record else post.slug or slugify(post.title)
         url = post.url or self._url(slug, local)
         if not post.url and (not post.slug or post.derived_slug) and record is None:
             # A slug of our own making (or of a file's name): step aside from one already taken.
