@@ -1,5 +1,9 @@
 """Front matter: a ``---`` YAML or ``+++`` TOML block at the top of a post.
 
+Also: YAML closed by ``...`` (Jekyll), ``---json``, ``---yaml`` and
+``---toml`` (Eleventy), a JSON object (Hugo), and Pelican's ``Key: value``
+header in Markdown files. ``---js`` front matter is refused: it is code.
+
     meta, body, body_line = split_front_matter(text, "posts/a.txt")
     # meta == {"date": ..., "tags": [...]}; body starts at line ``body_line``
 
@@ -27,7 +31,13 @@ KNOWN_KEYS = KEYS | set(ALIASES) | OTHER_TOOLS_KEYS
 
 # Opening line -> (format, closing lines). YAML may close with "..." (as
 # Jekyll allows); Eleventy's "---json" holds JSON.
-_FENCES = {"---": ("yaml", ("---", "...")), "+++": ("toml", ("+++",)), "---json": ("json", ("---",))}
+_FENCES = {
+    "---": ("yaml", ("---", "...")),
+    "---yaml": ("yaml", ("---", "...")),
+    "+++": ("toml", ("+++",)),
+    "---toml": ("toml", ("---",)),
+    "---json": ("json", ("---",)),
+}
 _JAVASCRIPT_FENCES = ("---js", "---javascript")
 
 

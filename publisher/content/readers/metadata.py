@@ -315,7 +315,8 @@ def _other_tools(raw: dict[str, tuple[str, Any]], fields: dict[str, Any], tz: Zo
             elif key == "permalink":
                 if value is False:  # Eleventy: not written out
                     fields["draft"] = True
-                elif not isinstance(value, bool) and ":" not in str(value):
+                elif not isinstance(value, bool) and not any(c in str(value) for c in ":{%"):
+                    # (a pattern such as /:year/:title/ or {{ page.fileSlug }} is the tool's, not a URL)
                     fields.setdefault("url", _site_url(value, "permalink"))
             elif key in ("layout", "type") and isinstance(value, str) and value.strip().lower() == "page":
                 fields["page"] = f"a page ({shown}: {value.strip()}), not a post"

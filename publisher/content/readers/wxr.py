@@ -10,13 +10,23 @@ its date; the content stage holds it back until then.
 
 What WordPress does when it shows a post is redone, small (``wordpress.py``): block
 comments and ``<!--more-->`` are dropped, ``[caption]`` becomes a
-``<figure>``, ``[embed]`` and a URL alone on its line become links, other
-shortcodes are removed (their enclosed text kept), and classic (non-block)
-posts get ``wpautop``'s paragraphs and line breaks. A post WordPress let
-through without a title is named by its first words ("(untitled)" if it has
-none). The summary is the hand-written excerpt, or None (the content stage
-derives one). ``updated`` is ``wp:post_modified_gmt``; the featured image
-(``_thumbnail_id``) becomes ``Post.image`` when its attachment is in the file.
+``<figure>``, ``[gallery]`` the images of the attachments it names (or the
+post's own), ``[audio]`` and ``[video]`` players with a link, ``[embed]``
+and a URL alone on its line links; any other shortcode is kept as written
+and warned about once per name in the file; classic (non-block) posts get
+``wpautop``'s paragraphs and line breaks. A post WordPress let through
+without a title is named by its first words ("(untitled)" if it has none).
+The summary is the hand-written excerpt, or None (the content stage derives
+one). ``updated`` is ``wp:post_modified_gmt``; the featured image
+(``_thumbnail_id``) becomes ``Post.image`` when its attachment is in the
+file; WordPress's ``enclosure`` field, and audio or video attached to the
+post, become its enclosures.
+
+The ``wp`` namespace is the one the document binds to the ``wp`` prefix, as
+WordPress's importer reads it: WXR 1.0, 1.1 and 1.2, under ``http://`` or
+``https://``. A post's id is its ``<guid>``; when two published posts share
+one (an export after a migration can), each is known by the blog's URL and
+its ``wp:post_id`` (``https://blog.example/?p=7``), so both publish.
 
 The file is read incrementally (``lxml.etree.iterparse``), each item is
 cleared once read, so a 100 MB export needs little more memory than its
