@@ -30,7 +30,7 @@ _ATTRIBUTES.setdefault("source", set()).update({"srcset", "media", "type", "src"
 # Players for a post's audio and video (WordPress's [audio], a podcast's episode).
 for _media in ("audio", "video"):
     _ATTRIBUTES.setdefault(_media, set()).update({"src", "controls", "preload"})
-_ATTRIBUTES["video"].update({"poster", "width", "height"})
+_ATTRIBUTES["video"].update({"width", "height"})
 _ATTRIBUTES.setdefault("time", set()).add("datetime")
 _SCHEMES = {"http", "https", "mailto", "tel"}
 
