@@ -316,3 +316,25 @@ def test_an_imported_entry_keeps_its_enclosures(data: bytes, expected: list) -> 
     result = read_feed(data, "Pod", "https://pod.example/feed", ReadOptions(), base_url="https://pod.example/feed")
     (post,) = result.posts
     assert [(e.url, e.type, e.length) for e in post.enclosures] == expected
+
+
+def test_a_blogger_takeout_export_is_refused_but_a_blogger_feed_is_read() -> None:
+    takeout = (
+        b"<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom' "
+        b"xmlns:blogger='http://schemas.google.com/blogger/2018'><id>x</id><title>B</title>"
+        b"<entry><id>p1</id><blogger:type>POST</blogger:type><blogger:status>DRAFT</blogger:status>"
+        b"<title>Draft</title><content type='html'>x</content><updated>2024-01-01T00:00:00Z</updated></entry></feed>"
+    )
+    with pytest.raises(ContentError) as caught:
+        read_feed(takeout, "B", "blog.xml", ReadOptions())
+    assert caught.value.reason.startswith("a Blogger export, not a feed")
+    public = (
+        b"<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom' "
+        b"xmlns:blogger='http://schemas.google.com/blogger/2008'><id>tag:blogger.com,1999:blog-1</id><title>B</title>"
+        b"<entry><id>tag:blogger.com,1999:blog-1.post-2</id><title>Public post</title>"
+        b"<content type='html'>x</content><updated>2024-01-01T00:00:00Z</updated>"
+        b"<link rel='alternate' href='https://b.blogspot.com/2024/01/p.html'/></entry></feed>"
+    )
+    assert [p.title for p in read_feed(public, "B", "https://b.blogspot.com/feeds/posts/default", ReadOptions()).posts] == [
+        "Public post"
+    ]

@@ -822,3 +822,40 @@ def test_reading_frees_each_item_so_memory_stays_bounded(tmp_path: Path) -> None
     assert posts == 80
     # Without clearing, the peak grows by about twice the file size (70 MB here).
     assert growth < size / 4
+
+
+def test_audio_attached_to_a_post_is_its_enclosure_with_the_size_wordpress_recorded() -> None:
+    episode = wxr.item(5, "Episode 5", "Listen: [audio]")
+    attachment = wxr.item(
+        6,
+        "episode-5.mp3",
+        "",
+        status="inherit",
+        post_type="attachment",
+        parent=5,
+        extra=(
+            "<wp:attachment_url>https://example.org/wp-content/uploads/episode-5.mp3</wp:attachment_url>"
+            '<wp:postmeta><wp:meta_key>_wp_attachment_metadata</wp:meta_key><wp:meta_value><![CDATA[a:2:{s:8:"filesize";i:7340032;s:9:"mime_type";s:10:"audio/mpeg";}]]></wp:meta_value></wp:postmeta>'
+        ),
+    )
+    image = wxr.item(
+        7,
+        "cover.jpg",
+        "",
+        status="inherit",
+        post_type="attachment",
+        parent=5,
+        extra="<wp:attachment_url>https://example.org/cover.jpg</wp:attachment_url>",
+    )
+    (post,) = read_export(wxr.export([episode, attachment, image])).posts
+    # An image attached is no enclosure; the audio is, with its size in bytes.
+    assert [(e.url, e.type, e.length) for e in post.enclosures] == [
+        ("https://example.org/wp-content/uploads/episode-5.mp3", "audio/mpeg", 7340032)
+    ]
+
+
+def test_two_published_posts_sharing_a_guid_are_both_read_each_known_by_its_post_id() -> None:
+    data = wxr.export([wxr.item(1, "One", guid="https://example.org/?p=1"), wxr.item(2, "Two", guid="https://example.org/?p=1")])
+    result = read_export(data)
+    assert result.errors == ()
+    assert [(p.title, p.id) for p in result.posts] == [("One", "https://example.org/?p=1"), ("Two", "https://example.org/?p=2")]

@@ -111,8 +111,10 @@ def read_feed(
 # A site's export is not its feed: it holds drafts, pages, attachments, menus
 # and the admin's settings. Told apart by the namespaces in its first bytes.
 _WXR = re.compile(rb"""xmlns:\w+\s*=\s*["']https?://wordpress\.org/export/\d""")
+# Blogger's exports: kind#settings/#template entries (2008-2018), the Takeout
+# namespace since (its public feeds bind blogger/2008 and hold neither).
 _BLOGGER_EXPORT = re.compile(
-    rb"schemas\.google\.com/blogger/(?:2008/kind#(?:settings|template|page)|20\d\d[\"'])"
+    rb"schemas\.google\.com/blogger/(?:2008/kind#(?:settings|template)|2018[\"'])"
 )
 
 
