@@ -298,6 +298,7 @@ class ContentSettings:
     feeds: tuple[FeedSource, ...] = setting(_feed_sources, [], "[[content.feeds]]: feeds as sources", relative=True)
     fetch_timeout: float = setting(_positive_number, 20, "seconds, for [[content.feeds]] URLs")
     fetch_max_bytes: int = setting(_positive_int, 20_000_000, "a larger feed is refused, never read whole")
+    exclude: tuple[str, ...] = setting(_string_list, [], "globs of files that are no posts, besides robots.txt, 404.* …")
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,17 @@ class Comment:
 
 
 @dataclass(frozen=True)
+class Enclosure:
+    """A media file a post carries (a podcast episode, a video): RSS's
+    ``<enclosure>``, Atom's ``link rel="enclosure"``, JSON Feed's
+    ``attachments``. ``length`` is in bytes, 0 when unknown."""
+
+    url: str
+    type: str
+    length: int = 0
+
+
+@dataclass(frozen=True)
 class Post:
     """One post, as read from a file and, after the content stage, published.
 
@@ -101,6 +112,11 @@ class Post:
     comments: tuple[Comment, ...] = ()
     comments_closed: bool = False
     comments_heading: str | None = None
+    enclosures: tuple[Enclosure, ...] = ()
+    # Stop publishing after this (Hugo's expiryDate).
+    expires: datetime | None = None
+    # The slug was made from the file name, not given: on a clash it steps aside.
+    derived_slug: bool = False
 
     @property
     def excerpts(self) -> tuple[Excerpt, ...]:

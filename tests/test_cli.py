@@ -593,3 +593,23 @@ def test_unwritable_feeds_folder_exits_2_and_records_no_build(
         assert store.posts.recall("posts/a.txt") is None
     finally:
         store.close()
+
+
+def test_build_counts_the_files_that_are_no_posts_and_v_names_them(
+    blank_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good_posts(blank_site)
+    (blank_site / "posts" / "logo.png").write_bytes(b"\x89PNG\r\n")
+    (blank_site / "posts" / "about.md").write_text("---\nlayout: page\ntitle: About\n---\nMe.\n", encoding="utf-8")
+    (blank_site / "posts" / "robots.txt").write_text("User-agent: *\n", encoding="utf-8")
+    monkeypatch.chdir(blank_site)
+    result = invoke("build")
+    assert result.exit_code == 0, result.stderr
+    # robots.txt is excluded by the built-in [content] exclude: meant, so not counted.
+    assert result.stdout.splitlines()[-1] == (
+        "  2 files skipped: 1 a page (layout: page), not a post, 1 no reader for .png (publisher -v names them)"
+    )
+    verbose = invoke("-v", "build")
+    assert "skipped: posts/logo.png: no reader for .png" in verbose.stderr.splitlines()
+    assert "skipped: posts/robots.txt: excluded by [content] exclude" in verbose.stderr.splitlines()
+    assert invoke("check").stdout.splitlines()[-1].startswith("  2 files skipped:")

@@ -106,7 +106,7 @@ def test_state_store_is_a_real_sqlite_file_with_the_identity(blank_site: Path) -
 def test_rejected_post_leaves_the_others_published(blank_site: Path) -> None:
     post(blank_site, "good.txt", "---\ndate: 2024-01-01T00:00:00Z\n---\nGood\n\nx\n")
     post(blank_site, "bad.txt", "---\ndate: 2024-13-01\n---\nBad\n\nx\n")
-    (blank_site / "posts" / "notes.rst").write_text("not a post format we read")
+    (blank_site / "posts" / "notes.odt").write_text("not a post format we read")
     report = build(blank_site)
     assert [p.title for p in report.site.posts] == ["Good"]
     assert [(e.path, e.line) for e in report.errors] == [("posts/bad.txt", 2)]

@@ -270,3 +270,71 @@ def test_two_feeds_numbering_items_alike_get_distinct_ids() -> None:
     second = {post.title: post.id for post in two.posts}
     assert first["Item one"] != second["Item one"]
     assert first["Item three"] == second["Item three"]  # an IRI is the source's own
+
+
+# -- enclosures: a podcast republished stays a podcast ------------------------------
+
+_RSS_PODCAST = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Pod</title><link>https://pod.example/</link>
+<item><title>Episode 3</title><link>https://pod.example/3</link><guid>https://pod.example/3</guid>
+<description>Notes</description>
+<enclosure url="https://cdn.pod.example/3.mp3" length="5650889" type="audio/mpeg"/></item></channel></rss>"""
+
+_ATOM_PODCAST = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Pod</title><id>urn:x:pod</id>
+<updated>2024-01-01T00:00:00Z</updated><entry><title>Episode 4</title><id>https://pod.example/4</id>
+<updated>2024-01-01T00:00:00Z</updated><link href="https://pod.example/4"/>
+<link rel="enclosure" href="/media/4.ogg" type="audio/ogg" length="100"/><summary>Notes</summary></entry></feed>"""
+
+_JSON_PODCAST = json.dumps(
+    {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Pod",
+        "items": [
+            {
+                "id": "https://pod.example/5",
+                "url": "https://pod.example/5",
+                "title": "Episode 5",
+                "content_text": "Notes",
+                "attachments": [
+                    {"url": "https://cdn.pod.example/5.m4a", "mime_type": "audio/x-m4a", "size_in_bytes": 42},
+                    {"url": "javascript:alert(1)", "mime_type": "audio/mpeg"},
+                ],
+            }
+        ],
+    }
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (_RSS_PODCAST, [("https://cdn.pod.example/3.mp3", "audio/mpeg", 5650889)]),
+        (_ATOM_PODCAST, [("https://pod.example/media/4.ogg", "audio/ogg", 100)]),
+        (_JSON_PODCAST, [("https://cdn.pod.example/5.m4a", "audio/x-m4a", 42)]),
+    ],
+)
+def test_an_imported_entry_keeps_its_enclosures(data: bytes, expected: list) -> None:
+    result = read_feed(data, "Pod", "https://pod.example/feed", ReadOptions(), base_url="https://pod.example/feed")
+    (post,) = result.posts
+    assert [(e.url, e.type, e.length) for e in post.enclosures] == expected
+
+
+def test_a_blogger_takeout_export_is_refused_but_a_blogger_feed_is_read() -> None:
+    takeout = (
+        b"<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom' "
+        b"xmlns:blogger='http://schemas.google.com/blogger/2018'><id>x</id><title>B</title>"
+        b"<entry><id>p1</id><blogger:type>POST</blogger:type><blogger:status>DRAFT</blogger:status>"
+        b"<title>Draft</title><content type='html'>x</content><updated>2024-01-01T00:00:00Z</updated></entry></feed>"
+    )
+    with pytest.raises(ContentError) as caught:
+        read_feed(takeout, "B", "blog.xml", ReadOptions())
+    assert caught.value.reason.startswith("a Blogger export, not a feed")
+    public = (
+        b"<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom' "
+        b"xmlns:blogger='http://schemas.google.com/blogger/2008'><id>tag:blogger.com,1999:blog-1</id><title>B</title>"
+        b"<entry><id>tag:blogger.com,1999:blog-1.post-2</id><title>Public post</title>"
+        b"<content type='html'>x</content><updated>2024-01-01T00:00:00Z</updated>"
+        b"<link rel='alternate' href='https://b.blogspot.com/2024/01/p.html'/></entry></feed>"
+    )
+    assert [p.title for p in read_feed(public, "B", "https://b.blogspot.com/feeds/posts/default", ReadOptions()).posts] == [
+        "Public post"
+    ]

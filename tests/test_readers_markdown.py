@@ -190,13 +190,11 @@ def test_summary_skips_a_paragraph_that_is_only_an_image() -> None:
 # --- Errors and edge cases ---------------------------------------------------
 
 
-def test_no_title_is_an_error_at_the_first_line_of_the_body() -> None:
-    with pytest.raises(ContentError) as caught:
-        read_fixture("no_title.md")
-    assert caught.value.path == "posts/no_title.md"
-    assert caught.value.line == 6  # the paragraph after the front matter's blank line
-    assert caught.value.reason == NO_TITLE
-    assert str(caught.value) == f"posts/no_title.md:6: {NO_TITLE}"
+def test_no_title_with_front_matter_is_the_file_name_as_jekyll_makes_it() -> None:
+    # Jekyll's titleize_slug: the name's words split at "-", each capitalised.
+    assert read_fixture("no_title.md").title == "No_title"
+    post = read(b"---\ntags: [x]\n---\nWords.\n", "posts/2013-05-06-jekyll-1-0-0-released.md", ReadOptions())
+    assert post.title == "Jekyll 1 0 0 Released"
 
 
 def test_no_title_without_front_matter_is_an_error_at_line_one() -> None:
@@ -270,10 +268,10 @@ def test_registry_reads_markdown_files_with_this_reader(name: str) -> None:
     assert [p.title for p in result.posts] == ["Notes from the archive"]
 
 
-# --- Front-matter keys: any case; other tools' keys warned about --------------
+# --- Front-matter keys: any case; other tools' keys read as those tools mean them
 
 
-def test_keys_ignore_case_and_other_tools_keys_are_warnings() -> None:
+def test_keys_ignore_case_and_other_tools_keys_mean_what_they_mean_there() -> None:
     name = "hugo_and_jekyll_keys.md"
     result = read_result((MD / name).read_bytes(), f"posts/{name}", ReadOptions())
     (post,) = result.posts
@@ -282,15 +280,12 @@ def test_keys_ignore_case_and_other_tools_keys_are_warnings() -> None:
     assert post.title == "Moved from another blog"
     assert post.date == datetime(2024, 2, 10, 8, 0, tzinfo=timezone.utc)
     assert post.tags == ("Archive", "Notes")
-    # Keys of Hugo and Jekyll are read, not used, and named with their line.
-    assert [str(w) for w in result.warnings] == [
-        f"posts/{name}:4: unknown key 'lastmod'",
-        f"posts/{name}:5: unknown key 'layout'",
-        f"posts/{name}:6: unknown key 'permalink'",
-        f"posts/{name}:7: unknown key 'aliases'",
-        f"posts/{name}:8: unknown key 'weight'",
-        f"posts/{name}:9: unknown key 'params'",
-    ]
+    # Hugo's lastmod is the update, Jekyll's permalink the URL (under the
+    # site's, resolved by the content stage); layout, aliases, weight and
+    # params change nothing in a feed and are no warnings.
+    assert post.updated == datetime(2024, 2, 11, 9, 0, tzinfo=timezone.utc)
+    assert post.url == "/2024/moved/"
+    assert result.warnings == ()
     # The registry hands the warnings on; read() gives the same post.
     reader = reader_for(f"posts/{name}")
     assert reader is not None

@@ -128,7 +128,7 @@ def test_crlf_and_bom_read_the_same(seed: Post, seed_bytes: bytes) -> None:
 def test_registry_maps_txt_to_this_reader(seed: Post, seed_bytes: bytes) -> None:
     result = reader_for("posts/A.TXT")(seed_bytes, "seeds/seed.txt", ReadOptions())
     assert result.posts == (seed,) and result.errors == ()
-    assert reader_for("posts/a.rst") is None
+    assert reader_for("posts/a.docx") is None
 
 
 def test_known_source_url_makes_links() -> None:
@@ -201,10 +201,21 @@ def test_boilerplate_list_is_configurable() -> None:
 
 
 def test_markup_in_text_is_escaped() -> None:
-    post = read(b'<b onmouseover="x()">T</b>\n\nA <script>alert(1)</script> & more\n', "p.txt", ReadOptions())
-    assert post.title == '<b onmouseover="x()">T</b>'
+    post = read(b'Using <b> in a title\n\nA <script>alert(1)</script> & more\n', "p.txt", ReadOptions())
+    assert post.title == "Using <b> in a title"
     assert "<script>" not in post.content_html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in post.content_html
+
+
+@pytest.mark.parametrize(
+    "first_line",
+    [b'<b onmouseover="x()">T</b>', b"<!DOCTYPE html>", b"<html lang=en>", b"<p>Hello</p>", b"<!-- saved page -->"],
+)
+def test_a_txt_holding_html_is_refused_naming_the_line(first_line: bytes) -> None:
+    with pytest.raises(ContentError) as caught:
+        read(b"---\ndate: 2024-01-01\n---\n" + first_line + b"\n\nBody.\n", "posts/saved.txt", ReadOptions())
+    assert (caught.value.path, caught.value.line) == ("posts/saved.txt", 4)
+    assert caught.value.reason == "the first line is HTML markup, not a title: this file holds HTML; name it .html"
 
 
 def test_wrapped_first_paragraph_title_is_first_line() -> None:

@@ -261,13 +261,22 @@ def test_shortcodes_in_a_post(by_id: dict[str, Post]) -> None:
     assert "https://www.youtube.com/watch?v=dQw4w9WgXcQ" in links
     text = root.text_content()
     assert "[gallery ids" not in text and "[embed]" not in text and "[caption" not in text
-    assert "[contact-form-7" not in text and "[su_note" not in text and "[/su_note]" not in text
-    assert "Send tips to the newsroom." in text
+    # A shortcode publisher cannot convert is kept as written, never deleted with its text.
+    assert '[contact-form-7 id="42" title="Tips"]' in text
+    assert "[su_note note_color=\"#fffbe6\"]Send tips to the newsroom.[/su_note]" in text
     # Brackets that are not shortcodes are text, and [[gallery]] is a literal [gallery].
     assert "[Continue reading…]" in text
     assert "See note [1] below" in text and "[1] Figures from the UN." in text
     assert "write [gallery] in the editor" in text
     assert not [p for p in root.iter("p") if not p.text_content().strip()]
+
+
+def test_unconverted_shortcodes_are_warned_once_per_name(small: ReadResult) -> None:
+    reasons = [w.reason for w in small.warnings]
+    assert reasons == [
+        "post 104: shortcode [contact-form-7] is not converted; kept as text",
+        "post 104: shortcode [su_note] is not converted; kept as text",
+    ]
 
 
 # -- autop ------------------------------------------------------------------------
@@ -326,14 +335,20 @@ def test_autop_on_an_unclosed_protected_element_still_makes_paragraphs(tag: str)
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('Before [gallery ids="1,2"] after', "Before  after"),
-        ("[gallery]", ""),
-        ("[gallery/]", ""),
-        ('[gallery columns="3" /]', ""),
-        ('[video src="https://example.org/a.mp4"][/video]', ""),
-        ('[su_note note_color="#fff"]Kept text[/su_note]', "Kept text"),
-        ('[et_pb_section fb_built="1"][et_pb_text]Hi[/et_pb_text][/et_pb_section]', "Hi"),
-        ('[contact-form-7 id="42" title="Contact"]', ""),
+        # [gallery] is filled from the export's attachments by the reader.
+        ('Before [gallery ids="1,2"] after', 'Before <figure class="gallery" data-wxr-gallery="1,2"></figure> after'),
+        ("[gallery]", '<figure class="gallery" data-wxr-gallery=""></figure>'),
+        ("[gallery/]", '<figure class="gallery" data-wxr-gallery=""></figure>'),
+        ('[gallery columns="3" /]', '<figure class="gallery" data-wxr-gallery=""></figure>'),
+        ('[video src="https://example.org/a.mp4"][/video]',
+         '<video controls src="https://example.org/a.mp4"><a href="https://example.org/a.mp4">https://example.org/a.mp4</a></video>'),
+        ('[audio mp3="https://example.org/a.mp3"]',
+         '<audio controls src="https://example.org/a.mp3"><a href="https://example.org/a.mp3">https://example.org/a.mp3</a></audio>'),
+        # What is not converted is kept as written (and its name reported).
+        ('[su_note note_color="#fff"]Kept text[/su_note]', '[su_note note_color="#fff"]Kept text[/su_note]'),
+        ('[et_pb_section fb_built="1"][et_pb_text]Hi[/et_pb_text][/et_pb_section]',
+         '[et_pb_section fb_built="1"][et_pb_text]Hi[/et_pb_text][/et_pb_section]'),
+        ('[contact-form-7 id="42" title="Contact"]', '[contact-form-7 id="42" title="Contact"]'),
         ("[[gallery]]", "[gallery]"),
         ("[[caption]]", "[caption]"),
         ("[embed]https://youtu.be/x?a=1&amp;b=2[/embed]",
@@ -388,6 +403,7 @@ def test_is_shortcode(name: str, expected: bool) -> None:
 
 def test_shortcodes_inside_pre_are_left_alone() -> None:
     data = wxr.export([wxr.item(1, "Code", "<pre>[gallery ids=\"1\"]\n\nx</pre>\n\n[gallery]")])
+    # (the [gallery] outside the <pre> has no images in this export: it goes)
     (post,) = read_export(data).posts
     assert post.content_html == '<pre>[gallery ids="1"]\n\nx</pre>'
 
@@ -402,9 +418,10 @@ def test_url_alone_on_its_line_becomes_a_link_but_not_one_in_a_sentence() -> Non
 # -- generated exports: more rules ------------------------------------------------
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
-def test_every_wxr_version_is_read(version: str) -> None:
-    namespace = f"http://wordpress.org/export/{version}/"
+def test_every_wxr_version_is_read_under_either_scheme(version: str, scheme: str) -> None:
+    namespace = f"{scheme}://wordpress.org/export/{version}/"
     data = wxr.export(
         [wxr.item(1, "One", excerpt="Short."), wxr.item(2, "Two", status="draft")],
         wp_namespace=namespace,
@@ -413,6 +430,22 @@ def test_every_wxr_version_is_read(version: str) -> None:
     assert post.source == f"{PATH}#post-1"
     assert post.summary == "Short."
     assert post.author == Author(name="Paul Woodward")
+
+
+def test_the_namespace_bound_to_wp_is_wordpress_s_whatever_it_is() -> None:
+    # As WordPress's importer reads it: the document's wp prefix names the namespace.
+    data = wxr.export([wxr.item(1, "One")], wp_namespace="http://wordpress.org/export/1.3/")
+    assert [p.title for p in read_export(data).posts] == ["One"]
+    odd = wxr.export([wxr.item(2, "Two")]).replace(b"http://wordpress.org/export/1.2/", b"urn:example:wxr/")
+    assert [p.title for p in read_export(odd).posts] == ["Two"]
+
+
+def test_an_rss_feed_without_a_wordpress_namespace_is_no_export() -> None:
+    feed = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>A</title></item></channel></rss>'
+    with pytest.raises(ContentError) as caught:
+        read_export(feed)
+    assert caught.value.reason == NOT_WXR
+    assert "[[content.feeds]]" in NOT_WXR and "[content] paths" in NOT_WXR
 
 
 def test_comments_are_numbered_oldest_first_whatever_the_file_order() -> None:
@@ -789,3 +822,40 @@ def test_reading_frees_each_item_so_memory_stays_bounded(tmp_path: Path) -> None
     assert posts == 80
     # Without clearing, the peak grows by about twice the file size (70 MB here).
     assert growth < size / 4
+
+
+def test_audio_attached_to_a_post_is_its_enclosure_with_the_size_wordpress_recorded() -> None:
+    episode = wxr.item(5, "Episode 5", "Listen: [audio]")
+    attachment = wxr.item(
+        6,
+        "episode-5.mp3",
+        "",
+        status="inherit",
+        post_type="attachment",
+        parent=5,
+        extra=(
+            "<wp:attachment_url>https://example.org/wp-content/uploads/episode-5.mp3</wp:attachment_url>"
+            '<wp:postmeta><wp:meta_key>_wp_attachment_metadata</wp:meta_key><wp:meta_value><![CDATA[a:2:{s:8:"filesize";i:7340032;s:9:"mime_type";s:10:"audio/mpeg";}]]></wp:meta_value></wp:postmeta>'
+        ),
+    )
+    image = wxr.item(
+        7,
+        "cover.jpg",
+        "",
+        status="inherit",
+        post_type="attachment",
+        parent=5,
+        extra="<wp:attachment_url>https://example.org/cover.jpg</wp:attachment_url>",
+    )
+    (post,) = read_export(wxr.export([episode, attachment, image])).posts
+    # An image attached is no enclosure; the audio is, with its size in bytes.
+    assert [(e.url, e.type, e.length) for e in post.enclosures] == [
+        ("https://example.org/wp-content/uploads/episode-5.mp3", "audio/mpeg", 7340032)
+    ]
+
+
+def test_two_published_posts_sharing_a_guid_are_both_read_each_known_by_its_post_id() -> None:
+    data = wxr.export([wxr.item(1, "One", guid="https://example.org/?p=1"), wxr.item(2, "Two", guid="https://example.org/?p=1")])
+    result = read_export(data)
+    assert result.errors == ()
+    assert [(p.title, p.id) for p in result.posts] == [("One", "https://example.org/?p=1"), ("Two", "https://example.org/?p=2")]

@@ -95,3 +95,14 @@ def test_first_paragraph_text() -> None:
     assert first_paragraph_text("<p> </p><p>Hello <b>there</b></p><p>no</p>") == "Hello there"
     assert first_paragraph_text("<div>just text</div>") == "just text"
     assert first_paragraph_text("") == ""
+
+
+def test_audio_and_video_players_keep_their_source_and_lose_script() -> None:
+    html = (
+        '<audio controls src="javascript:alert(1)" onplay="x()"><a href="https://e.org/a.mp3">a</a></audio>'
+        '<video controls src="https://e.org/v.mp4" poster="javascript:x()" autoplay></video>'
+    )
+    assert clean_html(html) == (
+        '<audio controls=""><a href="https://e.org/a.mp3">a</a></audio>'
+        '<video controls="" src="https://e.org/v.mp4"></video>'
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -44,7 +45,12 @@ def main(ctx: click.Context, config_path: Path, verbose: int, quiet: bool) -> No
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     given = ctx.obj if isinstance(ctx.obj, dict) else {}
-    ctx.obj = {"config_path": config_path, "quiet": quiet, "clock": given.get("clock") or SystemClock()}
+    ctx.obj = {
+        "config_path": config_path,
+        "quiet": quiet,
+        "verbose": verbose,
+        "clock": given.get("clock") or SystemClock(),
+    }
 
 
 @main.command()
@@ -77,6 +83,9 @@ def build(ctx: click.Context, force: bool) -> None:
             click.echo(f"  and {plural(others, 'more file')} (tag, author, comment and archive feeds)")
         if report.removed:
             click.echo(f"  removed {plural(len(report.removed), 'feed')} no longer produced")
+        if unexpected := unexpected_skips(report.skipped):
+            click.echo(skipped_summary(unexpected))
+    name_skipped(ctx, report.skipped)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     warn_placeholder_url(ctx, config)
@@ -113,7 +122,36 @@ def check(ctx: click.Context) -> None:
             f"{config.path}: ok; "
             f"{plural(len(report.site.posts), 'post')} would be published" + rejected(report)
         )
+        if unexpected := unexpected_skips(report.skipped):
+            click.echo(skipped_summary(unexpected))
+    name_skipped(ctx, report.skipped)
     sys.exit(code)
+
+
+def name_skipped(ctx: click.Context, skipped: tuple[str, ...]) -> None:
+    """With ``-v``, each file that is no post, on stderr: "skipped: path: reason"."""
+    if ctx.obj.get("verbose") and not ctx.obj["quiet"]:
+        for entry in skipped:
+            click.echo(f"skipped: {entry}", err=True)
+
+
+def unexpected_skips(skipped: tuple[str, ...]) -> tuple[str, ...]:
+    """The files skipped but not excluded by ``[content] exclude`` (those
+    were meant; ``-v`` still names them)."""
+    return tuple(entry for entry in skipped if "excluded by [content] exclude" not in entry)
+
+
+def skipped_summary(skipped: tuple[str, ...]) -> str:
+    """One line for the files that are no posts: how many, and the commonest reasons.
+
+    >>> skipped_summary(("a.png: no reader for .png", "b.png: no reader for .png", "c.doc: no reader for .doc"))
+    '  3 files skipped: 2 no reader for .png, 1 no reader for .doc (publisher -v names them)'
+    """
+    reasons = Counter(entry.split(": ", 1)[-1] for entry in skipped)
+    commonest = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:3]
+    shown = ", ".join(f"{count} {reason}" for reason, count in commonest)
+    more = ", …" if len(reasons) > 3 else ""
+    return f"  {plural(len(skipped), 'file')} skipped: {shown}{more} (publisher -v names them)"
 
 
 @main.command()

@@ -21,7 +21,7 @@ from pathlib import Path
 from publisher import __version__
 from publisher.config import Config
 from publisher.errors import ContentError
-from publisher.model import Author, Comment, Excerpt, Paragraph, Post
+from publisher.model import Author, Comment, Enclosure, Excerpt, Paragraph, Post
 from publisher.content.load import SIDECAR_SUFFIX, _attempt, _clean, _cleaned, _parse_many, read_file
 from publisher.content.publishing import content_hash
 from publisher.content.readers import ReadResult
@@ -34,7 +34,8 @@ log = logging.getLogger("publisher.content")
 # Bump when what a reading gives changes without publisher's version changing.
 # 4: srcset and cite URLs are resolved too. 5: HTML pieces only where there is HTML.
 # 6: imported feeds resolve srcset against their source. 7: warnings are kept.
-CACHE_FORMAT = 7
+# 8: enclosures, expiry, derived slugs, and files skipped as not posts.
+CACHE_FORMAT = 8
 
 
 class PostCache:
@@ -122,7 +123,7 @@ class PostCache:
         parsed = _parse_many([(path, shown, data) for _, path, shown, data, _ in misses], config)
         for (index, _, shown, _, key), outcome in zip(misses, parsed):
             if isinstance(outcome, ReadResult):
-                entry = _Entry(key, outcome.posts, outcome.errors, failed=False, warnings=outcome.warnings)
+                entry = _Entry(key, outcome.posts, outcome.errors, failed=False, warnings=outcome.warnings, skipped=outcome.skipped)
             elif isinstance(outcome, ContentError):
                 entry = _Entry(key, (), (outcome,), failed=True)
             else:
@@ -157,12 +158,12 @@ class PostCache:
     def _hand_out(self, shown: str, entry: _Entry) -> ReadResult | ContentError:
         for index, post in enumerate(entry.posts):
             self._handed[id(post)] = (shown, entry, index)
-        return entry.errors[0] if entry.failed else ReadResult(entry.posts, entry.errors, entry.warnings)
+        return entry.errors[0] if entry.failed else ReadResult(entry.posts, entry.errors, entry.warnings, entry.skipped)
 
     def _prefix(self, config: Config) -> str:
         """What of the config goes into every key (and signature)."""
         if self._options is None or self._options[0] != id(config):
-            options = [CACHE_FORMAT, __version__, str(config.site.timezone), list(config.content.boilerplate)]
+            options = [CACHE_FORMAT, __version__, str(config.site.timezone), list(config.content.boilerplate), config.site.url]
             text = json.dumps(options, ensure_ascii=False)
             self._options = (id(config), text.encode("utf-8"), hashlib.sha256(text.encode("utf-8")).hexdigest()[:16])
         return self._options[2]
@@ -294,8 +295,10 @@ class _Entry:
         resolved: list[tuple[str, str | None] | None] | None = None,
         hashes: list[str | None] | None = None,
         warnings: tuple[ContentWarning, ...] = (),
+        skipped: str | None = None,
     ):
         self.key = key
+        self.skipped = skipped
         self.posts = posts
         self.errors = errors
         self.warnings = warnings
@@ -326,6 +329,7 @@ class _Entry:
             self.hashes,
             self.failed,
             [[w.path, w.line, w.reason] for w in self.warnings],
+            self.skipped,
         ]
         head = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return head + b"\x00" + "\x00".join(html).encode("utf-8")
@@ -334,7 +338,7 @@ class _Entry:
     def decode(cls, key: str, blob: bytes, authors: dict[tuple, Author] | None = None) -> _Entry:
         """The entry ``encode`` gave ``blob``; equal authors are one ``Author`` from ``authors``."""
         split = blob.index(b"\x00")
-        version, posts, errors, resolved, hashes, failed, warnings = json.loads(blob[:split].decode("utf-8"))
+        version, posts, errors, resolved, hashes, failed, warnings, skipped = json.loads(blob[:split].decode("utf-8"))
         if version != CACHE_FORMAT or not (len(posts) == len(resolved) == len(hashes)):
             raise ValueError("not an entry of this format")
         html = _texts(blob, split + 1)
@@ -357,6 +361,7 @@ class _Entry:
             resolved=resolved,
             hashes=hashes,
             warnings=tuple([ContentWarning(path, line, reason) for path, line, reason in warnings]),
+            skipped=skipped,
         )
 
 
@@ -378,7 +383,8 @@ def _texts(blob: bytes, start: int) -> list[str]:
 # the author as [name, email, url], blocks and comments as lists of their
 # fields (a block led by its kind, "p" or "e").
 _POST_FIELDS = tuple(f.name for f in fields(Post))
-_DATES = tuple(i for i, name in enumerate(_POST_FIELDS) if name in ("date", "updated"))
+_DATES = tuple(i for i, name in enumerate(_POST_FIELDS) if name in ("date", "updated", "expires"))
+_ENCLOSURES = _POST_FIELDS.index("enclosures")
 _HTML = _POST_FIELDS.index("content_html")
 _AUTHOR = _POST_FIELDS.index("author")
 _BLOCKS = _POST_FIELDS.index("blocks")
@@ -402,6 +408,7 @@ def _post_to_json(post: Post) -> list:
         [c.date.isoformat() if i == _COMMENT_DATE and c.date is not None else getattr(c, f.name) for i, f in enumerate(fields(Comment))]
         for c in post.comments
     ]
+    values[_ENCLOSURES] = [[e.url, e.type, e.length] for e in post.enclosures]
     return values
 
 
@@ -432,6 +439,7 @@ def _post_from_json(values: list, authors: dict[tuple, Author]) -> Post:
         values[_COMMENTS] = tuple(comments)
     else:
         values[_COMMENTS] = ()
+    values[_ENCLOSURES] = tuple(Enclosure(*e) for e in values[_ENCLOSURES])
     return _post_of(zip(_POST_FIELDS, values))
 
 

@@ -12,6 +12,7 @@ be parsed, worker processes parse them.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import multiprocessing
 import os
@@ -23,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urljoin
 
 from publisher.config import Config
 from publisher.errors import ContentError, toml_error
@@ -39,29 +41,55 @@ log = logging.getLogger("publisher.content")
 
 SIDECAR_SUFFIX = ".meta.toml"
 
+# Files under the content folders that are never posts: a site's own files,
+# and the folders Jekyll, Hugo and Eleventy keep templates, data and drafts in.
+DEFAULT_EXCLUDE = (
+    "robots.txt", "humans.txt", "ads.txt", "404.*", "README*", "LICENSE*", "CHANGELOG*",
+    "_index.*", "_drafts/*", "_includes/*", "_layouts/*", "_data/*", "_site/*", "node_modules/*",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file under the content folders that is not a post, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
 
 @dataclass(frozen=True)
 class Loaded:
     """What reading the content folders gave: posts, the files rejected,
-    and warnings about what was published."""
+    warnings about what was published, and the files that are no posts."""
 
     posts: tuple[Post, ...]
     errors: tuple[ContentError, ...]
     warnings: tuple[ContentWarning, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
 
 
-def _post_files(config: Config, errors: list[ContentError]) -> dict[str, bool | None]:
+def _post_files(config: Config, errors: list[ContentError], skipped: list[Skipped]) -> dict[str, bool | None]:
     """The post files to read, in order, as paths: each with whether its
     folder's listing holds a sidecar for it (None for a file named in the
-    config, whose folder was not listed)."""
+    config, whose folder was not listed). Files that are no posts go to
+    ``skipped`` with the reason."""
     # A feed listed under [[content.feeds]] is read as a feed, not as a post file.
     feed_files = {s.path.resolve() for s in config.content.feeds if s.path}
     files: list[tuple[str, bool | None]] = []
+    excluded = _exclusion(DEFAULT_EXCLUDE + config.content.exclude)
     for root in config.content.paths:
         if root.is_file():
             files.append((str(root), None))
         elif root.is_dir():
-            files += [(path, sidecar) for _, path, sidecar in sorted(_readable_files(str(root)))]
+            found = sorted(_readable_files(str(root), excluded=excluded))
+            for _, path, sidecar in found:
+                if isinstance(sidecar, str):
+                    skipped.append(Skipped(config.relative(Path(path)), sidecar))
+                else:
+                    files.append((path, sidecar))
         else:
             errors.append(ContentError(config.relative(root), None, "no such file or folder"))
     if len(config.content.paths) > 1:
@@ -75,24 +103,47 @@ def _post_files(config: Config, errors: list[ContentError]) -> dict[str, bool | 
     return dict(files)
 
 
-def _readable_files(folder: str, parts: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str, bool]]:
-    """Files under ``folder`` that have a reader: (path parts below it, path,
-    whether the folder also holds its sidecar). Sorted, what
-    ``sorted(rglob("*"))`` would list, less hidden files and folders (and
-    folders reached through a symlink); one scandir per folder instead of a
-    stat and a Path per file, and no look for a sidecar per file."""
-    found: list[tuple[tuple[str, ...], str, bool]] = []
+def _exclusion(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for ``[content] exclude``: a glob matches a file's path under
+    its content folder, or that path's end (``_drafts/*`` at any depth)."""
+    if not patterns:
+        return None
+    globs = [fnmatch.translate(p) for p in patterns] + [fnmatch.translate("*/" + p) for p in patterns]
+    return re.compile("|".join(f"(?:{g})" for g in globs))
+
+
+def _readable_files(
+    folder: str, parts: tuple[str, ...] = (), *, excluded: re.Pattern[str] | None = None
+) -> list[tuple[tuple[str, ...], str, bool | str]]:
+    """Files under ``folder``: (path parts below it, path, whether the folder
+    also holds its sidecar), or for a file that is no post, the reason in
+    place of that flag. Sorted, what ``sorted(rglob("*"))`` would list, less
+    hidden files and folders, sidecars (and folders reached through a
+    symlink); one scandir per folder instead of a stat and a Path per file,
+    and no look for a sidecar per file. An excluded folder is one entry."""
+    found: list[tuple[tuple[str, ...], str, bool | str]] = []
     readable = _EXTENSIONS
     with os.scandir(folder) as listing:
         entries = list(listing)
     names = {entry.name for entry in entries}
     for entry in entries:
-        if entry.name.startswith("."):
+        if entry.name.startswith(".") or entry.name.endswith(SIDECAR_SUFFIX):
             continue
+        below = (*parts, entry.name)
+        relative = "/".join(below)
         if entry.is_dir(follow_symlinks=False):
-            found += _readable_files(entry.path, (*parts, entry.name))
-        elif os.path.splitext(entry.name)[1].lower() in readable and entry.is_file():
-            found.append(((*parts, entry.name), entry.path, entry.name + SIDECAR_SUFFIX in names))
+            if excluded is not None and excluded.fullmatch(relative + "/x"):
+                found.append((below, entry.path, "folder excluded by [content] exclude"))
+            else:
+                found += _readable_files(entry.path, below, excluded=excluded)
+        elif not entry.is_file():
+            continue
+        elif excluded is not None and excluded.fullmatch(relative):
+            found.append((below, entry.path, "excluded by [content] exclude"))
+        elif (extension := os.path.splitext(entry.name)[1].lower()) not in readable:
+            found.append((below, entry.path, f"no reader for {extension or 'files without an extension'}"))
+        else:
+            found.append((below, entry.path, entry.name + SIDECAR_SUFFIX in names))
     return found
 
 
@@ -119,15 +170,22 @@ _DATED_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
 
 
 def _date_from_name(post: Post, path: Path, config: Config) -> Post:
-    """Jekyll's convention: ``2024-05-01-title.md`` dates (and names) the post."""
+    """Jekyll's convention: ``2024-05-01-title.md`` dates the post (unless its
+    metadata does) and names it (unless it has a slug), so a migrated post
+    keeps its URL; a name's slug steps aside on a clash (``derived_slug``).
+    A site-relative ``url`` (``/about/``) is resolved against ``[site] url``."""
+    if post.url and post.url.startswith("/"):
+        post = replace(post, url=urljoin(config.site.url, post.url.lstrip("/")))
     match = _DATED_NAME.match(path.stem)
-    if post.date is not None or match is None:
+    if match is None:
         return post
     try:
         day = datetime(int(match[1]), int(match[2]), int(match[3]), tzinfo=config.site.timezone)
     except ValueError:
         raise ContentError(post.source, None, f"file name {path.name!r} starts with an impossible date") from None
-    return replace(post, date=day, slug=post.slug or slugify(match[4]))
+    if post.slug:
+        return post if post.date is not None else replace(post, date=day)
+    return replace(post, date=post.date or day, slug=slugify(match[4]), derived_slug=True)
 
 
 def read_file(path: Path, config: Config) -> ReadResult:
@@ -153,6 +211,7 @@ def _read(path: Path, shown: str, data: bytes, config: Config) -> ReadResult:
         timezone=config.site.timezone,
         boilerplate=config.content.boilerplate,
         overlay=_sidecar(path, shown, config),
+        site_url=config.site.url,
     )
     result = reader(data, shown, options)
     if len(result.posts) == 1 and result.posts[0].source == shown:
@@ -170,7 +229,8 @@ def load_posts(config: Config, cache: PostCache | None = None) -> Loaded:
     errors: list[ContentError] = []
     posts: list[Post] = []
     warnings: list[ContentWarning] = []
-    files = _post_files(config, errors)
+    skipped: list[Skipped] = []
+    files = _post_files(config, errors, skipped)
     if cache is not None:
         outcomes = cache.read_all(files, config)
     else:
@@ -180,11 +240,15 @@ def load_posts(config: Config, cache: PostCache | None = None) -> Loaded:
             posts.extend(outcome.posts)
             errors.extend(outcome.errors)
             warnings.extend(outcome.warnings)
+            if outcome.skipped:
+                skipped.append(Skipped(config.relative(Path(path)), outcome.skipped))
         elif isinstance(outcome, ContentError):
             errors.append(outcome)
         else:  # a reader bug must not stop the other posts
             errors.append(ContentError(config.relative(Path(path)), None, f"could not be read: {outcome!r}"))
-    return Loaded(tuple(posts), tuple(errors), tuple(warnings))
+    for skip in skipped:
+        log.debug("%s: skipped: %s", skip.path, skip.reason)
+    return Loaded(tuple(posts), tuple(errors), tuple(warnings), tuple(skipped))
 
 
 def _attempt(path: Path, read: Callable[[], ReadResult]) -> ReadResult | Exception:
@@ -252,7 +316,8 @@ def _parse_chunk(config: Config, chunk: list[tuple[Path, str, bytes]]) -> list[t
     for path, shown, data in chunk:
         outcome = _parse_one(path, shown, data, config)
         if isinstance(outcome, ReadResult):
-            out.append(("ok", outcome.posts, [(e.path, e.line, e.reason) for e in outcome.errors], outcome.warnings))
+            errors = [(e.path, e.line, e.reason) for e in outcome.errors]
+            out.append(("ok", outcome.posts, errors, outcome.warnings, outcome.skipped))
         elif isinstance(outcome, ContentError):
             out.append(("rejected", outcome.path, outcome.line, outcome.reason))
         else:
@@ -262,7 +327,7 @@ def _parse_chunk(config: Config, chunk: list[tuple[Path, str, bytes]]) -> list[t
 
 def _unpacked(outcome: tuple) -> ReadResult | Exception:
     if outcome[0] == "ok":
-        return ReadResult(outcome[1], tuple(ContentError(*error) for error in outcome[2]), outcome[3])
+        return ReadResult(outcome[1], tuple(ContentError(*error) for error in outcome[2]), outcome[3], outcome[4])
     if outcome[0] == "rejected":
         return ContentError(*outcome[1:])
     return RuntimeError(outcome[1])

@@ -21,6 +21,7 @@ from publisher.config import Config
 from publisher.errors import ContentError
 from publisher.model import Post, Site
 from publisher.content.load import _clean
+from publisher.content.references import resolve_references
 from publisher.content.sanitize import absolutize
 from publisher.state import PostRecord, PostRepository
 from publisher.text import iri_id, slugify, uri_path
@@ -87,6 +88,8 @@ def publish(
             log.info("%s: draft, not published", post.source)
         elif post.date is not None and post.date > now:
             log.info("%s: scheduled for %s, not published yet", post.source, post.date.isoformat())
+        elif post.expires is not None and post.expires <= now:
+            log.info("%s: expired %s, no longer published", post.source, post.expires.isoformat())
         else:
             ready.append(clean(post))
     identities = _Identities(store, now, config, {p.source for p in posts}, cache)
@@ -102,6 +105,7 @@ def publish(
         except ContentError as exc:
             errors.append(exc)
     published.sort(key=lambda p: (p.date, p.source), reverse=True)
+    published = resolve_references(published, config.site.url)
     return Site(info=config.site_info, posts=tuple(published)), tuple(errors)
 
 
@@ -179,10 +183,13 @@ class _Identities:
         updated = max(updated.astimezone(timezone.utc), date)
         local = date.astimezone(self.config.site.timezone)
 
-        slug = post.slug or (record.slug if record else slugify(post.title))
+        if post.slug and not post.derived_slug:
+            slug = post.slug
+        else:  # made here or from a file name: the one first published stays
+            slug = record.slug if record else post.slug or slugify(post.title)
         url = post.url or self._url(slug, local)
-        if not post.url and not post.slug and record is None:
-            # A slug of our own making: step aside from one already taken.
+        if not post.url and (not post.slug or post.derived_slug) and record is None:
+            # A slug of our own making (or of a file's name): step aside from one already taken.
             base, n = slug, 2
             while self.urls.get(url, post.source) != post.source:
                 slug, n = f"{base}-{n}", n + 1

@@ -20,13 +20,17 @@ import nh3
 
 from publisher.text import xml_safe
 
-_TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "cite", "picture", "source", "time", "section"}
+_TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "cite", "picture", "source", "time", "section", "audio", "video"}
 _ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
 _ATTRIBUTES.setdefault("*", set()).update({"class", "id", "lang", "dir", "title"})
 _ATTRIBUTES.setdefault("blockquote", set()).add("cite")
 _ATTRIBUTES.setdefault("a", set()).update({"href", "hreflang"})
 _ATTRIBUTES.setdefault("img", set()).update({"src", "alt", "width", "height", "srcset", "loading"})
-_ATTRIBUTES.setdefault("source", set()).update({"srcset", "media", "type"})
+_ATTRIBUTES.setdefault("source", set()).update({"srcset", "media", "type", "src"})
+# Players for a post's audio and video (WordPress's [audio], a podcast's episode).
+for _media in ("audio", "video"):
+    _ATTRIBUTES.setdefault(_media, set()).update({"src", "controls", "preload"})
+_ATTRIBUTES["video"].update({"width", "height"})
 _ATTRIBUTES.setdefault("time", set()).add("datetime")
 _SCHEMES = {"http", "https", "mailto", "tel"}
 

@@ -54,6 +54,8 @@ class BuildReport:
     written: tuple[str, ...]
     removed: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    # Files under the content folders that are no posts: "path: reason".
+    skipped: tuple[str, ...] = ()
 
     @property
     def unchanged(self) -> tuple[str, ...]:
@@ -75,7 +77,8 @@ def _load(config: Config, store: StateStore, now: datetime, cache: PostCache):
     loaded = load_posts(config, cache)
     imported = load_feed_sources(config, store, now)
     warnings = [str(w) for w in loaded.warnings + imported.warnings]
-    return loaded.posts + imported.posts, loaded.errors + imported.errors, warnings
+    skipped = tuple(str(skip) for skip in loaded.skipped)
+    return loaded.posts + imported.posts, loaded.errors + imported.errors, warnings, skipped
 
 
 def _documents(config: Config, site: Site, cache: PostCache) -> list[FeedDocument]:
@@ -138,7 +141,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     rewrites every feed.
     """
     cache = PostCache(store)
-    posts, read_errors, warnings = _load(config, store, now, cache)
+    posts, read_errors, warnings, skipped = _load(config, store, now, cache)
 
     def identities(repository: PostRepository) -> tuple[Site, tuple[ContentError, ...]]:
         return publish(posts, store=repository, now=now, config=config, cache=cache)
@@ -182,7 +185,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     if config.feeds.hub and changed_feeds:
         warnings += ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
     names = tuple(document.name for document in documents)
-    return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings))
+    return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings), skipped)
 
 
 def _commit_identities(
@@ -329,11 +332,11 @@ def _output(document: FeedDocument, path: Path) -> FeedOutput:
 def check_site(config: Config, *, store: StateStore, now: datetime) -> BuildReport:
     """Everything ``build_site`` does but writing: the report of what it would publish."""
     cache = PostCache(store)  # read from, never written: the store is read-only
-    posts, read_errors, warnings = _load(config, store, now, cache)
+    posts, read_errors, warnings, skipped = _load(config, store, now, cache)
     with store.transaction():
         site, publish_errors = publish(posts, store=store.posts, now=now, config=config, cache=cache)
         documents = _documents(config, site, cache)
         for document in documents:
             document.render()  # a feed that cannot be made is an error now, not at build time
     names = tuple(d.name for d in documents)
-    return BuildReport(site, read_errors + publish_errors, names, (), warnings=tuple(warnings))
+    return BuildReport(site, read_errors + publish_errors, names, (), warnings=tuple(warnings), skipped=skipped)

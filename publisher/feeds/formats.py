@@ -38,7 +38,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from publisher import __version__
-from publisher.model import Author, Comment, Post, Site
+from publisher.model import Author, Comment, Enclosure, Post, Site
 from publisher.text import distinct_slug, summarize, uri_path, xml_safe
 
 RSS = "rss.xml"
@@ -126,17 +126,30 @@ class _FeedExtension(BaseExtension):
 
 
 class _EntryExtension(BaseEntryExtension):
-    """slash:comments and wfw:commentRss on RSS items, as WordPress writes them."""
+    """slash:comments and wfw:commentRss on RSS items, as WordPress writes
+    them; enclosures (feedgen's Atom links lose their rel and type)."""
 
     def __init__(self) -> None:
         self.count: int | None = None
         self.comments_feed: str | None = None
+        self.enclosures: tuple[Enclosure, ...] = ()
 
     def extend_rss(self, entry):
         if self.comments_feed:
             etree.SubElement(entry, f"{{{WFW_NS}}}commentRss").text = self.comments_feed
         if self.count is not None:
             etree.SubElement(entry, f"{{{SLASH_NS}}}comments").text = str(self.count)
+        if self.enclosures:  # RSS 2.0 has room for one: the first
+            first = self.enclosures[0]
+            etree.SubElement(entry, "enclosure", url=first.url, length=str(first.length), type=first.type)
+        return entry
+
+    def extend_atom(self, entry):
+        for enclosure in self.enclosures:
+            # feedgen writes Atom elements without a namespace (the root declares it): so does this.
+            link = etree.SubElement(entry, "link", rel="enclosure", href=enclosure.url, type=enclosure.type)
+            if enclosure.length:
+                link.set("length", str(enclosure.length))
         return entry
 
 
@@ -206,6 +219,7 @@ def _add_entries(fg: FeedGenerator, site: Site, spec: _Spec, options: FeedOption
         fe.guid(post.id, permalink=post.id == post.url)
         fe.title(post.title)
         fe.link(href=post.url, rel="alternate")
+        fe.publisher.enclosures = post.enclosures
         fe.published(post.date)
         fe.updated(post.updated or post.date)
         fe.author(_person(author))
@@ -251,6 +265,13 @@ def _json_author(author: Author) -> dict[str, str]:
     return data
 
 
+def _attachment(enclosure: Enclosure) -> dict[str, object]:
+    attachment: dict[str, object] = {"url": enclosure.url, "mime_type": enclosure.type}
+    if enclosure.length:
+        attachment["size_in_bytes"] = enclosure.length
+    return attachment
+
+
 def _json(site: Site, spec: _Spec, name: str, options: FeedOptions) -> bytes:
     info = site.info
     feed: dict[str, object] = {
@@ -281,6 +302,8 @@ def _json(site: Site, spec: _Spec, name: str, options: FeedOptions) -> bytes:
         item["authors"] = [_json_author(_author(post, site))]
         if post.tags:
             item["tags"] = list(post.tags)
+        if post.enclosures:
+            item["attachments"] = [_attachment(e) for e in post.enclosures]
         entries.append(item)
     feed["items"] = entries
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

@@ -67,6 +67,7 @@ def item(
     comments: Iterable[str] = (),
     extra: str = "",
     guid: str | None = None,
+    parent: int | str = 0,
 ) -> str:
     """One ``<item>``; ``categories`` are (domain, name) pairs."""
     guid = f"https://example.org/?p={post_id}" if guid is None else guid
@@ -93,7 +94,7 @@ def item(
 		<wp:ping_status>{cdata("open")}</wp:ping_status>
 		<wp:post_name>{cdata(f"post-{post_id}")}</wp:post_name>
 		<wp:status>{cdata(status)}</wp:status>
-		<wp:post_parent>0</wp:post_parent>
+		<wp:post_parent>{parent}</wp:post_parent>
 		<wp:menu_order>0</wp:menu_order>
 		<wp:post_type>{cdata(post_type)}</wp:post_type>
 		<wp:post_password>{cdata(password)}</wp:post_password>

@@ -44,6 +44,17 @@ class ReadOptions:
     boilerplate: tuple[str, ...] = DEFAULT_BOILERPLATE
     overlay: Metadata = field(default_factory=Metadata)
     max_post_bytes: int = MAX_POST_BYTES
+    # [site] url: what Liquid's {{ site.url }} and Hugo's site-relative paths mean.
+    site_url: str = ""
+
+
+class NotAPost(Exception):
+    """Raised by a reader for a file that reads well but is no post (a page);
+    the registry turns it into a ``ReadResult`` with ``skipped`` set."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,8 @@ class ReadResult:
     posts: tuple[Post, ...]
     errors: tuple[ContentError, ...] = ()
     warnings: tuple[ContentWarning, ...] = ()
+    # Why a file that reads well is no post (a page: ``layout: page``); it has no posts.
+    skipped: str | None = None
 
 
 Reader = Callable[[bytes, str, ReadOptions], ReadResult]
@@ -64,6 +77,9 @@ _MODULES: dict[str, tuple[str, str | None]] = {
     ".text": ("publisher.content.readers.text", None),
     ".md": ("publisher.content.readers.markdown", "markdown-it-py mdit-py-plugins"),
     ".markdown": ("publisher.content.readers.markdown", "markdown-it-py mdit-py-plugins"),
+    ".mdown": ("publisher.content.readers.markdown", "markdown-it-py mdit-py-plugins"),
+    ".mkd": ("publisher.content.readers.markdown", "markdown-it-py mdit-py-plugins"),
+    ".rst": ("publisher.content.readers.rst", "docutils"),
     ".html": ("publisher.content.readers.html", None),
     ".htm": ("publisher.content.readers.html", None),
     ".xml": ("publisher.content.readers.wxr", None),
@@ -139,7 +155,10 @@ def reader_for(path: str) -> Reader | None:
         except ImportError as exc:
             hint = f"; install {install}" if install else ""
             raise ContentError(shown, None, f"cannot read this format: {exc}{hint}") from None
-        result = getattr(module, "read_result", module.read)(data, shown, options)
+        try:
+            result = getattr(module, "read_result", module.read)(data, shown, options)
+        except NotAPost as exc:
+            return ReadResult((), skipped=exc.reason)
         return result if isinstance(result, ReadResult) else ReadResult((result,))
 
     return read

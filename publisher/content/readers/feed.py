@@ -41,7 +41,7 @@ import lxml.html
 from lxml import etree
 
 from publisher.errors import ContentError
-from publisher.model import Author, Post
+from publisher.model import Author, Enclosure, Post
 from publisher.content.readers import ReadOptions, ReadResult
 from publisher.content.sanitize import resolved_srcset
 from publisher.text import iri_id, one_line, summarize, xml_safe
@@ -76,6 +76,7 @@ class _Entry:
     author: Author | None
     tags: tuple[str, ...]
     image: str | None
+    enclosures: tuple[Enclosure, ...] = ()
 
 
 def read_feed(
@@ -99,11 +100,40 @@ def read_feed(
     body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     if not body.strip():
         raise ContentError(shown, None, "empty feed")
+    _refuse_exports(body[:65536], shown)
     if body.lstrip()[:1] == b"{":
         entries = _json_entries(body, shown, base_url)
     else:
         entries = _xml_entries(body, source_name, shown, base_url)
     return _collect(entries, shown)
+
+
+# A site's export is not its feed: it holds drafts, pages, attachments, menus
+# and the admin's settings. Told apart by the namespaces in its first bytes.
+_WXR = re.compile(rb"""xmlns:\w+\s*=\s*["']https?://wordpress\.org/export/\d""")
+# Blogger's exports: kind#settings/#template entries (2008-2018), the Takeout
+# namespace since (its public feeds bind blogger/2008 and hold neither).
+_BLOGGER_EXPORT = re.compile(
+    rb"schemas\.google\.com/blogger/(?:2008/kind#(?:settings|template)|2018[\"'])"
+)
+
+
+def _refuse_exports(head: bytes, shown: str) -> None:
+    """A ``ContentError`` for a WordPress (WXR) or Blogger export given as a feed."""
+    if _WXR.search(head):
+        raise ContentError(
+            shown,
+            None,
+            "a WordPress export (WXR), not a feed: list its file under [content] paths, "
+            "which publishes its published posts only (not its drafts, pages, attachments or settings)",
+        )
+    if _BLOGGER_EXPORT.search(head):
+        raise ContentError(
+            shown,
+            None,
+            "a Blogger export, not a feed (it holds drafts, pages and the blog's settings): "
+            "list the blog's own feed (https://BLOG.blogspot.com/feeds/posts/default) instead",
+        )
 
 
 # --- shared -------------------------------------------------------------------
@@ -158,6 +188,7 @@ def _post(entry: _Entry, shown: str) -> Post:
         author=entry.author,
         tags=entry.tags,
         image=entry.image,
+        enclosures=entry.enclosures,
     )
 
 
@@ -198,6 +229,20 @@ def _web_url(value: Any, base: str | None) -> str | None:
     url = urljoin(base, value.strip()) if base else value.strip()
     parts = urlsplit(url)
     return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _enclosures(found: list[tuple[Any, Any, Any]], base: str | None) -> tuple[Enclosure, ...]:
+    """The media an entry carries (RSS enclosures, Atom rel="enclosure" links,
+    JSON Feed attachments): kept, so a podcast republished stays one."""
+    kept: dict[str, Enclosure] = {}
+    for url, kind, length in found:
+        href = _web_url(url, base)
+        if href is None or href in kept:
+            continue
+        kind = kind.strip() if isinstance(kind, str) and "/" in kind else "application/octet-stream"
+        size = int(length) if isinstance(length, int) or (isinstance(length, str) and length.strip().isdigit()) else 0
+        kept[href] = Enclosure(href, kind, max(size, 0))
+    return tuple(kept.values())
 
 
 def _clean_id(value: Any) -> str | None:
@@ -385,6 +430,9 @@ def _fp_entry(raw: Any, number: int, base: str | None, feed_author: Author | Non
         author=_fp_author(raw) or feed_author,
         tags=_tags([t.get("term") or t.get("label") for t in raw.get("tags") or ()]),
         image=_fp_image(raw, entry_base),
+        enclosures=_enclosures(
+            [(e.get("href"), e.get("type"), e.get("length")) for e in raw.get("enclosures") or ()], entry_base
+        ),
     )
 
 
@@ -489,4 +537,14 @@ def _json_entry(item: dict[str, Any], number: int, base: str | None, feed_author
         author=_json_author(item) or feed_author,
         tags=_tags(tags if isinstance(tags, list) else []),
         image=_web_url(item.get("image"), base) or _web_url(item.get("banner_image"), base),
+        enclosures=_enclosures(
+            [
+                (a.get("url"), a.get("mime_type"), a.get("size_in_bytes"))
+                for a in item.get("attachments") or ()
+                if isinstance(a, dict)
+            ]
+            if isinstance(item.get("attachments"), list)
+            else [],
+            base,
+        ),
     )

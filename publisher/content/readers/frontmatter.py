@@ -1,5 +1,9 @@
 """Front matter: a ``---`` YAML or ``+++`` TOML block at the top of a post.
 
+Also: YAML closed by ``...`` (Jekyll), ``---json``, ``---yaml`` and
+``---toml`` (Eleventy), a JSON object (Hugo), and Pelican's ``Key: value``
+header in Markdown files. ``---js`` front matter is refused: it is code.
+
     meta, body, body_line = split_front_matter(text, "posts/a.txt")
     # meta == {"date": ..., "tags": [...]}; body starts at line ``body_line``
 
@@ -11,6 +15,8 @@ Errors are ``ContentError`` with the line in the file where the problem is.
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +24,21 @@ from typing import Any
 import yaml
 
 from publisher.errors import ContentError, toml_error
-from publisher.content.readers import ReadOptions, check_post_size, decode
-from publisher.content.readers.metadata import Metadata, merge, parse_metadata
+from publisher.content.readers import NotAPost, ReadOptions, check_post_size, decode
+from publisher.content.readers.metadata import ALIASES, KEYS, OTHER_TOOLS_KEYS, Metadata, merge, parse_metadata
 
-_FENCES = {"---": "yaml", "+++": "toml"}
+KNOWN_KEYS = KEYS | set(ALIASES) | OTHER_TOOLS_KEYS
+
+# Opening line -> (format, closing lines). YAML may close with "..." (as
+# Jekyll allows); Eleventy's "---json" holds JSON.
+_FENCES = {
+    "---": ("yaml", ("---", "...")),
+    "---yaml": ("yaml", ("---", "...")),
+    "+++": ("toml", ("+++",)),
+    "---toml": ("toml", ("---",)),
+    "---json": ("json", ("---",)),
+}
+_JAVASCRIPT_FENCES = ("---js", "---javascript")
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -37,14 +54,69 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any], str, int]:
     """Split ``text`` into (metadata, body, line number where the body starts)."""
     lines = text.split("\n")
     fence = lines[0].strip() if lines else ""
+    if fence in _JAVASCRIPT_FENCES:
+        raise ContentError(
+            path, 1, f"JavaScript front matter ({fence}) cannot be read: write it as ---json or YAML"
+        )
+    if fence == "{":
+        return _json_object(text, path)
     if fence not in _FENCES:
         return {}, text, 1
+    kind, closers = _FENCES[fence]
     for index in range(1, len(lines)):
-        if lines[index].strip() == fence:
+        if lines[index].strip() in closers:
             block = "\n".join(lines[1:index])
-            meta = _parse(block, _FENCES[fence], path)
+            meta = _parse(block, kind, path)
             return meta, "\n".join(lines[index + 1 :]), index + 2
     raise ContentError(path, 1, f"front matter opened with {fence!r} is never closed")
+
+
+_HEADER_LINE = re.compile(r"^[ ]{0,3}(?P<key>[A-Za-z0-9_-]+):\s*(?P<value>.*)$")
+_MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd")
+
+
+def _key_value_header(text: str) -> tuple[dict[str, Any], str, int] | None:
+    """Pelican's Markdown metadata: ``Key: value`` lines at the top, values
+    continued on lines indented by four spaces, ended by a blank line.
+
+    Taken as metadata only when every line of the block is such a line and
+    one of its keys is a metadata key, so a post that opens with "Note: …"
+    keeps its first paragraph.
+    """
+    lines = text.split("\n")
+    meta: dict[str, Any] = {}
+    last: str | None = None
+    for index, line in enumerate(lines):
+        if not line.strip():
+            break
+        match = _HEADER_LINE.match(line)
+        if match:
+            last = match["key"]
+            meta[last] = match["value"].strip()
+        elif last is not None and line.startswith("    "):
+            meta[last] = f"{meta[last]} {line.strip()}".strip()
+        else:
+            return None
+    else:
+        index = len(lines)
+    if not meta or not any(key.lower() in KNOWN_KEYS for key in meta):
+        return None
+    return meta, "\n".join(lines[index + 1 :]), index + 2
+
+
+def _json_object(text: str, path: str) -> tuple[dict[str, Any], str, int]:
+    """Hugo's JSON front matter: an object at the top of the file."""
+    try:
+        meta, end = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError as exc:
+        raise ContentError(path, exc.lineno, f"front matter is not valid JSON: {exc.msg}") from None
+    if not isinstance(meta, dict):
+        raise ContentError(path, 1, "front matter must be a mapping of keys to values")
+    line = text.count("\n", 0, end) + 1
+    rest = text[end:]
+    if rest.startswith("\n"):
+        rest, line = rest[1:], line + 1
+    return meta, rest, line
 
 
 @dataclass(frozen=True)
@@ -65,11 +137,23 @@ def read_document(data: bytes, path: str, options: ReadOptions) -> Document:
     check_post_size(data, path, options)
     text = decode(data, path)
     raw, body, body_line = split_front_matter(text, path)
-    meta = parse_metadata(raw, path=path, text=text, first_line=1, tz=options.timezone)
-    return Document(text, merge(meta, options.overlay), body, body_line)
+    if body_line == 1 and path.lower().endswith(_MARKDOWN_SUFFIXES):
+        raw, body, body_line = _key_value_header(text) or (raw, body, body_line)
+    meta = merge(parse_metadata(raw, path=path, text=text, first_line=1, tz=options.timezone), options.overlay)
+    if meta.page:
+        raise NotAPost(meta.page)
+    return Document(text, meta, body, body_line)
 
 
 def _parse(block: str, kind: str, path: str) -> dict[str, Any]:
+    if kind == "json":
+        try:
+            data = json.loads(block or "{}")
+        except json.JSONDecodeError as exc:
+            raise ContentError(path, exc.lineno + 1, f"front matter is not valid JSON: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise ContentError(path, 2, "front matter must be a mapping of keys to values")
+        return data
     if kind == "toml":
         try:
             data = tomllib.loads(block)

@@ -26,8 +26,10 @@ An ``<h1>`` used as the title is removed from the body, and so is an
 ``<title>``, so the title is not shown twice.
 
 Metadata from ``<meta name|property=… content=…>`` (names ignore case):
-``description`` → summary, ``author``, ``keywords`` (comma-separated) and
-every ``article:tag`` → tags, ``article:published_time`` / ``date`` /
+``description`` or Pelican's ``summary`` → summary, ``author``,
+``keywords``, ``tags`` and ``category`` (comma-separated) and every
+``article:tag`` → tags, Pelican's ``slug``, ``modified`` → updated and
+``status`` (``draft``, ``hidden``: not published), ``article:published_time`` / ``date`` /
 ``dc.date`` (in that order of preference) → date, ``article:modified_time``
 → updated, ``og:image`` → image, and ``<link rel="canonical">`` → url.
 Front matter wins over ``<meta>``, the sidecar over both; a ``<meta>`` whose
@@ -53,6 +55,7 @@ from publisher.model import Post
 from publisher.content.readers import ReadOptions, ReadResult
 from publisher.content.readers.frontmatter import read_document
 from publisher.content.readers.metadata import Metadata, merge, parse_metadata, post_fields
+from publisher.content.readers.shortcodes import convert_templates
 from publisher.text import summarize, visible_line
 
 NO_TITLE = "no title: give the page a <title> or an <h1>, or a title in front matter"
@@ -62,10 +65,15 @@ NO_TEXT = "no body text: the page's <article>, <main> or <body> has no text"
 _DATE_NAMES = ("article:published_time", "date", "dc.date")
 _SINGLE_NAMES = {
     "description": "summary",
+    "summary": "summary",  # Pelican
     "author": "author",
     "article:modified_time": "updated",
+    "modified": "updated",  # Pelican
+    "slug": "slug",  # Pelican
     "og:image": "image",
 }
+# Comma-separated tag lists: the first of each name present counts.
+_TAG_NAMES = ("keywords", "tags", "category")
 _ALWAYS_DROPPED = ("script", "style", "template", "title")
 _PAGE_CHROME = ("header", "footer", "aside")
 # A body with no text is still a post if it shows something.
@@ -199,10 +207,10 @@ def _page_metadata(doc: HtmlElement, given: Metadata, offset: int, path: str, op
     unset = Metadata()
     result = Metadata()
 
-    def take(key: str, value: Any, shown: str, line: int) -> None:
+    def take(key: str, value: Any, shown: str, line: int, as_key: str | None = None) -> None:
         nonlocal result
         if getattr(given, key) == getattr(unset, key):
-            result = merge(result, _convert(key, value, shown, line, path, options))
+            result = merge(result, _convert(as_key or key, value, shown, line, path, options))
 
     for name, key in _SINGLE_NAMES.items():
         if name in found:
@@ -212,14 +220,19 @@ def _page_metadata(doc: HtmlElement, given: Metadata, offset: int, path: str, op
             take("date", *found[name][0])
             break
     if "canonical" in found:
-        take("url", *found["canonical"][0])
+        take("url", *found["canonical"][0], as_key="canonical_url")
+    if "authors" in found:  # Pelican
+        take("author", *found["authors"][0], as_key="authors")
+    if "status" in found:  # Pelican: draft and hidden are not published
+        take("draft", *found["status"][0], as_key="status")
     tags: list[str] = []
-    for content, _shown, _line_no in found.get("keywords", ())[:1]:
-        tags += content.split(",")
+    for name in _TAG_NAMES:
+        for content, _shown, _line_no in found.get(name, ())[:1]:
+            tags += content.split(",")
     for content, _shown, _line_no in found.get("article:tag", ()):
         tags.append(content)
     if tags:
-        first = (found.get("keywords") or found["article:tag"])[0]
+        first = next(found[name][0] for name in (*_TAG_NAMES, "article:tag") if name in found)
         take("tags", tags, first[1], first[2])
     return result
 
@@ -256,7 +269,8 @@ def read_result(data: bytes, path: str, options: ReadOptions) -> ReadResult:
     document = read_document(data, path, options)
     given, body_line = document.meta, document.body_line
     offset = body_line - 1
-    doc = _parse(document.body, path, body_line)
+    text, template_warnings = convert_templates(document.body, path, options.site_url, first_line=body_line)
+    doc = _parse(text, path, body_line)
     meta = merge(_page_metadata(doc, given, offset, path, options), given)
 
     body = _body_element(doc)
@@ -292,4 +306,4 @@ def read_result(data: bytes, path: str, options: ReadOptions) -> ReadResult:
         summary=meta.summary or summarize(_first_paragraph(body)) or None,
         **post_fields(meta),
     )
-    return ReadResult((post,), warnings=meta.warnings)
+    return ReadResult((post,), warnings=meta.warnings + template_warnings)

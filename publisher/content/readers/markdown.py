@@ -13,11 +13,17 @@ Title, first that applies:
    not the post's title). That heading is taken out of the body so the title
    is not shown twice; so is a heading whose text is exactly the title given
    in front matter;
-3. otherwise a ``ContentError`` at the body's first non-blank line.
+3. in a file with front matter, the file's name, as Jekyll makes it:
+   ``2013-05-06-jekyll-1-0-0-released.md`` is "Jekyll 1 0 0 Released";
+4. otherwise a ``ContentError`` at the body's first non-blank line.
 
-The summary is ``summary`` from front matter, else the text of the first
-paragraph (words only: no images, HTML or struck-out text). A post whose
-body is empty after its front matter is allowed: ``content_html`` is "".
+The summary is ``summary`` from front matter, else the text before a
+``<!--more-->`` line (Hugo's and Jekyll's summary divider, which is taken
+out), else the text of the first paragraph (words only: no images, HTML or
+struck-out text). A post whose body is empty after its front matter is
+allowed: ``content_html`` is "".
+
+Jekyll's Liquid and Hugo's shortcodes are converted first (``shortcodes``).
 
     post = read(path.read_bytes(), "posts/hello.md", ReadOptions(timezone=tz))
     post.title, post.content_html
@@ -29,6 +35,7 @@ do not send each other's footnote links to the wrong place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
@@ -41,6 +48,7 @@ from publisher.model import Post
 from publisher.content.readers import ReadOptions, ReadResult
 from publisher.content.readers.frontmatter import read_document
 from publisher.content.readers.metadata import post_fields
+from publisher.content.readers.shortcodes import convert_templates
 from publisher.text import slugify, summarize, visible_line
 
 # Built once: the parser's rule chains are compiled here, not per post.
@@ -110,6 +118,32 @@ def _first_text_line(body: str, body_line: int) -> int:
     return body_line
 
 
+_MORE = re.compile(r"^[ \t]*<!--\s*more\s*-->[ \t]*$", re.M | re.I)
+_DATED_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}-")
+
+
+def title_from_name(path: str) -> str:
+    """Jekyll's title for a post without one: its file name's words, capitalised."""
+    stem = _DATED_NAME.sub("", PurePosixPath(path.replace("\\", "/")).stem).rstrip(".")
+    return " ".join(word.capitalize() for word in stem.split("-") if word)
+
+
+def _split_more(body: str) -> tuple[str, str | None]:
+    """(body without the ``<!--more-->`` line, the Markdown before it or None)."""
+    match = _MORE.search(body)
+    if match is None:
+        return body, None
+    return body[: match.start()] + body[match.end() :], body[: match.start()]
+
+
+def _summary_before_more(before: str | None, env: dict) -> str | None:
+    if before is None:
+        return None
+    tokens = _MARKDOWN.parse(before, dict(env))
+    words = [_plain(tokens[i + 1]) for i, t in enumerate(tokens) if t.type == "paragraph_open"]
+    return summarize(" ".join(w for w in words if w)) or None
+
+
 def _doc_id(path: str) -> str:
     return slugify(str(PurePosixPath(path.replace("\\", "/")).with_suffix("")))
 
@@ -122,6 +156,8 @@ def read_result(data: bytes, path: str, options: ReadOptions) -> ReadResult:
     """The post, with the warnings about its metadata."""
     document = read_document(data, path, options)
     meta, body, body_line = document.meta, document.body, document.body_line
+    body, template_warnings = convert_templates(body, path, options.site_url, first_line=body_line)
+    body, before_more = _split_more(body)
 
     env: dict = {"docId": _doc_id(path)}
     tokens = _MARKDOWN.parse(body, env)
@@ -134,6 +170,9 @@ def read_result(data: bytes, path: str, options: ReadOptions) -> ReadResult:
             heading = None
     elif heading_text:
         title = heading_text
+    elif document.body_line > 1 and title_from_name(path):
+        # A file with front matter is a Jekyll post: Jekyll titles it by its name.
+        title = title_from_name(path)
     else:
         raise ContentError(path, _first_text_line(body, body_line), NO_TITLE)
     if heading is not None:
@@ -145,7 +184,7 @@ def read_result(data: bytes, path: str, options: ReadOptions) -> ReadResult:
         source=path,
         title=visible_line(title),
         content_html=content_html,
-        summary=meta.summary or summarize(_first_paragraph(tokens)) or None,
+        summary=meta.summary or _summary_before_more(before_more, env) or summarize(_first_paragraph(tokens)) or None,
         **post_fields(meta),
     )
-    return ReadResult((post,), warnings=meta.warnings)
+    return ReadResult((post,), warnings=meta.warnings + template_warnings)

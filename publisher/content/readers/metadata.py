@@ -10,6 +10,19 @@ twice in two spellings: which one was meant is not guessed. Any other key
 is ignored with a warning (``path:line: unknown key 'Draft_'``), so front
 matter written for Jekyll or Hugo still reads, and a misspelt key is seen.
 
+Other tools' keys mean what they mean there: Jekyll's ``published: false``,
+Pelican's ``status: draft`` or ``hidden`` and Eleventy's
+``eleventyExcludeFromCollections: true`` or ``permalink: false`` hold a post
+back like ``draft``; Hugo's ``publishDate`` is the date it is published,
+``expiryDate`` when it stops being published, ``lastmod`` (Pelican's
+``modified``) its update, ``description`` (Jekyll's ``excerpt``) its
+summary, ``authors`` and ``category`` add to ``author`` and ``tags``;
+``url`` and ``permalink`` may be site-relative (``/about/``). ``layout:
+page`` or ``type: page`` marks a page, which is not a post. ``enclosure``
+(also ``audio``, ``podcast``) is a media file: a URL, or a table with
+``url``, ``type`` and ``length``. Keys those tools use for templates and
+menus (``layout``, ``weight``, ``aliases`` …) are read without a warning.
+
     meta = parse_metadata(raw, path="posts/a.md", text=front_matter_text, first_line=1, tz=ZoneInfo("UTC"))
     meta.date      # aware datetime, naive values taken in the site's time zone
     meta.warnings  # (ContentWarning("posts/a.md", 4, "unknown key 'layout'"),)
@@ -18,6 +31,7 @@ matter written for Jekyll or Hugo still reads, and a misspelt key is seen.
 from __future__ import annotations
 
 import email.utils
+import mimetypes
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
@@ -26,7 +40,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from publisher.errors import ContentError
-from publisher.model import Author
+from publisher.model import Author, Enclosure
 from publisher.text import visible_line
 
 
@@ -57,6 +71,10 @@ class Metadata:
     draft: bool = False
     image: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    expires: datetime | None = None
+    enclosures: tuple[Enclosure, ...] = ()
+    # Why the file is no post ("a page (layout: page)"), when it is not.
+    page: str | None = None
     warnings: tuple[ContentWarning, ...] = ()
 
 
@@ -72,6 +90,8 @@ def post_fields(meta: Metadata) -> dict[str, Any]:
         "tags": meta.tags,
         "draft": meta.draft,
         "image": meta.image,
+        "expires": meta.expires,
+        "enclosures": meta.enclosures,
     }
 
 
@@ -139,6 +159,39 @@ def _url(value: Any, key: str) -> str:
     return text
 
 
+def _site_url(value: Any, key: str) -> str:
+    """An absolute http(s) URL, or a path under the site's URL (``/about/``),
+    which the content stage resolves against ``[site] url``."""
+    text = _text(value, key)
+    parts = urlsplit(text)
+    if not parts.scheme and not parts.netloc and text.startswith("/") and not text.startswith("//"):
+        return text
+    return _url(text, key)
+
+
+def _enclosure(value: Any) -> Enclosure:
+    if isinstance(value, str):
+        value = {"url": value}
+    if not isinstance(value, dict):
+        raise ValueError("must be a URL or a table with url, type and length")
+    given = {str(key).lower(): item for key, item in value.items()}
+    extra = set(given) - {"url", "type", "length", "mime_type", "size_in_bytes", "duration"}
+    if extra:
+        raise ValueError(f"unknown keys: {', '.join(sorted(extra))}")
+    url = _url(given.get("url"), "url") if isinstance(given.get("url"), str) else ""
+    if not url:
+        raise ValueError("needs an absolute http(s) url")
+    kind = given.get("type") or given.get("mime_type") or mimetypes.guess_type(urlsplit(url).path)[0]
+    if not isinstance(kind, str) or "/" not in kind:
+        raise ValueError(f"needs a type such as audio/mpeg (none can be told from {url!r})")
+    length = given.get("length", given.get("size_in_bytes", 0))
+    if isinstance(length, str) and length.strip().isdigit():
+        length = int(length)
+    if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+        raise ValueError(f"length must be a number of bytes, got {length!r}")
+    return Enclosure(url, kind.strip(), length)
+
+
 def _image(value: Any) -> str:
     """An image URL: absolute http(s), or relative to the post (resolved
     against its URL when published). No other scheme (``javascript:``,
@@ -187,9 +240,88 @@ def _sources(value: Any) -> dict[str, str]:
 KEYS = frozenset(
     {
         "title", "date", "updated", "id", "slug", "url", "canonical_url", "tags", "categories",
-        "author", "summary", "draft", "image", "sources",
+        "author", "summary", "draft", "image", "sources", "enclosure",
     }
 )  # fmt: skip
+
+# Other tools' names for the same things: name -> publisher's key. Where a
+# file gives both, publisher's own key wins.
+ALIASES = {
+    "description": "summary", "excerpt": "summary",  # Hugo, Jekyll
+    "lastmod": "updated", "modified": "updated",  # Hugo, Pelican
+    "category": "categories",  # Pelican
+    "authors": "author",  # Hugo, Pelican
+    "audio": "enclosure", "podcast": "enclosure",
+}  # fmt: skip
+
+# Keys of other tools that change nothing in a feed: read without a warning.
+OTHER_TOOLS_KEYS = frozenset(
+    {
+        "layout", "type", "weight", "aliases", "toc", "comments", "excerpt_separator", "lang",
+        "translation", "translationkey", "keywords", "menu", "params", "series", "save_as",
+        "template", "eleventynavigation", "sitemap", "outputs", "headless", "linktitle",
+        "markup", "resources", "pagination", "permalink", "published", "status", "publishdate",
+        "pubdate", "expirydate", "unpublishdate", "eleventyexcludefromcollections",
+    }
+)  # fmt: skip
+
+# Pelican's statuses; "draft" and "hidden" are not published.
+_STATUSES = {"published": False, "publish": False, "draft": True, "hidden": True}
+
+
+def _authors(value: Any) -> Author:
+    """The first of ``authors`` (a list, or Pelican's comma-separated text)."""
+    if isinstance(value, str):
+        value = [part for part in value.split(";" if ";" in value else ",") if part.strip()]
+    if isinstance(value, list) and value:
+        return _author(value[0])
+    raise ValueError("authors must be a list of names")
+
+
+def _boolish(value: Any) -> bool:
+    return isinstance(value, bool) or (
+        isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no")
+    )
+
+
+def _held_back(key: str, value: Any) -> bool:
+    """Whether another tool's key says the post is not to be published."""
+    if key == "published":  # Jekyll
+        return not _bool(value, key)
+    if key == "status":  # Pelican
+        status = _text(value, key).lower()
+        if status not in _STATUSES:
+            raise ValueError(f"status must be one of {', '.join(_STATUSES)}, got {status!r}")
+        return _STATUSES[status]
+    if key == "eleventyexcludefromcollections":
+        return _bool(value, key)
+    return False
+
+
+def _other_tools(raw: dict[str, tuple[str, Any]], fields: dict[str, Any], tz: ZoneInfo) -> None:
+    """Fill ``fields`` from other tools' keys (lower case -> (as written, value));
+    a bad value raises ``ValueError`` naming the key as written."""
+    for key, (shown, value) in raw.items():
+        try:
+            if key == "published" and not _boolish(value):
+                fields.setdefault("publish_date", parse_date(value, tz))  # Hugo: a date
+            elif key in ("published", "status", "eleventyexcludefromcollections"):
+                if _held_back(key, value):
+                    fields["draft"] = True
+            elif key in ("publishdate", "pubdate"):
+                fields["publish_date"] = parse_date(value, tz)
+            elif key in ("expirydate", "unpublishdate"):
+                fields["expires"] = parse_date(value, tz)
+            elif key == "permalink":
+                if value is False:  # Eleventy: not written out
+                    fields["draft"] = True
+                elif not isinstance(value, bool) and not any(c in str(value) for c in ":{%"):
+                    # (a pattern such as /:year/:title/ or {{ page.fileSlug }} is the tool's, not a URL)
+                    fields.setdefault("url", _site_url(value, "permalink"))
+            elif key in ("layout", "type") and isinstance(value, str) and value.strip().lower() == "page":
+                fields["page"] = f"a page ({shown}: {value.strip()}), not a post"
+        except ValueError as exc:
+            raise ValueError(f"{shown}: {exc}") from None
 
 
 def parse_metadata(
@@ -208,21 +340,27 @@ def parse_metadata(
         "updated": lambda v: parse_date(v, tz),
         "id": lambda v: _text(v, "id"),
         "slug": lambda v: _text(v, "slug"),
-        "url": lambda v: _url(v, "url"),
+        "url": lambda v: _site_url(v, "url"),
         "canonical_url": lambda v: _url(v, "canonical_url"),
         "summary": lambda v: _text(v, "summary"),
         "draft": lambda v: _bool(v, "draft"),
         "image": _image,
         "author": _author,
         "sources": _sources,
+        "enclosure": lambda v: tuple(_enclosure(item) for item in (v if isinstance(v, list) else [v])),
     }
     tags: list[str] = []
     spelt: dict[str, str] = {}  # key -> as written
     warnings: list[ContentWarning] = []
+    aliased: dict[str, tuple[str, Any]] = {}
+    others: dict[str, tuple[str, Any]] = {}
     for written, value in raw.items():
         # YAML keys may be numbers, dates or booleans (``on:``): never a key of ours.
         shown = str(written)
         key = shown.lower()
+        if key in ALIASES or key in OTHER_TOOLS_KEYS:
+            (aliased if key in ALIASES else others)[key] = (shown, value)
+            continue
         if key not in KEYS:
             warnings.append(ContentWarning(path, key_line(text, shown, first_line), f"unknown key {shown!r}"))
             continue
@@ -236,17 +374,41 @@ def parse_metadata(
         spelt[key] = shown
         try:
             if key in ("tags", "categories"):
-                tags.extend(_text_list(value, key))
+                tags.extend(_empty_is_none(value, key))
             else:
                 fields[key] = converters[key](value)
         except ValueError as exc:
             raise ContentError(path, key_line(text, shown, first_line), f"{shown}: {exc}") from None
+    for key, (shown, value) in aliased.items():
+        target = ALIASES[key]
+        try:
+            if target == "categories":
+                tags.extend(_empty_is_none(value, key))
+            elif target not in fields:
+                fields[target] = _authors(value) if key == "authors" else converters[target](value)
+        except ValueError as exc:
+            raise ContentError(path, key_line(text, shown, first_line), f"{shown}: {exc}") from None
+    try:
+        _other_tools(others, fields, tz)
+    except ValueError as exc:
+        shown = str(exc).split(":", 1)[0]
+        raise ContentError(path, key_line(text, shown, first_line), str(exc)) from None
+    if "publish_date" in fields:
+        # Hugo's publishDate: the post appears then, and is dated then in feeds.
+        fields["date"] = fields.pop("publish_date")
     if "canonical_url" in fields:
         fields.setdefault("url", fields.pop("canonical_url"))
     fields.pop("canonical_url", None)
+    if "enclosure" in fields:
+        fields["enclosures"] = fields.pop("enclosure")
     if tags:
         fields["tags"] = tuple(dict.fromkeys(tags))
     return Metadata(**fields, warnings=tuple(warnings))
+
+
+def _empty_is_none(value: Any, key: str) -> tuple[str, ...]:
+    """Tags as text: an empty ``tags:`` (YAML null) is none, as in Jekyll."""
+    return () if value is None else _text_list(value, key)
 
 
 def merge(base: Metadata, overlay: Metadata) -> Metadata:

@@ -46,6 +46,8 @@ _COMMENTS_HEADING = re.compile(
 )
 _COMMENT_START = re.compile(r"^(?P<number>\d+)\.\s+(?P<author>\S.*)$")
 _COMMENTS_CLOSED = re.compile(r"^comments are closed\.?$", re.I)
+# A tag, a comment or a doctype: a "title" like this is a page saved with the wrong extension.
+_MARKUP = re.compile(r"\s*<(?:[A-Za-z][\w-]*(?:\s[^<>]*)?/?>|!--|!DOCTYPE|/[A-Za-z]|\?xml)", re.I)
 
 
 @dataclass
@@ -92,6 +94,10 @@ def _split_title(chunks: list[_Chunk], meta: Metadata, path: str, body_line: int
     first = chunks.pop(0)
     if not visible_line(first.lines[0]):
         raise ContentError(path, first.line, "no title: the first line has only control characters")
+    if _MARKUP.match(first.lines[0]):
+        raise ContentError(
+            path, first.line, "the first line is HTML markup, not a title: this file holds HTML; name it .html"
+        )
     # The title is the first line; the rest of a wrapped first paragraph is body.
     if len(first.lines) > 1:
         chunks.insert(0, _Chunk(first.lines[1:], first.line + 1))

@@ -2,8 +2,10 @@
 
 The WXR reader gives each post's ``content:encoded`` to ``render_content``:
 block comments and ``<!--more-->`` are dropped, ``[caption]`` becomes a
-``<figure>``, ``[embed]`` and a URL alone on its line become links, other
-shortcodes are removed (their enclosed text kept), and classic (non-block)
+``<figure>``, ``[embed]`` and a URL alone on its line become links,
+``[audio]`` and ``[video]`` players with a link to the file, ``[gallery]``
+a placeholder the reader fills with the export's attachments; any other
+shortcode is kept as written and its name reported, and classic (non-block)
 posts get ``wpautop``'s paragraphs and line breaks (``autop``, after
 WordPress 6.x's ``wp-includes/formatting.php``). ``plain_text`` and
 ``plain_paragraphs`` give the text of such HTML.
@@ -266,29 +268,74 @@ def _embed(match: re.Match[str], body: str, whole: str) -> str:
     return _link(url) if _HTTP_URL.match(url) else body
 
 
-def _other_shortcode(match: re.Match[str]) -> str:
-    if not is_shortcode(match["name"]) or (match["close"] and (match["attrs"] or match["self"])):
+GALLERY_PLACEHOLDER = '<figure class="gallery" data-wxr-gallery="{ids}"></figure>'
+_MEDIA_EXTENSIONS = {
+    "audio": ("mp3", "m4a", "ogg", "oga", "wav", "flac"),
+    "video": ("mp4", "m4v", "webm", "ogv", "mov", "flv"),
+}
+
+
+def gallery_html(images: list[tuple[str, str, str]]) -> str:
+    """A ``<figure>`` of (url, title, caption) images; "" for none."""
+    if not images:
+        return ""
+    items = []
+    for url, title, caption in images:
+        image = f'<img src="{html.escape(url)}" alt="{html.escape(title or caption)}">'
+        if caption:
+            items.append(f"<figure>{image}<figcaption>{html.escape(caption, quote=False)}</figcaption></figure>")
+        else:
+            items.append(image)
+    return f'<figure class="gallery">{"".join(items)}</figure>'
+
+
+def _media(kind: str, attrs: dict[str, str]) -> str | None:
+    """``[audio]``/``[video]``: a player with a link to the file, as WordPress's
+    fallback for players that cannot play it."""
+    url = attrs.get("src") or next((attrs[ext] for ext in _MEDIA_EXTENSIONS[kind] if attrs.get(ext)), "")
+    if not _HTTP_URL.match(url):
+        return None
+    safe = html.escape(url)
+    return f'<{kind} controls src="{safe}"><a href="{safe}">{safe}</a></{kind}>'
+
+
+def _other_shortcode(match: re.Match[str], unknown: list[str]) -> str:
+    name = match["name"]
+    if not is_shortcode(name) or (match["close"] and (match["attrs"] or match["self"])):
         return match.group(0)
     if match["outer"] and match["outer_end"]:
         # [[gallery]] is how WordPress writes a literal "[gallery]".
         return match.group(0)[1:-1]
-    return (match["outer"] or "") + match["outer_end"]
+    if not match["close"]:
+        attrs = _attributes(match["attrs"])
+        if name == "gallery":
+            return GALLERY_PLACEHOLDER.format(ids=html.escape(attrs.get("ids") or attrs.get("include") or ""))
+        if name in _MEDIA_EXTENSIONS and (player := _media(name, attrs)) is not None:
+            return player
+    if match["close"] and name in _MEDIA_EXTENSIONS or name in ("caption", "wp_caption", "embed"):
+        return ""  # the closing half of a converted player, or a caption or embed never closed
+    if name not in unknown:
+        unknown.append(name)
+    return match.group(0)
 
 
-def expand_shortcodes(text: str) -> str:
-    """``[caption]`` → ``<figure>``, ``[embed]`` → a link, other shortcodes removed.
+def expand_shortcodes(text: str, unknown: list[str] | None = None) -> str:
+    """``[caption]`` → ``<figure>``, ``[embed]`` → a link, ``[audio]``/``[video]``
+    → players, ``[gallery]`` → a placeholder; other shortcodes are kept as
+    written, their names added to ``unknown``.
 
-    Enclosing shortcodes keep what they enclose; ``[[name]]`` stays as the
-    literal ``[name]``; brackets that are not a shortcode are left alone.
+    ``[[name]]`` stays as the literal ``[name]``; brackets that are not a
+    shortcode are left alone.
 
-    >>> expand_shortcodes('[gallery ids="1,2"]See [1] and [su_note]this[/su_note].')
-    'See [1] and this.'
+    >>> expand_shortcodes('See [1] and [su_note]this[/su_note].')
+    'See [1] and [su_note]this[/su_note].'
     """
     if "[" not in text:
         return text
+    found = unknown if unknown is not None else []
     text = _replace_pairs(text, _CAPTION_OPEN, _shortcode_end, _caption, ignore_case=False)
     text = _replace_pairs(text, _EMBED_OPEN, _shortcode_end, _embed, ignore_case=False)
-    return _SHORTCODE.sub(_other_shortcode, text)
+    return _SHORTCODE.sub(lambda m: _other_shortcode(m, found), text)
 
 
 def _autoembed(text: str) -> str:
@@ -297,13 +344,14 @@ def _autoembed(text: str) -> str:
     return _BARE_URL_PARAGRAPH.sub(lambda m: m[1] + _link(html.unescape(m[2])) + m[3], text)
 
 
-def render_content(raw: str) -> str:
-    """The HTML WordPress would show for a post's stored ``content:encoded``."""
+def render_content(raw: str, *, unknown: list[str] | None = None) -> str:
+    """The HTML WordPress would show for a post's stored ``content:encoded``;
+    the names of shortcodes kept as written are added to ``unknown``."""
     # Block-editor posts (WordPress 5+) are stored as finished HTML; WordPress
     # itself turns wpautop off for them.
     blocks = "<!-- wp:" in raw
     text = _without_comments(raw.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _outside_pre(text, expand_shortcodes)
+    text = _outside_pre(text, lambda part: expand_shortcodes(part, unknown))
     text = _outside_pre(text, _autoembed)
     if blocks:
         # Removing the block delimiters left runs of blank lines behind.

@@ -10,13 +10,23 @@ its date; the content stage holds it back until then.
 
 What WordPress does when it shows a post is redone, small (``wordpress.py``): block
 comments and ``<!--more-->`` are dropped, ``[caption]`` becomes a
-``<figure>``, ``[embed]`` and a URL alone on its line become links, other
-shortcodes are removed (their enclosed text kept), and classic (non-block)
-posts get ``wpautop``'s paragraphs and line breaks. A post WordPress let
-through without a title is named by its first words ("(untitled)" if it has
-none). The summary is the hand-written excerpt, or None (the content stage
-derives one). ``updated`` is ``wp:post_modified_gmt``; the featured image
-(``_thumbnail_id``) becomes ``Post.image`` when its attachment is in the file.
+``<figure>``, ``[gallery]`` the images of the attachments it names (or the
+post's own), ``[audio]`` and ``[video]`` players with a link, ``[embed]``
+and a URL alone on its line links; any other shortcode is kept as written
+and warned about once per name in the file; classic (non-block) posts get
+``wpautop``'s paragraphs and line breaks. A post WordPress let through
+without a title is named by its first words ("(untitled)" if it has none).
+The summary is the hand-written excerpt, or None (the content stage derives
+one). ``updated`` is ``wp:post_modified_gmt``; the featured image
+(``_thumbnail_id``) becomes ``Post.image`` when its attachment is in the
+file; WordPress's ``enclosure`` field, and audio or video attached to the
+post, become its enclosures.
+
+The ``wp`` namespace is the one the document binds to the ``wp`` prefix, as
+WordPress's importer reads it: WXR 1.0, 1.1 and 1.2, under ``http://`` or
+``https://``. A post's id is its ``<guid>``; when two published posts share
+one (an export after a migration can), each is known by the blog's URL and
+its ``wp:post_id`` (``https://blog.example/?p=7``), so both publish.
 
 The file is read incrementally (``lxml.etree.iterparse``), each item is
 cleared once read, so a 100 MB export needs little more memory than its
@@ -36,9 +46,12 @@ its line; the other items are still read.
 
 from __future__ import annotations
 
+import html
 import io
 import logging
+import mimetypes
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -47,9 +60,10 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from publisher.errors import ContentError
-from publisher.model import Author, Comment, Post
+from publisher.model import Author, Comment, Enclosure, Post
 from publisher.content.readers import ReadOptions, ReadResult
-from publisher.content.readers.wordpress import plain_paragraphs, plain_text, render_content
+from publisher.content.readers.metadata import ContentWarning
+from publisher.content.readers.wordpress import GALLERY_PLACEHOLDER, gallery_html, plain_paragraphs, plain_text, render_content
 from publisher.text import one_line, summarize, xml_safe
 
 log = logging.getLogger("publisher.readers.wxr")
@@ -60,10 +74,16 @@ WP_NAMESPACES = (
     "http://wordpress.org/export/1.0/",
 )
 EXCERPT_NAMESPACES = tuple(f"{ns}excerpt/" for ns in WP_NAMESPACES)
+# Every WXR version under either scheme (WordPress writes https://
+# namespaces where the site's own URL is https, and some exporters do).
+_WP_NAMESPACE = re.compile(r"^https?://wordpress\.org/export/\d+\.\d+/(excerpt/)?$")
 CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 
-NOT_WXR = "not a WordPress export (WXR); to read an existing feed list it under [[content.feeds]]"
+NOT_WXR = (
+    "not a WordPress export (WXR): an .xml file under [content] paths must be one "
+    "(an RSS or Atom feed goes under [[content.feeds]])"
+)
 UNTITLED = "(untitled)"
 # An untitled post is named by the start of its text, cut near this length.
 UNTITLED_WORDS_LIMIT = 60
@@ -75,8 +95,10 @@ _PREFIXES = {
     CONTENT_NS: "content",
     DC_NS: "dc",
 }
-_AUTHOR_TAGS = frozenset(f"{{{ns}}}author" for ns in WP_NAMESPACES)
 _ZERO_DATE = "0000-00-00"
+_GALLERY = re.compile(GALLERY_PLACEHOLDER.replace("{ids}", '([^"]*)'))
+# The file size in an attachment's serialized PHP metadata: s:8:"filesize";i:12345;
+_FILESIZE = re.compile(r's:8:"filesize";i:(\d+);')
 
 # C0 control characters XML 1.0 forbids. WordPress exports often carry a
 # few pasted from word processors, and libxml2 stops at the first one; they
@@ -87,11 +109,32 @@ _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # -- items ------------------------------------------------------------------
 
 
-def _key(tag: str) -> str:
+def wp_prefixes(bound: dict[str, str]) -> dict[str, str] | None:
+    """Namespace -> our prefix for a document whose prefixes bind ``bound``
+    (prefix -> namespace), or None when it is no WordPress export.
+
+    As WordPress's importer does, the namespace bound to ``wp`` (and
+    ``excerpt``) is WordPress's, whatever its version or scheme; a document
+    binding another prefix to a WXR namespace is an export too.
+    """
+    prefixes = dict(_PREFIXES)
+    for prefix, namespace in bound.items():
+        match = _WP_NAMESPACE.match(namespace)
+        if match:
+            prefixes[namespace] = "excerpt" if match.group(1) else "wp"
+    for prefix in ("wp", "excerpt"):
+        if prefix in bound:
+            prefixes[bound[prefix]] = prefix
+    if not any(prefixes.get(ns) == "wp" for ns in bound.values()):
+        return None
+    return prefixes
+
+
+def _key(tag: str, prefixes: dict[str, str] = _PREFIXES) -> str:
     """``{namespace}local`` as ``prefix:local`` (``wp:post_id``), or ``local``."""
     if tag.startswith("{"):
         ns, _, local = tag[1:].partition("}")
-        prefix = _PREFIXES.get(ns)
+        prefix = prefixes.get(ns)
         return f"{prefix}:{local}" if prefix else tag
     return tag
 
@@ -105,12 +148,12 @@ def _inner(element: etree._Element) -> str:
     return "".join(inner)
 
 
-def _texts(element: etree._Element) -> dict[str, str]:
+def _texts(element: etree._Element, prefixes: dict[str, str] = _PREFIXES) -> dict[str, str]:
     """The text of each child element, by ``prefix:local`` name (the first of each)."""
     texts: dict[str, str] = {}
     for child in element:
         if isinstance(child.tag, str):
-            texts.setdefault(_key(child.tag), _inner(child))
+            texts.setdefault(_key(child.tag, prefixes), _inner(child))
     return texts
 
 
@@ -124,22 +167,25 @@ class _Item:
     comments: list[dict[str, str]] = field(default_factory=list)
     comment_lines: list[int] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
+    enclosures: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, element: etree._Element) -> _Item:
+    def of(cls, element: etree._Element, prefixes: dict[str, str]) -> _Item:
         item = cls(line=element.sourceline or 1)
         for child in element:
             if not isinstance(child.tag, str):
                 continue
-            key = _key(child.tag)
+            key = _key(child.tag, prefixes)
             if key == "category":
                 item.categories.append(child)
             elif key == "wp:comment":
-                item.comments.append(_texts(child))
+                item.comments.append(_texts(child, prefixes))
                 item.comment_lines.append(child.sourceline or item.line)
             elif key == "wp:postmeta":
-                meta = _texts(child)
+                meta = _texts(child, prefixes)
                 key, value = meta.get("wp:meta_key", ""), meta.get("wp:meta_value", "")
+                if key.strip() == "enclosure":
+                    item.enclosures.append(value)
                 item.meta.setdefault(key.strip(), value.strip())
             else:
                 item.fields.setdefault(key, _inner(child))
@@ -203,7 +249,7 @@ def untitled_title(content_html: str) -> str:
 def _tags(categories: list[etree._Element]) -> tuple[str, ...]:
     """Categories first, then tags, each once (ignoring case); "Uncategorized" dropped."""
     found: dict[str, str] = {}
-    for domain in ("category", "post_tag"):
+    for domain in ("category", "post_tag", "tag"):  # "tag": WXR 1.0
         for element in categories:
             if element.get("domain") != domain:
                 continue
@@ -218,24 +264,44 @@ def _tags(categories: list[etree._Element]) -> tuple[str, ...]:
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
 
 
+@dataclass(frozen=True)
+class _Attachment:
+    url: str
+    title: str
+    caption: str
+    parent: str
+    length: int
+
+
 class _Export:
     """What has been read so far: the author map, posts and errors."""
 
-    def __init__(self, path: str, options: ReadOptions):
+    def __init__(self, path: str, options: ReadOptions, prefixes: dict[str, str] | None = None):
         self.path = path
         self.options = options
+        self.prefixes = prefixes or _PREFIXES
         self.authors: dict[str, Author] = {}
         self.posts: list[Post] = []
+        self.post_ids: list[str] = []
         self.errors: list[ContentError] = []
+        self.warnings: list[ContentWarning] = []
+        self.unknown_shortcodes: set[str] = set()
         self.lines: dict[str, int] = {}
         self.thumbnails: dict[int, str] = {}
-        self.attachments: dict[str, str] = {}
+        self.attachments: dict[str, _Attachment] = {}
+        self.base_url = ""
 
     def error(self, line: int, reason: str) -> None:
         self.errors.append(ContentError(self.path, line, reason))
 
+    def channel(self, element: etree._Element) -> None:
+        """A child of ``<channel>``: the blog's own URL keys its posts' ids."""
+        key = _key(element.tag, self.prefixes)
+        if key in ("wp:base_blog_url", "link") and not self.base_url:
+            self.base_url = _http_url(element.text or "") or ""
+
     def author(self, element: etree._Element) -> None:
-        fields = _texts(element)
+        fields = _texts(element, self.prefixes)
         login = one_line(fields.get("wp:author_login", ""))
         if not login:
             return
@@ -245,14 +311,12 @@ class _Export:
         self.authors[login] = Author(name=name)
 
     def item(self, element: etree._Element) -> None:
-        item = _Item.of(element)
+        item = _Item.of(element, self.prefixes)
         post_id = _one_line(item.text("wp:post_id"))
         post_type = item.text("wp:post_type").strip()
         status = item.text("wp:status").strip()
         if post_type == "attachment" and post_id:
-            url = _http_url(item.text("wp:attachment_url"))
-            if url:
-                self.attachments[post_id] = url
+            self._attachment(item, post_id)
         if post_type != "post" or status != "publish" or item.text("wp:post_password").strip():
             why = "password-protected" if post_type == "post" and status == "publish" else status
             log.debug("%s: item %s (%s, %s) not published", self.path, post_id, post_type, why)
@@ -274,12 +338,33 @@ class _Export:
         if thumbnail:
             self.thumbnails[len(self.posts)] = thumbnail
         self.posts.append(post)
+        self.post_ids.append(post_id)
+
+    def _attachment(self, item: _Item, post_id: str) -> None:
+        url = _http_url(item.text("wp:attachment_url"))
+        if not url:
+            return
+        size = _FILESIZE.search(item.meta.get("_wp_attachment_metadata", ""))
+        self.attachments[post_id] = _Attachment(
+            url=url,
+            title=_name(item.text("title")),
+            caption=_name(item.text("excerpt:encoded")),
+            parent=item.text("wp:post_parent").strip(),
+            length=int(size.group(1)) if size else 0,
+        )
 
     def _post(self, item: _Item, post_id: str) -> Post:
         tz = self.options.timezone
         date = _date(item.fields, "post_date", tz)
         updated = _date(item.fields, "post_modified", tz)
-        content = render_content(item.text("content:encoded"))
+        unknown: list[str] = []
+        content = render_content(item.text("content:encoded"), unknown=unknown)
+        for name in unknown:
+            if name not in self.unknown_shortcodes:
+                self.unknown_shortcodes.add(name)
+                self.warnings.append(
+                    ContentWarning(self.path, item.line, f"post {post_id}: shortcode [{name}] is not converted; kept as text")
+                )
         login = one_line(item.text("dc:creator"))
         return Post(
             source=f"{self.path}#post-{post_id}",
@@ -295,6 +380,7 @@ class _Export:
             tags=_tags(item.categories),
             comments=self._comments(item, post_id),
             comments_closed=item.text("wp:comment_status").strip() == "closed",
+            enclosures=tuple(e for e in map(_enclosure, item.enclosures) if e is not None),
         )
 
     def _comments(self, item: _Item, post_id: str) -> tuple[Comment, ...]:
@@ -341,10 +427,59 @@ class _Export:
 
     def result(self) -> ReadResult:
         posts = list(self.posts)
-        for index, attachment_id in self.thumbnails.items():
-            if attachment_id in self.attachments:
-                posts[index] = replace(posts[index], image=self.attachments[attachment_id])
-        return ReadResult(tuple(posts), tuple(self.errors))
+        guids = Counter(post.id for post in posts if post.id)
+        for index, post in enumerate(posts):
+            post_id = self.post_ids[index]
+            changes: dict = {}
+            if post.id and guids[post.id] > 1:
+                # One guid on two posts (a migration's leftover): WordPress
+                # shows both, so each is known by the blog's URL and its id.
+                changes["id"] = f"{self.base_url.rstrip('/')}/?p={post_id}" if self.base_url else None
+            attachment = self.attachments.get(self.thumbnails.get(index, ""))
+            if attachment is not None:
+                changes["image"] = attachment.url
+            if _GALLERY.search(post.content_html):
+                changes["content_html"] = _GALLERY.sub(lambda m: self._gallery(m, post_id), post.content_html).strip()
+            attached = self._attached_media(post_id, post.enclosures)
+            if attached:
+                changes["enclosures"] = post.enclosures + attached
+            if changes:
+                posts[index] = replace(post, **changes)
+        return ReadResult(tuple(posts), tuple(self.errors), tuple(self.warnings))
+
+    def _gallery(self, match: re.Match[str], post_id: str) -> str:
+        """``[gallery]``'s images: those its ``ids`` name, else the post's own."""
+        ids = [i.strip() for i in html.unescape(match.group(1)).split(",") if i.strip()]
+        if not ids:
+            ids = [key for key, a in self.attachments.items() if a.parent == post_id]
+        images = [self.attachments[i] for i in ids if i in self.attachments and _is_image(self.attachments[i].url)]
+        return gallery_html([(a.url, a.title, a.caption) for a in images])
+
+    def _attached_media(self, post_id: str, given: tuple[Enclosure, ...]) -> tuple[Enclosure, ...]:
+        """Audio and video attached to the post (a podcast's episode) that no
+        ``enclosure`` field already names."""
+        known = {e.url for e in given}
+        found = []
+        for attachment in self.attachments.values():
+            kind = mimetypes.guess_type(urlsplit(attachment.url).path)[0] or ""
+            if attachment.parent == post_id and kind.startswith(("audio/", "video/")) and attachment.url not in known:
+                found.append(Enclosure(attachment.url, kind, attachment.length))
+        return tuple(found)
+
+
+def _is_image(url: str) -> bool:
+    return (mimetypes.guess_type(urlsplit(url).path)[0] or "").startswith("image/")
+
+
+def _enclosure(value: str) -> Enclosure | None:
+    """WordPress's ``enclosure`` field: "URL\nLENGTH\nTYPE" (what its feeds show)."""
+    lines = [line.strip() for line in value.replace("\r", "").split("\n")]
+    url = _http_url(lines[0]) if lines else None
+    if url is None:
+        return None
+    length = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
+    kind = lines[2] if len(lines) > 2 and "/" in lines[2] else mimetypes.guess_type(urlsplit(url).path)[0]
+    return Enclosure(url, kind or "application/octet-stream", length)
 
 
 # -- the document -----------------------------------------------------------
@@ -396,8 +531,8 @@ def read(data: bytes, path: str, options: ReadOptions) -> ReadResult:
     if not data or data.isspace():  # (not strip(): that would copy a large file)
         raise ContentError(path, 1, "empty file")
     data = _without_control_bytes(data)
-    export = _Export(path, options)
-    declared: set[str] = set()
+    export: _Export | None = None
+    bound: dict[str, str] = {}
     root: etree._Element | None = None
     events = etree.iterparse(
         io.BytesIO(data),
@@ -412,28 +547,33 @@ def read(data: bytes, path: str, options: ReadOptions) -> ReadResult:
     try:
         for event, element in events:
             if event == "start-ns":
-                declared.add(element[1])
+                if root is None:
+                    bound.setdefault(*element)
             elif event == "start":
                 if root is None:
                     root = element
-                    if root.tag != "rss":
+                    prefixes = wp_prefixes(bound)
+                    if root.tag != "rss" or prefixes is None:
                         raise ContentError(path, 1, NOT_WXR)
                     _check_doctype(root, data, path)
-                elif element.tag == "item" and not declared.intersection(WP_NAMESPACES):
-                    raise ContentError(path, 1, NOT_WXR)
+                    export = _Export(path, options, prefixes)
+            elif export is None:
+                continue
             elif element.tag == "item":
                 export.item(element)
                 _forget(element)
-            elif element.tag in _AUTHOR_TAGS:
+            elif _key(element.tag, export.prefixes) == "wp:author":
                 export.author(element)
-            elif element.getparent() is None and not declared.intersection(WP_NAMESPACES):
-                raise ContentError(path, 1, NOT_WXR)
+            elif (parent := element.getparent()) is not None and parent.tag == "channel":
+                export.channel(element)
     except etree.XMLSyntaxError as exc:
         line = exc.lineno if exc.lineno and exc.lineno > 0 else 1
-        if not export.posts and not export.errors:
+        if export is None or (not export.posts and not export.errors):
             raise ContentError(path, line, _syntax_reason(exc)) from None
         kept = f"; the {len(export.posts)} posts before it were read" if export.posts else ""
         export.errors.append(ContentError(path, line, _syntax_reason(exc) + kept))
+    if export is None:
+        raise ContentError(path, 1, NOT_WXR)
     return export.result()
 
 
