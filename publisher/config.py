@@ -239,6 +239,12 @@ class BounceSettings:
     soft_threshold: int = setting(_positive_int, 3, "soft bounces within soft_window that make an address bounced")
     soft_window: str = setting(_duration, "7 days", "how long a soft bounce counts")
     max_bytes: int = setting(_positive_int, 10_000_000, "a larger message is set aside unread")
+    ses_topics: tuple[str, ...] = setting(_string_list, [], "SNS topic ARNs /hooks/ses accepts; none: off")
+    mailgun_key: str | None  # the value of $mailgun_key_env
+    mailgun_key_env: str = setting(_env_name, "PUBLISHER_MAILGUN_KEY", "Mailgun's webhook signing key; unset: off")
+    postmark_user: str = setting(_nonempty, "postmark", "the basic-auth user in Postmark's webhook URL")
+    postmark_password: str | None  # the value of $postmark_password_env
+    postmark_password_env: str = setting(_env_name, "PUBLISHER_POSTMARK_PASSWORD", "its password; unset: off")
 
 
 @dataclass(frozen=True)
@@ -416,7 +422,10 @@ def _derive(values: dict[str, Any], root: Path, shown: str) -> None:
             ],
         )
     mail["smtp"]["password"] = os.environ.get(mail["smtp"]["password_env"]) or None
-    for server in (values["bounces"]["imap"], values["bounces"]["pop3"]):
+    bounces = values["bounces"]
+    bounces["mailgun_key"] = os.environ.get(bounces["mailgun_key_env"]) or None
+    bounces["postmark_password"] = os.environ.get(bounces["postmark_password_env"]) or None
+    for server in (bounces["imap"], bounces["pop3"]):
         if server is not None:
             server["password"] = os.environ.get(server["password_env"]) or None
 
