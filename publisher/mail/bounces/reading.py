@@ -103,5 +103,6 @@ def read_mailbox(
         report.counts[outcome.verdict] += 1
         report.changed.extend(outcome.changed)
         if outcome.verdict in ("rejected", "too large"):
-            report.reported.append(f"{box.name}: {item.key}: {outcome.verdict}: {outcome.detail}")
+            label = getattr(item.key, "name", item.key)  # a Maildir file's name, an mbox key, an IMAP uid
+            report.reported.append(f"{box.name}: message {label}: {outcome.verdict}: {outcome.detail}")
         box.done(item)
