@@ -242,12 +242,12 @@ LOCAL_PART_MAX = 64
 def _bounce_address(value: Any) -> str:
     """A plain address (no name) whose local part leaves room for a VERP token."""
     text = _nonempty(value)
+    if "+" in text.rpartition("@")[0]:
+        raise _Invalid(f"must not contain '+': the token follows it (got {value!r})")
     match = re.fullmatch(r"([A-Za-z0-9!#$%&'*/=?^_`{|}~.-]+)@([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)", text)
     if not match:
         raise _Invalid(f"must be a plain address such as 'bounces@example.org' (got {value!r})")
     local = match.group(1)
-    if "+" in local:
-        raise _Invalid(f"must not contain '+': the token follows it (got {value!r})")
     room = LOCAL_PART_MAX - VERP_TOKEN_MAX - 1
     if len(local) > room:
         raise _Invalid(

@@ -206,6 +206,8 @@ def _arf(message: Message) -> Classified:
     if not recipient and quoted is not None:
         addresses = getaddresses([str(v) for v in quoted.get_all("To") or []])
         recipient = addresses[0][1] if addresses else ""
+    if "@" not in recipient:  # redacted ("undisclosed recipient"), as many feedback loops do
+        recipient = ""
     return _with_quoted(
         "complaint", message, failures=(Failure(recipient, "complaint", "", "spam complaint (ARF abuse report)"),)
     )
