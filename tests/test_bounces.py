@@ -273,3 +273,38 @@ def test_a_missing_maildir_is_named_and_exit_2(tmp_path: Path) -> None:
     result = _bounces(config)
     assert result.exit_code == 2
     assert "not a Maildir" in result.stderr
+
+
+# --- the envelope sender of a real SMTP send ---------------------------------------------
+
+
+def test_each_delivery_leaves_with_its_own_signed_verp_envelope_sender(tmp_path: Path) -> None:
+    from email import message_from_bytes
+
+    from publisher.config import load_config
+    from publisher.mail.bounces.verp import find_token
+
+    from .helpers.sites import make_site
+    from .helpers.smtp_server import SmtpServer
+
+    with SmtpServer() as server:
+        root = make_site(tmp_path / "site", server.port, 3)
+        text = (root / "publisher.toml").read_text()
+        (root / "publisher.toml").write_text(
+            text.replace('transport = "smtp"', 'transport = "smtp"\nbounce_address = "bounces@example.org"')
+        )
+        result = invoke("--config", str(root / "publisher.toml"), "send", clock=SteppedClock(NOW))
+        assert result.exit_code == 0, result.stderr
+        messages = server.messages
+    config = load_config(root / "publisher.toml")
+    ids = deliveries(config)
+    assert len(messages) == 3
+    for received in messages:
+        (recipient,) = received.rcpt_tos
+        token = find_token([received.mail_from], "bounces@example.org")
+        assert token is not None and token.delivery_id == ids[recipient][0]
+        assert token.valid_for(recipient, SECRET.encode())
+        assert len(received.mail_from.split("@")[0]) <= 64
+        # Only the envelope changed: the From header is the site's.
+        assert message_from_bytes(received.data)["From"] == "Test Site <news@example.org>"
+    assert len({r.mail_from for r in messages}) == 3

@@ -91,6 +91,7 @@ def malformed_dsn(draw: st.DrawFn) -> bytes:
     return text.encode("utf-8", "surrogatepass") + noise
 
 
+@pytest.mark.slow
 @given(malformed_dsn())
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_malformed_dsns_never_raise_and_name_only_what_they_contain(data: bytes) -> None:
@@ -102,6 +103,7 @@ def test_malformed_dsns_never_raise_and_name_only_what_they_contain(data: bytes)
         assert failure.email.lower() in text
 
 
+@pytest.mark.slow
 @given(st.binary(max_size=2000))
 @settings(max_examples=300, deadline=None)
 def test_any_bytes_are_classified_without_an_exception(data: bytes) -> None:
