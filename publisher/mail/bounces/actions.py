@@ -179,3 +179,30 @@ def apply_event(
         if score < rules.soft_threshold:
             return False
     return set_subscriber_status(store.subscribers, subscriber.email, "bounced", now=now)
+
+
+def handle_events(store: StateStore, rules: BounceRules, events: list, *, source: str, now: datetime) -> list[Outcome]:
+    """Act on a verified notification's events (``webhooks.ProviderEvent``):
+    the service is trusted for the address, so the subscriber is found by it;
+    the issue too when the service echoes our Message-ID. A notification
+    counts once, whatever it is retried."""
+    outcomes = []
+    keys = {event.key for event in events}
+    if any(store.bounces.seen(key) for key in keys):
+        return [Outcome("duplicate", "notified before")]
+    with store.transaction():
+        for event in events:
+            subscriber = store.subscribers.find(event.email)
+            if subscriber is None:
+                outcomes.append(Outcome("unknown", f"{event.email} is no subscriber", (event.email,)))
+                continue
+            delivery = store.bounces.delivery_by_message_id(event.message_id) if event.message_id else None
+            issue_id = delivery.issue_id if delivery and delivery.email.lower() == event.email.lower() else None
+            target = Target(subscriber.id, subscriber.email, issue_id)
+            failure = Failure(event.email, event.kind, event.status, event.diagnostic)
+            changed = apply_event(store, rules, target, event.kind, failure, key=event.key, source=source, now=now)
+            outcomes.append(Outcome(event.kind, event.status, (subscriber.email,), (subscriber.email,) if changed else ()))
+        for key in keys:
+            verdicts = sorted({o.verdict for o in outcomes}) or ["nothing"]
+            store.bounces.remember_message(key, source, ",".join(verdicts), "", now)
+    return outcomes
