@@ -308,3 +308,17 @@ def test_each_delivery_leaves_with_its_own_signed_verp_envelope_sender(tmp_path:
         # Only the envelope changed: the From header is the site's.
         assert message_from_bytes(received.data)["From"] == "Test Site <news@example.org>"
     assert len({r.mail_from for r in messages}) == 3
+
+
+def test_the_scheduler_reads_bounces_as_a_job(tmp_path: Path) -> None:
+    config = sent_site(tmp_path / "site", extra='\n[jobs]\nbounces = "every 15 minutes"\n')
+    first = invoke("--config", str(config.path), "run", "--once", clock=SteppedClock(NOW))
+    assert first.exit_code == 0, first.stderr
+    _drop(config, "1", dsn(_verp(config, "reader2@example.net"), "reader2@example.net"))
+    later = NOW + timedelta(minutes=16)
+    second = invoke("--config", str(config.path), "run", "--once", clock=SteppedClock(later))
+    assert second.exit_code == 0, second.stderr
+    assert _state(config)["reader2@example.net"] == "bounced"
+    status = invoke("--config", str(config.path), "status", clock=SteppedClock(later))
+    assert "job bounces (every 15 minutes): last run" in status.output
+    assert "ok (Read 1 message: 1 hard; status changed for 1 address)" in status.output
