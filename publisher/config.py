@@ -290,6 +290,14 @@ class Config:
     mail: MailSettings = section(MailSettings)
     lists: dict[str, DigestList] = section(DigestList, named=True)
 
+    @staticmethod
+    def _check(values: dict[str, Any], table: dict[str, Any]) -> list[str]:
+        """Rules across sections, once each is read."""
+        jobs, bounces = values.get("jobs") or {}, values.get("bounces") or {}
+        if jobs.get("bounces") and not any(bounces.get(k) for k in ("maildir", "mbox", "imap", "pop3")):
+            return ["[jobs] bounces: needs a bounce mailbox: [bounces] maildir, mbox, or a [bounces.imap] or [bounces.pop3] table"]
+        return []
+
     def relative(self, path: Path) -> str:
         """``path`` as the user sees it: relative to the config's folder when inside it."""
         try:

@@ -157,3 +157,16 @@ def test_the_bounce_address_must_leave_room_for_the_token(tmp_path: Path, value:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert any(line.startswith("[mail] bounce_address: ") and problem in line for line in caught.value.problems)
+
+
+def test_a_bounces_job_needs_a_mailbox(tmp_path: Path) -> None:
+    from publisher.config import load_config
+
+    path = write_config(tmp_path, '[jobs]\nbounces = "every 15 minutes"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        "[jobs] bounces: needs a bounce mailbox: [bounces] maildir, mbox, or a [bounces.imap] or [bounces.pop3] table"
+    ]
+    write_config(tmp_path, '[jobs]\nbounces = "every 15 minutes"\n[bounces]\nmaildir = "bounces"\n')
+    assert load_config(path).jobs.bounces == "every 15 minutes"

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .waiting import wait_for
+
 POSTFIX = "/usr/sbin/postfix"
 NOBODY = 65534
 
@@ -113,6 +115,10 @@ def private_postfix(readers: list[str]) -> Iterator[PrivatePostfix]:
         try:
             yield PrivatePostfix(port=port, root=root, bounces=root / "mail" / "bounces")
         finally:
+            pid_file = root / "queue" / "pid" / "master.pid"
+            master = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
             subprocess.run([POSTFIX, "-c", conf, "stop"], timeout=60)
+            if master is not None:  # its folder goes only once the master (and so its daemons) has gone
+                wait_for(lambda: not Path(f"/proc/{master}").exists(), what="Postfix's master to exit")
     finally:
         shutil.rmtree(root, ignore_errors=True)
