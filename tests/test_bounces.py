@@ -164,6 +164,16 @@ def test_without_verp_the_quoted_message_id_identifies_the_delivery(tmp_path: Pa
     assert _state(config)["reader2@example.net"] == "bounced"
 
 
+def test_a_quoted_message_id_of_someone_else_proves_nothing(tmp_path: Path) -> None:
+    config = sent_site(tmp_path / "site")
+    _, message_id = deliveries(config)["reader2@example.net"]
+    _drop(config, "1", dsn("bounces@example.org", "reader1@example.net", quoted_message_id=message_id))
+    result = _bounces(config)
+    assert result.exit_code == 1 and "1 rejected" in result.output
+    assert "quotes the Message-ID of a message to reader2@example.net" in result.stderr
+    assert set(_state(config).values()) == {"active"}
+
+
 def test_auto_replies_and_other_mail_change_nothing(tmp_path: Path) -> None:
     config = sent_site(tmp_path / "site")
     _drop(config, "1", out_of_office(_verp(config, "reader0@example.net")))

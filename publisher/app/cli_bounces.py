@@ -18,7 +18,7 @@ from publisher.app.common import plural
 
 if TYPE_CHECKING:
     from publisher.config import Config
-    from publisher.mail.bounces.reading import BounceRunReport
+    from publisher.mail.bounces import BounceRunReport
     from publisher.state import StateStore
 
 # The order outcomes are listed in.
@@ -47,7 +47,7 @@ def bounces(ctx: click.Context) -> None:
     mailbox cannot be read.
     """
     from publisher.app.common import with_secret
-    from publisher.mail.bounces.reading import read_bounces
+    from publisher.mail.bounces import read_bounces
     from publisher.state import StateStore
 
     config = with_secret(ctx_config(ctx))

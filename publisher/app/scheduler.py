@@ -299,7 +299,7 @@ class Scheduler:
     def _bounces(self, job: Job, now: datetime) -> tuple[str, str]:
         """Read the bounce mailboxes (``publisher bounces``); an unreadable mailbox is an error."""
         from publisher.app.cli_bounces import describe_run
-        from publisher.mail.bounces.reading import read_bounces
+        from publisher.mail.bounces import read_bounces
 
         report = read_bounces(self.config, self.store, now=now)
         for line in report.reported + report.failed_mailboxes:

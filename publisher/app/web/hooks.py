@@ -21,12 +21,13 @@ from functools import lru_cache
 
 from flask import Flask, Response, current_app, request
 
-from publisher.mail.bounces.actions import handle_events, rules_of
-from publisher.mail.bounces.webhooks import (
+from publisher.mail.bounces import (
     MAX_BODY,
     WebhookRejected,
+    handle_events,
     mailgun_events,
     postmark_events,
+    rules_of,
     ses_events,
     sns_url_allowed,
 )

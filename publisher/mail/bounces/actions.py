@@ -26,14 +26,14 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import getaddresses
 
 from publisher.config import Config
 from publisher.mail.bounces.classify import Classified, Failure, classify
 from publisher.mail.bounces.verp import find_token, looks_like_verp
 from publisher.mail.subscribers import remove_subscriber, set_subscriber_status
 from publisher.schedules import parse_duration
-from publisher.state import StateStore
-from publisher.state.bounces import BounceEvent, DeliveryRef
+from publisher.state import BounceEvent, DeliveryRef, StateStore
 
 log = logging.getLogger("publisher.bounces")
 
@@ -138,6 +138,9 @@ def _identify(store: StateStore, rules: BounceRules, classified: Classified) -> 
             return f"the VERP address {bad[0]} carries no valid token"
     delivery = store.bounces.delivery_by_message_id(classified.quoted_message_id) if classified.quoted_message_id else None
     named = [f for f in classified.failures if f.email]
+    quoted_to = [a.lower() for _, a in getaddresses([classified.quoted_to or ""]) if a]
+    if delivery is not None and quoted_to and delivery.email.lower() not in quoted_to:
+        return f"quotes the Message-ID of a message to {delivery.email} in a message to {quoted_to[0]}"
     if delivery is None:
         who = ", ".join(f.email for f in named) or "nobody"
         return f"names {who} but carries no VERP token and quotes no message sent to them"
