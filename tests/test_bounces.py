@@ -289,7 +289,12 @@ def test_a_missing_maildir_is_named_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_each_delivery_leaves_with_its_own_signed_verp_envelope_sender(tmp_path: Path) -> None:
+    import base64
     from email import message_from_bytes
+
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
     from publisher.config import load_config
     from publisher.mail.bounces.verp import find_token
@@ -297,11 +302,22 @@ def test_each_delivery_leaves_with_its_own_signed_verp_envelope_sender(tmp_path:
     from .helpers.sites import make_site
     from .helpers.smtp_server import SmtpServer
 
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"news._domainkey.example.org."
+        return b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
     with SmtpServer() as server:
         root = make_site(tmp_path / "site", server.port, 3)
+        (root / "dkim.pem").write_bytes(
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
         text = (root / "publisher.toml").read_text()
         (root / "publisher.toml").write_text(
             text.replace('transport = "smtp"', 'transport = "smtp"\nbounce_address = "bounces@example.org"')
+            + '\n[mail.dkim]\ndomain = "example.org"\nselector = "news"\nkey_file = "dkim.pem"\n'
         )
         result = invoke("--config", str(root / "publisher.toml"), "send", clock=SteppedClock(NOW))
         assert result.exit_code == 0, result.stderr
@@ -315,8 +331,11 @@ def test_each_delivery_leaves_with_its_own_signed_verp_envelope_sender(tmp_path:
         assert token is not None and token.delivery_id == ids[recipient][0]
         assert token.valid_for(recipient, SECRET.encode())
         assert len(received.mail_from.split("@")[0]) <= 64
-        # Only the envelope changed: the From header is the site's.
+        # Only the envelope changed: the From header is the site's, and the
+        # DKIM signature still verifies once the receiver adds Return-Path.
         assert message_from_bytes(received.data)["From"] == "Test Site <news@example.org>"
+        delivered = f"Return-Path: <{received.mail_from}>\r\n".encode() + received.data
+        assert dkim.verify(delivered, dnsfunc=dns)
     assert len({r.mail_from for r in messages}) == 3
 
 
