@@ -33,10 +33,8 @@ from publisher.errors import ConfigError, toml_error
 from publisher.model import Author, DigestList, SiteInfo
 from publisher.text import DEFAULT_BOILERPLATE
 
-DEFAULT_PERMALINK = "{year}/{month}/{slug}/"
-
-# The parsers each setting is read with (``publisher.config_values``).
-from publisher.config_values import (  # noqa: F401
+# The parsers each setting is read with.
+from publisher.config_values import (
     FeedSource,
     _Invalid,
     _text,
@@ -47,13 +45,11 @@ from publisher.config_values import (  # noqa: F401
     _language,
     _author,
     _bool,
-    _number,
     _positive_int,
     _count,
     _port,
     _positive_number,
     _rate,
-    _as_written,
     _schedule,
     _duration,
     _string_list,
@@ -67,6 +63,8 @@ from publisher.config_values import (  # noqa: F401
     _choice,
     _env_name,
 )
+
+DEFAULT_PERMALINK = "{year}/{month}/{slug}/"
 
 
 # --- declaring settings -------------------------------------------------------
