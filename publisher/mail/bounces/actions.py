@@ -102,7 +102,7 @@ def _judge(
     if isinstance(found, str):
         named = tuple(f.email for f in classified.failures if f.email)
         outcome = Outcome("rejected", found, named)
-        log.warning("bounce rejected (%s): %s", source, found)
+        log.info("bounce rejected (%s): %s", source, found)  # the caller reports it
         _remember(store, key, source, outcome, now)
         return outcome
     target, failure = found

@@ -22,7 +22,7 @@ from publisher.mail.bounces.actions import Outcome, handle_message, rules_of
 from publisher.mail.bounces.mailboxes import Imap, Mailbox, MailboxError, Maildir, Mbox, Pop3
 from publisher.state import StateStore
 
-log = logging.getLogger("publisher.bounces")
+log = logging.getLogger("publisher.bounces.reading")
 
 
 class NoBounceMailbox(PublisherError):
@@ -78,13 +78,13 @@ def read_bounces(config: Config, store: StateStore, *, now: datetime) -> BounceR
             box = _open(kind, where, config.bounces.processed)
         except MailboxError as exc:
             report.failed_mailboxes.append(str(exc))
-            log.error("%s", exc)
+            log.debug("%s", exc)  # the caller reports it
             continue
         try:
             read_mailbox(config, store, box, kind, report, now=now)
         except MailboxError as exc:
             report.failed_mailboxes.append(str(exc))
-            log.error("%s", exc)
+            log.debug("%s", exc)  # the caller reports it
         finally:
             box.close()
     return report
