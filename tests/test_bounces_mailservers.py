@@ -114,3 +114,18 @@ def test_pop3_over_tls_reads_and_deletes(tmp_path: Path, dovecot, monkeypatch: p
     assert "Read 2 messages: 1 hard, 1 soft" in result.output
     assert (_status(config, "reader0@example.net"), _status(config, "reader2@example.net")) == ("active", "bounced")
     assert _folder_sizes(dovecot)["INBOX"] == 0
+
+
+@pytest.mark.parametrize("kind", ["imap", "pop3"])
+def test_starttls_is_used_and_checked_too(tmp_path: Path, dovecot, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(dovecot.certificate))
+    port = dovecot.imap if kind == "imap" else dovecot.pop3
+    config = sent_site(tmp_path / "site", extra=_server_table(kind, port, 'security = "starttls"\n'))
+    _append(dovecot, dsn(_verp(config, "reader1@example.net"), "reader1@example.net"))
+    result = invoke("--config", str(config.path), "bounces", clock=SteppedClock(NOW))
+    assert result.exit_code == 0, result.stderr
+    assert "Read 1 message: 1 hard" in result.output
+    assert _status(config, "reader1@example.net") == "bounced"
+    # The plain port refuses any login before STARTTLS (ssl = required), and Dovecot logs each login's TLS.
+    logins = [line for line in dovecot.log().splitlines() if f"{kind}-login: Info: Login: user=<bounces>" in line]
+    assert logins and all("TLS" in line for line in logins)

@@ -1,5 +1,5 @@
 """A private Dovecot (Debian's dovecot-imapd and dovecot-pop3d) for the
-bounce-mailbox tests: IMAPS and POP3S on free loopback ports, TLS only, with
+bounce-mailbox tests: IMAPS and POP3S (and IMAP and POP3 with STARTTLS required) on free loopback ports, TLS only, with
 a self-signed certificate made for it (trust ``server.certificate`` through
 ``SSL_CERT_FILE``), one user whose password is known, Maildir storage, all in
 a temp folder; run in the foreground and stopped by its own process id.
@@ -35,6 +35,8 @@ NOBODY = 65534
 class PrivateDovecot:
     imaps: int
     pop3s: int
+    imap: int  # STARTTLS (ssl = required: no login before it)
+    pop3: int  # STARTTLS (STLS)
     certificate: Path
     root: Path
 
@@ -57,7 +59,7 @@ def _listening(port: int) -> bool:
     return True
 
 
-def _config(root: Path, imaps: int, pop3s: int) -> str:
+def _config(root: Path, imaps: int, pop3s: int, imap: int, pop3: int) -> str:
     return f"""base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
@@ -84,7 +86,7 @@ default_internal_user = dovecot
 default_login_user = dovenull
 service imap-login {{
   inet_listener imap {{
-    port = 0
+    port = {imap}
   }}
   inet_listener imaps {{
     port = {imaps}
@@ -93,7 +95,7 @@ service imap-login {{
 }}
 service pop3-login {{
   inet_listener pop3 {{
-    port = 0
+    port = {pop3}
   }}
   inet_listener pop3s {{
     port = {pop3s}
@@ -112,22 +114,22 @@ def private_dovecot(user: str, password: str) -> Iterator[PrivateDovecot]:
     # Not under pytest's tmp_path: its folders are private to root.
     root = Path(tempfile.mkdtemp(prefix="publisher-dovecot-"))
     root.chmod(0o755)
-    imaps, pop3s = _free_port(), _free_port()
+    imaps, pop3s, imap, pop3 = _free_port(), _free_port(), _free_port(), _free_port()
     process = None
     try:
         cert, key = make_certificate(root)
         (root / "home" / user).mkdir(parents=True)
         subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(root / "home")], check=True)
         (root / "passwd").write_text(f"{user}:{{PLAIN}}{password}\n")
-        (root / "dovecot.conf").write_text(_config(root, imaps, pop3s))
+        (root / "dovecot.conf").write_text(_config(root, imaps, pop3s, imap, pop3))
         process = subprocess.Popen([DOVECOT, "-F", "-c", str(root / "dovecot.conf")], stderr=subprocess.PIPE)
         wait_for(
-            lambda: process.poll() is not None or (_listening(imaps) and _listening(pop3s)),
+            lambda: process.poll() is not None or all(_listening(port) for port in (imaps, pop3s, imap, pop3)),
             what="Dovecot listening",
         )
         if process.poll() is not None:
             raise RuntimeError(f"Dovecot did not start: {process.stderr.read().decode(errors='replace')}")
-        yield PrivateDovecot(imaps=imaps, pop3s=pop3s, certificate=cert, root=root)
+        yield PrivateDovecot(imaps=imaps, pop3s=pop3s, imap=imap, pop3=pop3, certificate=cert, root=root)
     finally:
         if process is not None and process.poll() is None:
             process.terminate()
