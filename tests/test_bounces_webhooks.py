@@ -142,6 +142,7 @@ def test_postmark_needs_its_basic_auth_and_then_acts(served) -> None:
 def test_unknown_hooks_and_sns_messages_from_elsewhere_are_refused(served) -> None:
     root, client = served
     assert client.request("POST", "/hooks/sendgrid", b"{}", JSON).status == 404
+    assert client.request("POST", "/hooks/mailgun", b"{" + b" " * 2_000_000 + b"}", JSON).status == 413
     assert client.request("GET", "/hooks/mailgun").status in (404, 405)
     # A certificate URL off SNS's hosts is refused before anything is fetched.
     message = _sns_notification("ann@example.net", cert_url="https://evil.example/cert.pem")

@@ -200,7 +200,7 @@ class Imap:
 
     def messages(self, max_bytes: int) -> Iterator[Item]:
         try:
-            uids = self.client.search(["ALL"])
+            uids = self.client.search(["NOT", "DELETED"])
             sizes = self.client.fetch(uids, ["RFC822.SIZE"]) if uids else {}
             for uid in uids:
                 size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
