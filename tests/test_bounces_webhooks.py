@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -142,7 +143,13 @@ def test_postmark_needs_its_basic_auth_and_then_acts(served) -> None:
 def test_unknown_hooks_and_sns_messages_from_elsewhere_are_refused(served) -> None:
     root, client = served
     assert client.request("POST", "/hooks/sendgrid", b"{}", JSON).status == 404
-    assert client.request("POST", "/hooks/mailgun", b"{" + b" " * 2_000_000 + b"}", JSON).status == 413
+    # A body announced over the limit is refused before it is read.
+    with socket.create_connection(("127.0.0.1", client.port), timeout=10) as raw:
+        raw.sendall(
+            b"POST /hooks/mailgun HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2000000\r\n\r\n{" + b" " * 1000
+        )
+        assert raw.recv(100).startswith(b"HTTP/1.1 413")
     assert client.request("GET", "/hooks/mailgun").status in (404, 405)
     # A certificate URL off SNS's hosts is refused before anything is fetched.
     message = _sns_notification("ann@example.net", cert_url="https://evil.example/cert.pem")
