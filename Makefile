@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean chromium
+.PHONY: demo test bench clean chromium mailservers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/publisher --config publisher.toml subscribers import seeds/subscribers.csv
 	$(BIN)/publisher --config publisher.toml send --list daily
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium mailservers
 	$(BIN)/python -m pytest
 
 # The benchmarks of bench/ (see bench/RESULTS.md): quick sizes by default,
@@ -43,6 +43,18 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update && \
 	  $$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
+
+# tests/test_bounces_postfix.py and test_bounces_mailservers.py run a private
+# Postfix (real DSNs) and a private Dovecot (IMAP and POP3) from Debian's
+# packages, each in a temp folder on loopback ports; the packages' own
+# services are never started.
+mailservers:
+	@{ command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ]; } && [ -x /usr/sbin/dovecot ] \
+	  && [ -e /usr/lib/dovecot/imap ] && [ -e /usr/lib/dovecot/pop3 ] || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && \
+	  echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends postfix dovecot-imapd dovecot-pop3d; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .publisher

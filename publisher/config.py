@@ -18,7 +18,6 @@ by the variable that holds them, never stored in the file).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -28,212 +27,44 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from publisher.dates import check_language
 from publisher.errors import ConfigError, toml_error
 from publisher.model import Author, DigestList, SiteInfo
 from publisher.text import DEFAULT_BOILERPLATE
-from publisher.schedules import parse_duration, parse_schedule
+
+# The parsers each setting is read with.
+from publisher.config_values import (
+    FeedSource,
+    _Invalid,
+    _text,
+    _nonempty,
+    _absolute_url,
+    _http_url,
+    _timezone,
+    _language,
+    _author,
+    _bool,
+    _positive_int,
+    _count,
+    _port,
+    _positive_number,
+    _rate,
+    _schedule,
+    _duration,
+    _string_list,
+    _permalink,
+    _feed_sources,
+    _template,
+    _proxies,
+    _address,
+    _bounce_address,
+    _folder_name,
+    _choice,
+    _env_name,
+)
 
 DEFAULT_PERMALINK = "{year}/{month}/{slug}/"
-
-
-# --- parsers: a value as written -> the setting, or _Invalid saying the rule --
-
-
-class _Invalid(ValueError):
-    """A value broke its rule; the message says the rule."""
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"must be a string (got {type(value).__name__} {value!r})")
-    return value
-
-
-def _nonempty(value: Any) -> str:
-    if not _text(value).strip():
-        raise _Invalid("must not be empty")
-    return value.strip()
-
-
-def _absolute_url(value: Any) -> str:
-    parts = urlsplit(_text(value))
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise _Invalid(f"must be an absolute http(s) URL (got {value!r})")
-    return value
-
-
-def _http_url(value: Any) -> str:
-    """An absolute URL of a folder (site, feeds): always ends in a slash."""
-    value = _absolute_url(value)
-    return value if value.endswith("/") else value + "/"
-
-
-def _timezone(value: Any) -> ZoneInfo:
-    try:
-        return ZoneInfo(_nonempty(value))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _Invalid(f"must be an IANA time zone such as 'Europe/London' (got {value!r})") from None
-
-
-def _language(value: Any) -> str:
-    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", _text(value)):
-        raise _Invalid(f"must be a language tag such as 'en' or 'pt-BR' (got {value!r})")
-    try:
-        check_language(value)
-    except ValueError as exc:
-        # Dates would otherwise be shown in English without a word.
-        raise _Invalid(
-            f"must be a language dates can be written in, such as 'en', 'fr', 'de' or 'pt-BR' "
-            f"(got {value!r}: {exc})"
-        ) from None
-    return value
-
-
-def _author(value: Any) -> Author:
-    if not isinstance(value, dict):
-        raise _Invalid('must be a table such as { name = "Editor", email = "editor@example.org" }')
-    unknown = sorted(set(value) - {"name", "email", "url"})
-    if unknown:
-        raise _Invalid(f"unknown keys {', '.join(unknown)} (known: name, email, url)")
-    name = _nonempty(value.get("name", ""))
-    email = value.get("email")
-    if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", _text(email)):
-        raise _Invalid(f"email must be an address such as editor@example.org (got {email!r})")
-    url = value.get("url")
-    return Author(name=name, email=email, url=_http_url(url) if url is not None else None)
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"must be true or false (got {value!r})")
-    return value
-
-
-def _number(kinds: type | tuple[type, ...], bad: Callable[[Any], bool], rule: str) -> Callable[[Any], Any]:
-    """A number of ``kinds`` (never true or false) that is not ``bad``; a float when floats are allowed."""
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, kinds) or bad(value):
-            raise _Invalid(f"must be {rule} (got {value!r})")
-        return value if kinds is int else float(value)
-
-    return convert
-
-
-_positive_int = _number(int, lambda n: n < 1, "a whole number of at least 1")
-_count = _number(int, lambda n: n < 0, "a whole number, 0 or more")
-_port = _number(int, lambda n: not 0 < n < 65536, "a port number from 1 to 65535")
-_positive_number = _number((int, float), lambda n: n <= 0, "a number greater than 0")
-_rate = _number((int, float), lambda n: n < 0, "messages per second, 0 for unlimited")
-
-
-def _as_written(parse: Callable[[str], Any]) -> Callable[[Any], str]:
-    """A value in a grammar of ``publisher.schedules`` (a schedule, a duration), kept as written."""
-
-    def convert(value: Any) -> str:
-        try:
-            parse(_nonempty(value))
-        except ValueError as exc:
-            raise _Invalid(str(exc)) from None
-        return value.strip()
-
-    return convert
-
-
-_schedule = _as_written(parse_schedule)  # "daily at 07:00"
-_duration = _as_written(parse_duration)  # "12 hours"
-
-
-def _string_list(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _Invalid(f"must be a list of strings (got {value!r})")
-    return tuple(value)
-
-
-def _permalink(value: Any) -> str:
-    text = _nonempty(value)
-    try:
-        text.format(year="2024", month="01", day="01", slug="x")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise _Invalid(
-            f"may use only {{year}}, {{month}}, {{day}} and {{slug}} (got {value!r}: {exc})"
-        ) from None
-    if "{slug}" not in text:
-        raise _Invalid(f"must contain {{slug}} so each post has its own URL (got {value!r})")
-    if urlsplit(text).scheme or text.startswith("/"):
-        raise _Invalid(f"must be relative to [site] url (got {value!r})")
-    return text
-
-
-def _feed_sources(value: Any) -> tuple[FeedSource, ...]:
-    if not isinstance(value, list):
-        raise _Invalid('must be an array of tables: [[content.feeds]] url = "https://…/feed.xml"')
-    sources = []
-    for number, table in enumerate(value, 1):
-        where = f"entry {number}"
-        if not isinstance(table, dict):
-            raise _Invalid(f"{where}: must be a table with url or path")
-        unknown = sorted(set(table) - {"url", "path", "name"})
-        if unknown:
-            raise _Invalid(f"{where}: unknown keys {', '.join(unknown)} (known: url, path, name)")
-        if ("url" in table) == ("path" in table):
-            raise _Invalid(f"{where}: needs exactly one of url or path")
-        try:
-            url = _absolute_url(table["url"]) if "url" in table else None
-            path = Path(_nonempty(table["path"])) if "path" in table else None
-            name = _nonempty(table.get("name", url or str(path)))
-        except _Invalid as exc:
-            raise _Invalid(f"{where}: {exc}") from None
-        sources.append(FeedSource(name=name, url=url, path=path))
-    return tuple(sources)
-
-
-def _template(value: Any) -> str:
-    text = _nonempty(value)
-    if "\n" in text:
-        raise _Invalid("must be on one line")
-    return text
-
-
-def _proxies(value: Any) -> tuple[str, ...]:
-    """Addresses or networks (``10.0.0.0/8``) of the reverse proxies in front of ``serve``."""
-    entries = _string_list(value)
-    for entry in entries:
-        try:
-            ipaddress.ip_network(entry.strip(), strict=False)
-        except ValueError:
-            raise _Invalid(
-                f"must be IP addresses or networks such as '127.0.0.1' or '10.0.0.0/8' (got {entry!r})"
-            ) from None
-    return tuple(entry.strip() for entry in entries)
-
-
-def _address(value: Any) -> str:
-    text = _nonempty(value)
-    if "\n" in text or "\r" in text:
-        raise _Invalid("must be on one line")
-    name, addr = parseaddr(text)
-    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", addr):
-        raise _Invalid(f"must be an address such as 'Site <news@example.org>' (got {value!r})")
-    return text
-
-
-def _choice(*options: str) -> Callable[[Any], str]:
-    def convert(value: Any) -> str:
-        if value not in options:
-            raise _Invalid(f"must be one of {', '.join(options)} (got {value!r})")
-        return value
-
-    return convert
-
-
-def _env_name(value: Any) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", _text(value)):
-        raise _Invalid(f"must be the name of an environment variable (got {value!r})")
-    return value
 
 
 # --- declaring settings -------------------------------------------------------
@@ -277,15 +108,6 @@ class SiteSettings:
     language: str = setting(_language, "en", "a BCP 47 tag Babel knows (dates in emails and pages)")
     timezone: ZoneInfo = setting(_timezone, "UTC", "an IANA name; naive dates are read in it")
     author: Author = setting(_author, None, "{ name, email, url }; unset: the site title as name")
-
-
-@dataclass(frozen=True)
-class FeedSource:
-    """An existing feed read as a source of posts: a URL or a local file."""
-
-    name: str
-    url: str | None = None
-    path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -364,6 +186,7 @@ class MailSettings:
     secret_file: Path = setting(_nonempty, ".publisher/secret", "read when that variable is unset", relative=True)
     secret: bytes | None
     unsubscribe_mailto: str | None = setting(_address, None, "a mailto: in List-Unsubscribe")
+    bounce_address: str | None = setting(_bounce_address, None, "VERP: each envelope sender bounces+TOKEN@ it")
     templates: Path = setting(_nonempty, "templates", "templates/email/<name> overrides a default", relative=True)
     dkim: DkimSettings | None = section(DkimSettings, optional=True)
     smtp: SmtpSettings | None = section(SmtpSettings, "read (defaults and all) even with the outbox transport")
@@ -385,6 +208,42 @@ class JobSettings:
     the grammar of ``publisher.schedules``; the scheduler parses them)."""
 
     build: str | None = setting(_schedule, None, "when `publisher run` rebuilds the feeds; unset: never")
+    bounces: str | None = setting(_schedule, None, "when it reads the bounce mailboxes; unset: never")
+
+
+@dataclass(frozen=True)
+class MailboxServerSettings:
+    """``[bounces.imap]`` or ``[bounces.pop3]``: a mailbox on a server."""
+
+    host: str = setting(_nonempty)
+    port: int | None = setting(_port, None, "unset: 993 (IMAP) or 995 (POP3) with tls, 143 or 110 otherwise")
+    user: str = setting(_nonempty)
+    password: str | None  # the value of $password_env
+    password_env: str = setting(_env_name, "PUBLISHER_BOUNCES_PASSWORD", "the variable holding the password")
+    security: str = setting(_choice("tls", "starttls"), "tls", "never clear text")
+    verify_certificates: bool = setting(_bool, True)
+    folder: str = setting(_nonempty, "INBOX", "IMAP: the folder read")
+    timeout: float = setting(_positive_number, 60.0, "seconds")
+
+
+@dataclass(frozen=True)
+class BounceSettings:
+    """``[bounces]``: where bounce mail arrives and what it takes to be bounced."""
+
+    maildir: Path | None = setting(_nonempty, None, "a Maildir the bounce address delivers to", relative=True)
+    mbox: Path | None = setting(_nonempty, None, "an mbox file the bounce address delivers to", relative=True)
+    imap: MailboxServerSettings | None = section(MailboxServerSettings, optional=True)
+    pop3: MailboxServerSettings | None = section(MailboxServerSettings, optional=True)
+    processed: str = setting(_folder_name, "processed", "where read mail goes (Maildir .NAME, IMAP folder, NAME.mbox)")
+    soft_threshold: int = setting(_positive_int, 3, "soft bounces within soft_window that make an address bounced")
+    soft_window: str = setting(_duration, "7 days", "how long a soft bounce counts")
+    max_bytes: int = setting(_positive_int, 10_000_000, "a larger message is set aside unread")
+    ses_topics: tuple[str, ...] = setting(_string_list, [], "SNS topic ARNs /hooks/ses accepts; none: off")
+    mailgun_key: str | None  # the value of $mailgun_key_env
+    mailgun_key_env: str = setting(_env_name, "PUBLISHER_MAILGUN_KEY", "Mailgun's webhook signing key; unset: off")
+    postmark_user: str = setting(_nonempty, "postmark", "the basic-auth user in Postmark's webhook URL")
+    postmark_password: str | None  # the value of $postmark_password_env
+    postmark_password_env: str = setting(_env_name, "PUBLISHER_POSTMARK_PASSWORD", "its password; unset: off")
 
 
 @dataclass(frozen=True)
@@ -425,9 +284,18 @@ class Config:
     feeds: FeedSettings = section(FeedSettings)
     state: StateSettings = section(StateSettings)
     jobs: JobSettings = section(JobSettings)
+    bounces: BounceSettings = section(BounceSettings)
     serve: ServeSettings = section(ServeSettings)
     mail: MailSettings = section(MailSettings)
     lists: dict[str, DigestList] = section(DigestList, named=True)
+
+    @staticmethod
+    def _check(values: dict[str, Any], table: dict[str, Any]) -> list[str]:
+        """Rules across sections, once each is read."""
+        jobs, bounces = values.get("jobs") or {}, values.get("bounces") or {}
+        if jobs.get("bounces") and not any(bounces.get(k) for k in ("maildir", "mbox", "imap", "pop3")):
+            return ["[jobs] bounces: needs a bounce mailbox: [bounces] maildir, mbox, or a [bounces.imap] or [bounces.pop3] table"]
+        return []
 
     def relative(self, path: Path) -> str:
         """``path`` as the user sees it: relative to the config's folder when inside it."""
@@ -561,6 +429,12 @@ def _derive(values: dict[str, Any], root: Path, shown: str) -> None:
             ],
         )
     mail["smtp"]["password"] = os.environ.get(mail["smtp"]["password_env"]) or None
+    bounces = values["bounces"]
+    bounces["mailgun_key"] = os.environ.get(bounces["mailgun_key_env"]) or None
+    bounces["postmark_password"] = os.environ.get(bounces["postmark_password_env"]) or None
+    for server in (bounces["imap"], bounces["pop3"]):
+        if server is not None:
+            server["password"] = os.environ.get(server["password_env"]) or None
 
 
 def _read_secret(env: str, path: Path) -> bytes | None:
@@ -591,6 +465,8 @@ def _make(cls: type, values: dict[str, Any], root: Path) -> Any:
 
 def _under(root: Path, value: Any) -> Any:
     """A path setting's value, absolute: its paths joined to the config's folder."""
+    if value is None:
+        return None
     if isinstance(value, tuple):
         return tuple(_under(root, item) for item in value)
     if isinstance(value, FeedSource):

@@ -317,10 +317,13 @@ def test_problems_in_every_section_are_reported_in_order(tmp_path: Path, monkeyp
         "[feeds]\nitems = 0\n[content]\nfetch_timeout = 0\n[site]\nurl = \"e.org\"\n[extra]\n",
         encoding="utf-8",
     )
-    mail_keys = "from, reply_to, transport, outbox, secret_env, secret_file, unsubscribe_mailto, templates, attempts, backoff, backoff_max"
+    mail_keys = (
+        "from, reply_to, transport, outbox, secret_env, secret_file, unsubscribe_mailto, bounce_address, "
+        "templates, attempts, backoff, backoff_max"
+    )
     list_keys = "title, description, max_posts, full_content, max_bytes, subject, preheader, schedule, catch_up, max_late"
     assert _lines(path) == [
-        "[extra]: unknown section (known: site, content, feeds, state, jobs, serve, mail, lists)",
+        "[extra]: unknown section (known: site, content, feeds, state, jobs, bounces, serve, mail, lists)",
         "[site] title: required, but missing",
         "[site] url: must be an absolute http(s) URL (got 'e.org')",
         "[content] fetch_timeout: must be a number greater than 0 (got 0)",
@@ -411,7 +414,9 @@ def test_every_default(blank_site: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         verify_certificates=True, messages_per_connection=100,
     )
     assert isinstance(mail.smtp.rate, float)
-    assert config.jobs == JobSettings(build=None)
+    assert config.jobs == JobSettings(build=None, bounces=None)
+    assert (config.mail.bounce_address, config.bounces.maildir, config.bounces.imap) == (None, None, None)
+    assert (config.bounces.soft_threshold, config.bounces.soft_window, config.bounces.processed) == (3, "7 days", "processed")
     assert config.serve == ServeSettings(
         host="127.0.0.1", port=8080, subscribe_per_address=3, subscribe_per_ip=20, trusted_proxies=("127.0.0.1", "::1")
     )
@@ -478,15 +483,17 @@ def test_the_readme_reference_lists_every_setting(tmp_path: Path) -> None:
     path.write_text("[zzz]\n", encoding="utf-8")
     (line,) = [line for line in _lines(path) if line.startswith("[zzz]")]
     assert line.split("(known: ", 1)[1].rstrip(")").split(", ") == [
-        "site", "content", "feeds", "state", "jobs", "serve", "mail", "lists"
+        "site", "content", "feeds", "state", "jobs", "bounces", "serve", "mail", "lists"
     ]
-    assert set(reference) == {"site", "content", "feeds", "state", "jobs", "serve", "mail", "lists"}
+    assert set(reference) == {"site", "content", "feeds", "state", "jobs", "bounces", "serve", "mail", "lists"}
     tables = {
         "site": reference["site"], "content": reference["content"], "feeds": reference["feeds"],
         "state": reference["state"], "jobs": reference["jobs"], "serve": reference["serve"],
         "mail": {k: v for k, v in reference["mail"].items() if k not in ("smtp", "dkim")},
         "mail.smtp": reference["mail"]["smtp"], "mail.dkim": reference["mail"]["dkim"],
         "lists.daily": reference["lists"]["daily"],
+        "bounces": {k: v for k, v in reference["bounces"].items() if k != "imap"},
+        "bounces.imap": reference["bounces"]["imap"],
     }
     for section, table in tables.items():
         path.write_text(f"[{section}]\nzzz = 1\n", encoding="utf-8")

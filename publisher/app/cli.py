@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from publisher import __version__
+from publisher.app.cli_bounces import bounces, subscribers_show
 from publisher.app.cli_base import CommandGroup, ctx_config, ctx_now, rejected, report_errors, warn_placeholder_url
 from publisher.app.cli_send import digest, run, send, status
 from publisher.app.cli_subscribers import subscribers
@@ -199,3 +200,5 @@ main.add_command(send)
 main.add_command(status)
 main.add_command(run)
 main.add_command(subscribers)
+main.add_command(bounces)
+subscribers.add_command(subscribers_show)

@@ -245,6 +245,10 @@ def status(ctx: click.Context) -> None:
                 + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("sent", "failed", "skipped", "pending"))
             )
         _show_jobs(config, store, ctx_now(ctx))
+        from publisher.app.cli_bounces import bounce_status_lines
+
+        for line in bounce_status_lines(config, store, ctx_now(ctx)):
+            click.echo(line)
     finally:
         store.close()
 

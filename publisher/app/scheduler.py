@@ -1,6 +1,7 @@
 """The scheduler: ``publisher run`` rebuilds the feeds and sends each digest on time, once.
 
-Jobs come from the config: ``build`` from ``[jobs] build``, and
+Jobs come from the config: ``build`` from ``[jobs] build``, ``bounces`` from
+``[jobs] bounces`` (read the bounce mailboxes), and
 ``digest:NAME`` for each list with a ``schedule``. When a job is due is
 worked out here from ``publisher.schedules`` (local wall time in the site's
 time zone, with ``zoneinfo``) and the last run of each job kept in the state
@@ -77,7 +78,7 @@ TICK_SECONDS = 1
 
 @dataclass(frozen=True)
 class Job:
-    """A scheduled job: ``build``, or ``digest:NAME`` for the list NAME."""
+    """A scheduled job: ``build``, ``bounces``, or ``digest:NAME`` for the list NAME."""
 
     name: str
     schedule: Schedule
@@ -96,6 +97,8 @@ def jobs_of(config: Config) -> list[Job]:
     jobs = []
     if config.jobs.build:
         jobs.append(Job("build", parse_schedule(config.jobs.build)))
+    if config.jobs.bounces:
+        jobs.append(Job("bounces", parse_schedule(config.jobs.bounces)))
     for name, digest_list in config.lists.items():
         if digest_list.schedule:
             jobs.append(
@@ -257,7 +260,9 @@ class Scheduler:
         log.debug("%s: %s (%s): starting", job.context, where, reason)
         self.store.jobs.record(JobRun(job.name, previous_slot, started, None, "running", where))
         try:
-            if job.list_name is None:
+            if job.name == "bounces":
+                message, status = self._bounces(job, started)
+            elif job.list_name is None:
                 message, status = self._build(job, started), "ok"
             else:
                 message, status = self._digest(job, started, new_issue=slot is not None)
@@ -290,6 +295,16 @@ class Scheduler:
             f"built {plural(len(report.site.posts), 'post')}: {len(report.written)} written, "
             f"{len(report.unchanged)} unchanged, {len(report.errors)} rejected"
         )
+
+    def _bounces(self, job: Job, now: datetime) -> tuple[str, str]:
+        """Read the bounce mailboxes (``publisher bounces``); an unreadable mailbox is an error."""
+        from publisher.app.cli_bounces import describe_run
+        from publisher.mail.bounces import read_bounces
+
+        report = read_bounces(self.config, self.store, now=now)
+        for line in report.reported + report.failed_mailboxes:
+            log.warning("%s: %s", job.context, line)
+        return describe_run(report), "error" if report.failed_mailboxes else "ok"
 
     def _digest(self, job: Job, now: datetime, *, new_issue: bool) -> tuple[str, str]:
         """Rebuild, finish the unfinished issue and, for a slot, send a new one.

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from publisher.clock import Clock
 from publisher.config import Config
 from publisher.content import PostCache, load_posts, publish
+from publisher.mail.bounces.verp import envelope_sender
 from publisher.mail.digest import IssueMessages, next_issue
 from publisher.errors import DeliveryError, PublisherError, TransportError
 from publisher.model import DigestList, Issue, RenderedIssue
@@ -195,11 +196,11 @@ class _Worker(threading.Thread):
         transport: Transport,
         build: Callable[[PendingDelivery], tuple[bytes, str]],
         results: queue.Queue,
-        sender: str,
+        sender: Callable[[int, str], str],
     ):
         super().__init__(daemon=True)
         self.transport = transport
-        self.sender = sender
+        self.sender = sender  # the envelope sender of a delivery (id, email): VERP or the From address
         self.build = build
         self.results = results
         self.jobs: queue.Queue[_Job | None] = queue.Queue()
@@ -220,7 +221,7 @@ class _Worker(threading.Thread):
             data, message_id = self.build(job.delivery)
             if self.connection is None:
                 self.connection = self.transport.connect()
-            self.connection.send(self.sender, job.delivery.email, data)
+            self.connection.send(self.sender(job.delivery.id, job.delivery.email), job.delivery.email, data)
         except (DeliveryError, TransportError) as exc:
             return exc, message_id
         except PublisherError as exc:  # this message cannot be built
@@ -302,7 +303,8 @@ def _work_through_pending(
     delayed: list[tuple[float, int, _Job]] = []
     results: queue.Queue = queue.Queue()
     size = max(1, min(transport.connections, report.pending))
-    workers = [_Worker(transport, build, results, config.mail.sender_address) for _ in range(size)]
+    sender = envelope_sender(config.mail.sender_address, config.mail.bounce_address, config.mail.secret)
+    workers = [_Worker(transport, build, results, sender) for _ in range(size)]
     for worker in workers:
         worker.start()
     idle = list(workers)

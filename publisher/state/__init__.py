@@ -11,6 +11,9 @@ __getattr__, __dir__ = exports(
     {
         "StateStore": "store",
         "Database": "database",
+        "BounceEvent": "bounces",
+        "BounceRepository": "bounces",
+        "DeliveryRef": "bounces",
         "BuildRecord": "records",
         "CachedFetch": "records",
         "FeedOutput": "records",
@@ -35,6 +38,9 @@ __getattr__, __dir__ = exports(
 )
 
 __all__ = [
+    "BounceEvent",
+    "BounceRepository",
+    "DeliveryRef",
     "BuildRecord",
     "BuildRepository",
     "CachedFetch",
@@ -60,6 +66,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from publisher.state.bounces import BounceEvent, BounceRepository, DeliveryRef
     from publisher.state.database import Database
     from publisher.state.locks import LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock
     from publisher.state.protocols import (

@@ -150,6 +150,34 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE read_cache ADD COLUMN signature TEXT;
     """,
+    # 10: bounces and complaints. bounce_messages: each bounce message (or
+    # webhook notification) dealt with, by the digest of its bytes (or the
+    # provider's id), so one read twice counts once; bounce_events: what it
+    # said of a subscriber (hard, soft, complaint), with the issue it was about.
+    """
+    CREATE TABLE bounce_messages (
+        key TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        at TEXT NOT NULL
+    );
+    CREATE INDEX bounce_messages_at ON bounce_messages(at);
+    CREATE TABLE bounce_events (
+        id INTEGER PRIMARY KEY,
+        message_key TEXT NOT NULL,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        issue_id INTEGER REFERENCES issues(id),
+        kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint')),
+        status TEXT NOT NULL DEFAULT '',
+        diagnostic TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL,
+        at TEXT NOT NULL,
+        UNIQUE (message_key, subscriber_id)
+    );
+    CREATE INDEX bounce_events_subscriber ON bounce_events(subscriber_id, kind, at);
+    CREATE INDEX deliveries_message_id ON deliveries(message_id);
+    """,
 )
 
 

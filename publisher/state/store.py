@@ -18,6 +18,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from publisher.state.bounces import BounceRepository, SqlBounceRepository
 from publisher.state.database import Database
 from publisher.state.issues import SqlDeliveryRepository, SqlIssueRepository
 from publisher.state.jobs import SqlJobRepository
@@ -42,7 +43,8 @@ class StateStore:
     ``posts``: each post's identity; ``builds``: cached readings, feed
     outputs and build records; ``fetches``: feed sources' last responses;
     ``subscribers``; ``issues`` and their ``deliveries``; ``jobs``: the
-    scheduler's runs; ``web_events``: the web server's rate limits.
+    scheduler's runs; ``web_events``: the web server's rate limits;
+    ``bounces``: bounce messages dealt with and the events they recorded.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class StateStore:
         deliveries: DeliveryRepository,
         jobs: JobRepository,
         web_events: WebEventRepository,
+        bounces: BounceRepository,
     ):
         self.database = database
         self.posts = posts
@@ -67,6 +70,7 @@ class StateStore:
         self.deliveries = deliveries
         self.jobs = jobs
         self.web_events = web_events
+        self.bounces = bounces
 
     @classmethod
     def open(cls, path: Path, readonly: bool = False, *, check: bool = True) -> StateStore:
@@ -89,6 +93,7 @@ class StateStore:
             deliveries=SqlDeliveryRepository(database),
             jobs=SqlJobRepository(database),
             web_events=SqlWebEventRepository(database),
+            bounces=SqlBounceRepository(database),
         )
 
     @property

@@ -21,7 +21,7 @@ from publisher.mail import ConfirmationMailer
 from publisher.resources import default_templates
 from publisher.state import StateStore
 
-from . import archive, csrf, index, leaving, subscribe
+from . import archive, csrf, hooks, index, leaving, subscribe
 from .context import EXTENSION, WebContext, close_store, context, page
 from .feed_files import FeedFiles
 from .headers import CSP, SECURITY_HEADERS
@@ -74,7 +74,7 @@ def create_app(
     app.context_processor(_common)
     app.after_request(_security_headers)
     app.errorhandler(HTTPException)(_http_error)
-    for area in (index, archive, subscribe, leaving):
+    for area in (index, archive, subscribe, leaving, hooks):
         area.register(app)
     index.register_feed_files(app)
     return app
