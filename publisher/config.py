@@ -25,13 +25,15 @@ import tomllib
 from email.utils import parseaddr
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from publisher.dates import check_language
+from publisher.config_values import _absolute_url, _author, _http_url, _Invalid, _language, _nonempty, _text, _timezone
 from publisher.errors import ConfigError, toml_error
+from publisher.keyring import KeyFileError, Retired, parse_key_file
 from publisher.model import Author, DigestList, SiteInfo
 from publisher.text import DEFAULT_BOILERPLATE
 from publisher.schedules import parse_duration, parse_schedule
@@ -40,70 +42,6 @@ DEFAULT_PERMALINK = "{year}/{month}/{slug}/"
 
 
 # --- parsers: a value as written -> the setting, or _Invalid saying the rule --
-
-
-class _Invalid(ValueError):
-    """A value broke its rule; the message says the rule."""
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"must be a string (got {type(value).__name__} {value!r})")
-    return value
-
-
-def _nonempty(value: Any) -> str:
-    if not _text(value).strip():
-        raise _Invalid("must not be empty")
-    return value.strip()
-
-
-def _absolute_url(value: Any) -> str:
-    parts = urlsplit(_text(value))
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise _Invalid(f"must be an absolute http(s) URL (got {value!r})")
-    return value
-
-
-def _http_url(value: Any) -> str:
-    """An absolute URL of a folder (site, feeds): always ends in a slash."""
-    value = _absolute_url(value)
-    return value if value.endswith("/") else value + "/"
-
-
-def _timezone(value: Any) -> ZoneInfo:
-    try:
-        return ZoneInfo(_nonempty(value))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _Invalid(f"must be an IANA time zone such as 'Europe/London' (got {value!r})") from None
-
-
-def _language(value: Any) -> str:
-    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", _text(value)):
-        raise _Invalid(f"must be a language tag such as 'en' or 'pt-BR' (got {value!r})")
-    try:
-        check_language(value)
-    except ValueError as exc:
-        # Dates would otherwise be shown in English without a word.
-        raise _Invalid(
-            f"must be a language dates can be written in, such as 'en', 'fr', 'de' or 'pt-BR' "
-            f"(got {value!r}: {exc})"
-        ) from None
-    return value
-
-
-def _author(value: Any) -> Author:
-    if not isinstance(value, dict):
-        raise _Invalid('must be a table such as { name = "Editor", email = "editor@example.org" }')
-    unknown = sorted(set(value) - {"name", "email", "url"})
-    if unknown:
-        raise _Invalid(f"unknown keys {', '.join(unknown)} (known: name, email, url)")
-    name = _nonempty(value.get("name", ""))
-    email = value.get("email")
-    if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", _text(email)):
-        raise _Invalid(f"email must be an address such as editor@example.org (got {email!r})")
-    url = value.get("url")
-    return Author(name=name, email=email, url=_http_url(url) if url is not None else None)
 
 
 def _bool(value: Any) -> bool:
@@ -336,7 +274,7 @@ class SmtpSettings:
     port: int = setting(_port, 587)
     security: str = setting(_choice("none", "starttls", "tls"), "starttls")
     username: str | None = setting(_nonempty, None, "unset: no login")
-    password: str | None  # the value of $password_env
+    password: str | None = field(repr=False)  # the value of $password_env
     password_env: str = setting(_env_name, "PUBLISHER_SMTP_PASSWORD", "the variable holding the password")
     connections: int = setting(_positive_int, 4, "the pool")
     rate: float = setting(_rate, 0, "messages per second across the pool; 0 = unlimited")
@@ -361,7 +299,10 @@ class MailSettings:
     outbox: Path = setting(_nonempty, "outbox", "the outbox transport's Maildir folder", relative=True)
     secret_env: str = setting(_env_name, "PUBLISHER_SECRET", "the variable holding the signing secret")
     secret_file: Path = setting(_nonempty, ".publisher/secret", "read when that variable is unset", relative=True)
-    secret: bytes | None
+    secret: bytes | None = field(repr=False)
+    previous_secrets: tuple[tuple[bytes, datetime], ...] = field(repr=False)  # retired, from secret_file
+    secret_grace: str = setting(_duration, "180 days", "how long links signed with a retired secret still work")
+    welcome: bool = setting(_bool, True, "email new subscribers once they confirm (templates email/welcome.*)")
     unsubscribe_mailto: str | None = setting(_address, None, "a mailto: in List-Unsubscribe")
     templates: Path = setting(_nonempty, "templates", "templates/email/<name> overrides a default", relative=True)
     dkim: DkimSettings | None = section(DkimSettings, optional=True)
@@ -395,6 +336,13 @@ class ServeSettings:
     subscribe_per_address: int = setting(_positive_int, 3, "confirmation emails per address per day")
     subscribe_per_ip: int = setting(_positive_int, 20, "subscribe attempts per IP per hour")
     trusted_proxies: tuple[str, ...] = setting(_proxies, ["127.0.0.1", "::1"], "whose X-Forwarded-For is believed")
+    connection_limit: int = setting(_positive_int, 1000, "open connections; more wait in the kernel's queue")
+    read_timeout: int = setting(_positive_int, 10, "seconds a connection may send nothing mid-request or idle")
+    request_timeout: int = setting(_positive_int, 30, "seconds to receive a whole request, however it trickles")
+    ipv6_prefix: int = setting(_number(int, lambda n: not 8 <= n <= 128, "8 to 128"), 64, "IPv6 limits per network")
+    mail_queue: int = setting(_positive_int, 1000, "subscribe requests waiting for the mailer; more are shed")
+    confirm_expiry: str = setting(_duration, "2 days", "confirm links expire; unconfirmed addresses are purged")
+    store_wait: float = setting(_positive_number, 2.0, "seconds a request waits for a busy store before a 503")
 
 
 # A list's settings are publisher.model.DigestList's fields, defaults and all;
@@ -550,8 +498,11 @@ def _derive(values: dict[str, Any], root: Path, shown: str) -> None:
         host = urlsplit(site["url"]).hostname or "localhost"
         mail["sender"] = f"{site['title']} <{site['author'].email or 'news@' + host}>"
     mail["sender_address"] = parseaddr(mail["sender"])[1]
-    mail["secret"] = secret = _read_secret(mail["secret_env"], root / mail["secret_file"])
-    if secret is not None and len(secret) < 16:
+    try:
+        mail["secret"], mail["previous_secrets"] = _read_secret(mail["secret_env"], root / mail["secret_file"])
+    except KeyFileError as exc:
+        raise ConfigError(f"{shown}", [f"[mail] secret_file: {mail['secret_file']}: {exc}"]) from None
+    if mail["secret"] is not None and len(mail["secret"]) < 16:
         raise ConfigError(
             shown,
             [
@@ -562,15 +513,14 @@ def _derive(values: dict[str, Any], root: Path, shown: str) -> None:
     mail["smtp"]["password"] = os.environ.get(mail["smtp"]["password_env"]) or None
 
 
-def _read_secret(env: str, path: Path) -> bytes | None:
-    value = os.environ.get(env)
-    if value:
-        return value.encode("utf-8")
+def _read_secret(env: str, path: Path) -> tuple[bytes | None, tuple[Retired, ...]]:
+    """The current secret ($env, else the key file's first line) and the retired ones of the key file."""
     try:
-        data = path.read_bytes().strip()
+        current, retired = parse_key_file(path.read_bytes())
     except OSError:
-        return None
-    return data or None
+        current, retired = None, ()
+    value = os.environ.get(env)
+    return (value.encode("utf-8") if value else current), retired
 
 
 def _make(cls: type, values: dict[str, Any], root: Path) -> Any:
