@@ -413,8 +413,11 @@ def test_every_default(blank_site: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert isinstance(mail.smtp.rate, float)
     assert config.jobs == JobSettings(build=None)
     assert config.serve == ServeSettings(
-        host="127.0.0.1", port=8080, subscribe_per_address=3, subscribe_per_ip=20, trusted_proxies=("127.0.0.1", "::1")
+        host="127.0.0.1", port=8080, subscribe_per_address=3, subscribe_per_ip=20, trusted_proxies=("127.0.0.1", "::1"),
+        connection_limit=1000, read_timeout=10, request_timeout=30, ipv6_prefix=64, mail_queue=1000,
+        confirm_expiry="2 days", store_wait=2.0,
     )
+    assert (mail.previous_secrets, mail.secret_grace, mail.welcome) == ((), "180 days", True)
     assert config.lists == {}
 
 
