@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from publisher.clock import Clock
 from publisher.config import Config
+from publisher.text import mask_email
 from publisher.content import PostCache, load_posts, publish
 from publisher.mail.digest import IssueMessages, next_issue
 from publisher.errors import DeliveryError, PublisherError, TransportError
@@ -393,13 +394,13 @@ def _settle(
                 report.failures.append(f"{delivery.email}: {error}")
             if error.code in HARD_BOUNCES and set_subscriber_status(store.subscribers, delivery.email, "bounced", now=now):
                 report.suppressed += 1
-        log.warning("delivery to %s failed: %s", delivery.email, error)
+        log.warning("delivery to %s failed: %s", mask_email(delivery.email), error)
         return
     with store.transaction():
         store.deliveries.note_attempt(delivery.id, attempts=attempts, code=error.code, error=str(error), now=now)
     tries = job.tries + 1
     if tries >= config.mail.attempts or report.stopped is not None:
-        log.warning("delivery to %s left pending after %d tries: %s", delivery.email, attempts, error)
+        log.warning("delivery to %s left pending after %d tries: %s", mask_email(delivery.email), attempts, error)
         return
     report.retries += 1
     wait = backoff_delay(tries, base=config.mail.backoff, cap=config.mail.backoff_max, rng=rng)

@@ -13,9 +13,12 @@ wires them together.
     subscriber, created = add_by_owner(store.subscribers, "ann@example.org", "Ann", ["daily"], source="cli", now=now)
 
 Addresses: the domain is lower-cased and IDNA-encoded (``bücher.example``
-becomes ``xn--bcher-kva.example``); the local part is kept as written, so
-``Someone@example.com`` and ``someone@example.com`` are two subscribers, as
-RFC 5321 says they are two mailboxes. Addresses that need SMTPUTF8 (a
+becomes ``xn--bcher-kva.example``); the local part is kept as written and
+mail goes to it as written, but ``Someone@example.com`` and
+``someone@example.com`` are one subscriber: RFC 5321 lets a server tell
+them apart, yet every mailbox provider delivers both to one mailbox, so
+identity, rate limits and dedupe ignore case (the state store finds a
+subscriber by the address in lower case). Addresses that need SMTPUTF8 (a
 non-ASCII local part) are refused: not every server on the way accepts them.
 """
 
@@ -33,6 +36,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from publisher.errors import PublisherError
 from publisher.model import SUBSCRIBER_STATUSES, Subscriber
+from publisher.text import mask_email
 
 if TYPE_CHECKING:
     from publisher.mail.subscriber_csv import ImportRow
@@ -192,7 +196,7 @@ def add_subscriber(
             joined = () if status == "unsubscribed" else lists
             added = subscribers.insert(email, name, status, joined, source=source, created=created or now, now=now)
             shown = ", ".join(lists) or "no list"
-            changes_log.info("subscriber %s: added %s (%s) to %s", added.id, email, status, shown)
+            changes_log.info("subscriber %s: added %s (%s) to %s", added.id, mask_email(email), status, shown)
             return added, True
         new_status, joining = _status_after_adding(found.status, status, reactivate)
         if found.status in SUPPRESSED and new_status == found.status and not joining:
@@ -283,7 +287,7 @@ def set_subscriber_status(subscribers: SubscriberRepository, email: str, status:
             return False
         subscribers.set_status(found.id, status)
         subscribers.touch(found.id, now)
-    changes_log.info("subscriber %s: status %s", email, status)
+    changes_log.info("subscriber %s: status %s", mask_email(email), status)
     return True
 
 
@@ -363,7 +367,7 @@ def import_subscribers(store: StateStore, rows: Sequence[ImportRow], *, source: 
                 created=row.created,
                 reactivate=REACTIVATED_BY_IMPORT,
             )
-            if row.email in seen:
+            if row.email.lower() in seen:
                 # A second row for the same address adds its lists, and is
                 # counted on its own.
                 duplicates += 1
@@ -376,7 +380,7 @@ def import_subscribers(store: StateStore, rows: Sequence[ImportRow], *, source: 
                 unchanged += 1
                 if row.status not in SUPPRESSED and after.status in SUPPRESSED:
                     not_resubscribed += 1
-            seen.add(row.email)
+            seen.add(row.email.lower())
     log.info(
         "import %s: %d added, %d updated, %d unchanged (%d not resubscribed), %d duplicate rows, "
         "%d rows marked unsubscribed or bounced in the file",

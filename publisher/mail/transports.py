@@ -39,6 +39,7 @@ from typing import Protocol, runtime_checkable
 from publisher.config import SmtpSettings
 from publisher.errors import DeliveryError, TransportError
 from publisher.files import fsync_folder
+from publisher.text import mask_email
 
 log = logging.getLogger("publisher.transports")
 
@@ -135,7 +136,7 @@ class OutboxConnection:
             path = self._deliver(message)
         except OSError as exc:
             raise TransportError(f"outbox {self.folder}: cannot write a message: {exc.strerror or exc}") from exc
-        log.debug("outbox: message to %s written to %s", recipient, path)
+        log.debug("outbox: message to %s written to %s", mask_email(recipient), path)
 
     def _deliver(self, message: bytes) -> Path:
         while True:

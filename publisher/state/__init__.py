@@ -11,6 +11,7 @@ __getattr__, __dir__ = exports(
     {
         "StateStore": "store",
         "Database": "database",
+        "is_busy": "database",
         "BuildRecord": "records",
         "CachedFetch": "records",
         "FeedOutput": "records",
@@ -57,10 +58,11 @@ __all__ = [
     "StateStore",
     "SubscriberRepository",
     "WebEventRepository",
+    "is_busy",
 ]
 
 if TYPE_CHECKING:
-    from publisher.state.database import Database
+    from publisher.state.database import Database, is_busy
     from publisher.state.locks import LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock
     from publisher.state.protocols import (
         BuildRepository,

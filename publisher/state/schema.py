@@ -150,6 +150,29 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE read_cache ADD COLUMN signature TEXT;
     """,
+    # 10: the public web surface hardened. confirmations: each pending
+    # subscribe request, found by the hash of its random token, carrying the
+    # name asked for until the owner confirms; it expires. An address is one
+    # mailbox whatever the case of its letters (subscribers_mailbox).
+    # web_events are pruned by time (web_events_at). welcomed: when the
+    # welcome email went out, so it goes once.
+    """
+    CREATE TABLE confirmations (
+        id INTEGER PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        mailbox TEXT NOT NULL,
+        email TEXT NOT NULL,
+        lists TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL
+    );
+    CREATE INDEX confirmations_mailbox ON confirmations(mailbox);
+    CREATE INDEX confirmations_expires ON confirmations(expires);
+    CREATE INDEX web_events_at ON web_events(at);
+    CREATE INDEX subscribers_mailbox ON subscribers(lower(email));
+    ALTER TABLE subscribers ADD COLUMN welcomed TEXT;
+    """,
 )
 
 

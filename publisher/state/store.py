@@ -18,12 +18,14 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from publisher.state.confirmations import SqlConfirmationRepository
 from publisher.state.database import Database
 from publisher.state.issues import SqlDeliveryRepository, SqlIssueRepository
 from publisher.state.jobs import SqlJobRepository
 from publisher.state.posts import SqlBuildRepository, SqlFetchRepository, SqlPostRepository
 from publisher.state.protocols import (
     BuildRepository,
+    ConfirmationRepository,
     DeliveryRepository,
     FetchRepository,
     IssueRepository,
@@ -42,7 +44,8 @@ class StateStore:
     ``posts``: each post's identity; ``builds``: cached readings, feed
     outputs and build records; ``fetches``: feed sources' last responses;
     ``subscribers``; ``issues`` and their ``deliveries``; ``jobs``: the
-    scheduler's runs; ``web_events``: the web server's rate limits.
+    scheduler's runs; ``web_events``: the web server's rate limits;
+    ``confirmations``: pending subscribe requests.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class StateStore:
         deliveries: DeliveryRepository,
         jobs: JobRepository,
         web_events: WebEventRepository,
+        confirmations: ConfirmationRepository,
     ):
         self.database = database
         self.posts = posts
@@ -67,14 +71,15 @@ class StateStore:
         self.deliveries = deliveries
         self.jobs = jobs
         self.web_events = web_events
+        self.confirmations = confirmations
 
     @classmethod
-    def open(cls, path: Path, readonly: bool = False, *, check: bool = True) -> StateStore:
+    def open(cls, path: Path, readonly: bool = False, *, check: bool = True, wait: float = 10.0) -> StateStore:
         """Open (creating when writable) the SQLite store at ``path``; see ``Database.open``.
 
         A read-only store of a file that does not exist yet is empty.
         """
-        return cls.on(Database.open(path, readonly=readonly, check=check))
+        return cls.on(Database.open(path, readonly=readonly, check=check, wait=wait))
 
     @classmethod
     def on(cls, database: Database) -> StateStore:
@@ -89,6 +94,7 @@ class StateStore:
             deliveries=SqlDeliveryRepository(database),
             jobs=SqlJobRepository(database),
             web_events=SqlWebEventRepository(database),
+            confirmations=SqlConfirmationRepository(database),
         )
 
     @property
