@@ -310,35 +310,30 @@ def add_by_owner(
     )
 
 
-def request_from_form(
-    subscribers: SubscriberRepository, email: str, name: str, *, now: datetime
-) -> tuple[Subscriber, bool]:
+def request_from_form(subscribers: SubscriberRepository, email: str, *, now: datetime) -> tuple[Subscriber, bool]:
     """A subscribe request from the web form: a new address is added as
-    pending, on no list yet (it joins the lists when it confirms). A known
-    address keeps its status and its name."""
-    with subscribers.change():
-        known = subscribers.find(email) is not None
-        return add_subscriber(
-            subscribers,
-            email,
-            "" if known else name,
-            (),
-            source="web",
-            now=now,
-            status="pending",
-            reactivate=REACTIVATED_BY_FORM,
-        )
+    pending, with no name and on no list yet (it joins the lists, and takes
+    the name its owner confirms, when it confirms). A known address is left
+    as it is: a form anyone can fill in changes nothing about someone else."""
+    return add_subscriber(
+        subscribers, email, "", (), source="web", now=now, status="pending", reactivate=REACTIVATED_BY_FORM
+    )
 
 
 def confirm_from_link(
-    subscribers: SubscriberRepository, email: str, lists: Iterable[str], *, now: datetime
+    subscribers: SubscriberRepository, email: str, lists: Iterable[str], *, now: datetime, name: str | None = None
 ) -> Subscriber:
     """A confirmation link followed: the address becomes active and joins
     ``lists``, rejoining any it had left; one that bounced or complained
-    since stays so."""
-    subscriber, _ = add_subscriber(
-        subscribers, email, "", lists, source="web", now=now, status="active", reactivate=REACTIVATED_BY_CONFIRMATION
-    )
+    since stays so. ``name``, when given, is the name its owner confirmed."""
+    with subscribers.change():
+        subscriber, _ = add_subscriber(
+            subscribers, email, "", lists, source="web", now=now, status="active", reactivate=REACTIVATED_BY_CONFIRMATION
+        )
+        if name is not None and subscriber.status == "active" and name != subscriber.name:
+            subscribers.set_name(subscriber.id, name)
+            subscribers.touch(subscriber.id, now)
+            subscriber = _reloaded(subscribers, subscriber.email)
     return subscriber
 
 

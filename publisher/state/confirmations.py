@@ -4,7 +4,8 @@ stored: a copy of the database confirms nobody.
 
 A request carries the name typed into the form; nothing of it touches the
 subscriber until the owner confirms (``publisher.mail.optin``). Confirming
-consumes the request, so each link works once; an expired one never does.
+marks the request confirmed, so a link acts once (a second click only finds
+it done); an expired one never does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 
 from publisher.state.database import Database
 from publisher.state.records import PendingConfirmation
-from publisher.state.schema import from_iso, iso
+from publisher.state.schema import from_iso, from_optional_iso, iso
 
 
 def mailbox(email: str) -> str:
@@ -40,17 +41,25 @@ class SqlConfirmationRepository:
     def find(self, token_hash: str, *, now: datetime) -> PendingConfirmation | None:
         """The request whose token hashes to ``token_hash``, if it has not expired."""
         row = self._db.query_one(
-            "SELECT id, email, lists, name, created, expires FROM confirmations WHERE token_hash = ? AND expires > ?",
+            """SELECT id, email, lists, name, created, expires, confirmed FROM confirmations
+                WHERE token_hash = ? AND expires > ?""",
             (token_hash, iso(now)),
         )
         if row is None:
             return None
-        return PendingConfirmation(row[0], row[1], tuple(row[2].split()), row[3], from_iso(row[4]), from_iso(row[5]))
+        return PendingConfirmation(
+            row[0], row[1], tuple(row[2].split()), row[3], from_iso(row[4]), from_iso(row[5]), from_optional_iso(row[6])
+        )
 
-    def consume(self, confirmation_id: int) -> bool:
-        """Remove the request as it is confirmed; False if it was already gone (confirmed twice at once)."""
+    def consume(self, confirmation_id: int, now: datetime) -> bool:
+        """Mark the request confirmed; False if it already was (confirmed twice at once)."""
         with self._db.change("confirm a subscribe request"):
-            return self._db.execute("DELETE FROM confirmations WHERE id = ?", (confirmation_id,)) == 1
+            return (
+                self._db.execute(
+                    "UPDATE confirmations SET confirmed = ? WHERE id = ? AND confirmed IS NULL", (iso(now), confirmation_id)
+                )
+                == 1
+            )
 
     def withdraw(self, email: str) -> int:
         """Void every request for the mailbox of ``email``; how many."""

@@ -104,3 +104,4 @@ class PendingConfirmation:
     name: str
     created: datetime
     expires: datetime
+    confirmed: datetime | None  # when its owner confirmed it (a second click changes nothing)

@@ -150,9 +150,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE read_cache ADD COLUMN signature TEXT;
     """,
-    # 10: the public web surface hardened. confirmations: each pending
-    # subscribe request, found by the hash of its random token, carrying the
-    # name asked for until the owner confirms; it expires. An address is one
+    # 10: the public web surface hardened. confirmations: each subscribe
+    # request, found by the hash of its random token, carrying the name
+    # asked for until the owner confirms (then ``confirmed``); it expires. An address is one
     # mailbox whatever the case of its letters (subscribers_mailbox).
     # web_events are pruned by time (web_events_at). welcomed: when the
     # welcome email went out, so it goes once.
@@ -165,7 +165,8 @@ MIGRATIONS: tuple[str, ...] = (
         lists TEXT NOT NULL,
         name TEXT NOT NULL DEFAULT '',
         created TEXT NOT NULL,
-        expires TEXT NOT NULL
+        expires TEXT NOT NULL,
+        confirmed TEXT
     );
     CREATE INDEX confirmations_mailbox ON confirmations(mailbox);
     CREATE INDEX confirmations_expires ON confirmations(expires);

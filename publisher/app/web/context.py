@@ -17,7 +17,8 @@ from typing import Any
 from flask import Response, current_app, g, render_template
 
 from publisher.config import Config
-from publisher.mail import ConfirmationMailer, TokenClaims, verify_token
+from publisher.mail import ConfirmationMailer, TokenClaims, UnsubscribeJournal, verify_token_ring
+from publisher.schedules import parse_duration
 from publisher.state import StateStore
 
 EXTENSION = "publisher.web"
@@ -35,6 +36,7 @@ class WebContext:
     trusted: tuple[ipaddress._BaseNetwork, ...]  # [serve] trusted_proxies
     csrf_cookie: str
     mailer: ConfirmationMailer
+    journal: UnsubscribeJournal  # one-click unsubscribes kept while the store is busy
     templates: Path  # the default web templates
     site_templates: Path  # the site's own, which win
 
@@ -46,7 +48,8 @@ def context() -> WebContext:
 def store() -> StateStore:
     """The state store of this request, opened on first use (closed by ``close_store``)."""
     if "store" not in g:
-        g.store = StateStore.open(context().config.state.path, check=False)
+        config = context().config
+        g.store = StateStore.open(config.state.path, check=False, wait=config.serve.store_wait)
     return g.store
 
 
@@ -61,7 +64,11 @@ def page(template: str, **values: Any) -> str:
 
 
 def claims(token: str, purpose: str) -> TokenClaims | None:
-    return verify_token(context().secret, token, purpose)
+    """What a signed link vouches for, under the current secret or a retired one still in its grace period."""
+    site = context()
+    mail = site.config.mail
+    grace = parse_duration(mail.secret_grace)
+    return verify_token_ring(site.secret, token, purpose, retired=mail.previous_secrets, grace=grace, now=site.now())
 
 
 def invalid_link() -> Response:

@@ -1,11 +1,15 @@
 """Leaving: ``/unsubscribe/<token>`` (RFC 8058 one-click on POST) and
-``/preferences/<token>``; a GET only shows a page with a button."""
+``/preferences/<token>``; a GET only shows a page with a button. A one-click
+unsubscribe is never lost: while another process holds the state store's
+write lock it goes to the journal (``publisher.mail.unsubscribe_journal``)
+and is answered 200 all the same."""
 
 from __future__ import annotations
 
 from flask import Flask, request, url_for
 
 from publisher.mail import remove_subscriber, sign_token
+from publisher.state import is_busy
 
 from .context import claims, context, invalid_link, list_title, page, store, token_page
 from .csrf import require_csrf
@@ -36,7 +40,17 @@ def unsubscribe(token: str):
     # the URL is the authority.
     if request.form.get("List-Unsubscribe") != "One-Click":
         return invalid_link()
-    after = remove_subscriber(db.subscribers, found.subscriber, found.list_name, now=context().now())
+    try:
+        with db.transaction():
+            after = remove_subscriber(db.subscribers, found.subscriber, found.list_name, now=context().now())
+            db.confirmations.withdraw(found.subscriber)
+    except Exception as exc:
+        if not is_busy(exc):
+            raise
+        # Another process holds the write lock; the sender will not ask
+        # twice: keep the unsubscribe in the journal, applied when it frees.
+        context().journal.record(found.subscriber, found.list_name, now=context().now())
+        after = True
     if after is None:
         return invalid_link()
     return token_page(

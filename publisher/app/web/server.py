@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 
 from flask import Flask
 
 from publisher.errors import PublisherError
+from publisher.state import StateStore, is_busy
 
 from .app import MAX_REQUEST_BYTES
+from .ratelimit import EVENT_RETENTION
 
 log = logging.getLogger("publisher.web")
 
@@ -64,10 +67,9 @@ def serve(app: Flask, *, host: str, port: int, on_ready: Callable[[str], None], 
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
-    housekeeping = app.extensions.get("publisher.housekeeping")
+    upkeep = Upkeep(app.extensions["publisher.web"])
     try:
-        if housekeeping is not None:
-            housekeeping.start()
+        upkeep.start()
         shown_host = f"[{host}]" if ":" in host else host
         on_ready(f"http://{shown_host}:{server.effective_port}/")
         server.run()
@@ -76,8 +78,7 @@ def serve(app: Flask, *, host: str, port: int, on_ready: Callable[[str], None], 
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.close()
-        if housekeeping is not None:
-            housekeeping.stop()
+        upkeep.stop()
         mailer = app.extensions.get("publisher.mailer")
         if mailer is not None:
             mailer.close()
@@ -144,3 +145,59 @@ def _raise_open_file_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     if target < wanted:
         log.warning("only %d open files allowed; [serve] connection_limit is %d", target, wanted - 64)
+
+
+class Upkeep(threading.Thread):
+    """The server's chores, off every request's path: apply the unsubscribe
+    journal as soon as the state store is free (checked every second), and
+    every ``PRUNE_EVERY`` seconds drop rate-limit events older than any
+    window and subscribe requests past ``[serve] confirm_expiry`` (with the
+    pending addresses that never confirmed)."""
+
+    PRUNE_EVERY = 600
+
+    def __init__(self, site):
+        super().__init__(name="serve-upkeep", daemon=True)
+        self.site = site
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        next_prune = 0.0
+        while True:
+            if self.site.journal.pending():
+                self._chore(lambda store: self.site.journal.apply(store, now=self.site.now()))
+            if time.monotonic() >= next_prune and self._chore(self._prune):
+                next_prune = time.monotonic() + self.PRUNE_EVERY
+            if self.halt.wait(1.0):
+                break
+        if self.site.journal.pending():
+            self._chore(lambda store: self.site.journal.apply(store, now=self.site.now()))
+
+    def stop(self) -> None:
+        self.halt.set()
+        if self.is_alive():
+            self.join(30)
+
+    def _prune(self, store: StateStore) -> None:
+        now = self.site.now()
+        events = store.web_events.forget(now - EVENT_RETENTION)
+        purged = store.confirmations.purge(now)
+        if events or purged:
+            log.info("upkeep: %d old rate-limit events dropped, %d unconfirmed addresses purged", events, purged)
+
+    def _chore(self, chore) -> bool:
+        """Run ``chore`` on a store of its own; False if the store was busy or failed."""
+        try:
+            store = StateStore.open(self.site.config.state.path, check=False, wait=1.0)
+        except PublisherError as exc:
+            log.error("upkeep: %s", exc)
+            return False
+        try:
+            chore(store)
+            return True
+        except Exception as exc:  # the thread must outlive any one failure
+            if not is_busy(exc):
+                log.exception("upkeep failed")
+            return False
+        finally:
+            store.close()
