@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import itertools
+import os
 import re
 import signal
 import sqlite3
@@ -195,6 +196,9 @@ def test_the_autodiscovered_feed_urls_are_served(web: Web) -> None:
 
 def test_etag_and_last_modified_give_304(web: Web) -> None:
     client = Client(web.server.port)
+    # Written two days ago, so that a later date can be in the past.
+    two_days_ago = datetime.now(timezone.utc).timestamp() - 2 * 86400
+    os.utime(web.feeds / "rss.xml", (two_days_ago, two_days_ago))
     first = client.get("/feeds/rss.xml")
     etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
     assert re.fullmatch(r'"[0-9a-f-]+"', etag), "a strong ETag"
@@ -215,6 +219,9 @@ def test_etag_and_last_modified_give_304(web: Web) -> None:
     earlier = format_datetime(datetime.fromtimestamp(int(mtime) - 3600, timezone.utc), usegmt=True)
     changed = client.get("/feeds/rss.xml", {"If-Modified-Since": earlier})
     assert changed.status == 200 and changed.body == (web.feeds / "rss.xml").read_bytes()
+    # A date in the future is not a valid date (RFC 9110 13.1.3): ignored.
+    future = format_datetime(datetime.fromtimestamp(int(mtime) + 3 * 86400, timezone.utc), usegmt=True)
+    assert client.get("/feeds/rss.xml", {"If-Modified-Since": future}).status == 200
     # If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
     assert client.get("/feeds/rss.xml", {"If-None-Match": '"other"', "If-Modified-Since": later}).status == 200
 

@@ -12,6 +12,7 @@ __getattr__, __dir__ = exports(
         "StateStore": "store",
         "Database": "database",
         "is_busy": "database",
+        "StoreBusy": "database",
         "BuildRecord": "records",
         "CachedFetch": "records",
         "FeedOutput": "records",
@@ -56,13 +57,14 @@ __all__ = [
     "SchedulerLocked",
     "SendLock",
     "StateStore",
+    "StoreBusy",
     "SubscriberRepository",
     "WebEventRepository",
     "is_busy",
 ]
 
 if TYPE_CHECKING:
-    from publisher.state.database import Database, is_busy
+    from publisher.state.database import Database, StoreBusy, is_busy
     from publisher.state.locks import LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock
     from publisher.state.protocols import (
         BuildRepository,

@@ -222,10 +222,15 @@ class Database:
         self._connection.close()
 
 
+class StoreBusy(StateError):
+    """The store cannot be used now (too many requests are waiting on it already)."""
+
+
 def is_busy(exc: BaseException) -> bool:
-    """Did ``exc`` come from another process holding the write lock longer than the wait?"""
+    """Did ``exc`` come from another process holding the write lock longer
+    than the wait (or from ``StoreBusy``)?"""
     while exc is not None:
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        if isinstance(exc, StoreBusy) or (isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)):
             return True
         exc = exc.__cause__  # a StateError raised from it
     return False

@@ -4,6 +4,7 @@ module per area and ``FeedFiles`` in front."""
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -22,7 +23,7 @@ from publisher.resources import default_templates
 from publisher.state import StateStore
 
 from . import archive, csrf, index, leaving, subscribe
-from .context import EXTENSION, WebContext, close_store, context, page
+from .context import EXTENSION, STORE_THREADS, WebContext, close_store, context, page
 from .feed_files import FeedFiles
 from .headers import CSP, SECURITY_HEADERS, PublicHost
 from .ratelimit import store_busy
@@ -60,6 +61,7 @@ def create_app(
         csrf_cookie="__Host-publisher_csrf" if https and not prefix else "publisher_csrf",
         mailer=ConfirmationMailer(config, transport or make_transport(config)),
         journal=UnsubscribeJournal(config.state.path),
+        store_slots=threading.BoundedSemaphore(STORE_THREADS),
         templates=default_templates() / "web",
         site_templates=config.mail.templates / "web",
     )

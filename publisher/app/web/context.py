@@ -8,6 +8,7 @@ reach it through ``context()`` while a request is handled.
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,9 +20,11 @@ from flask import Response, current_app, g, render_template
 from publisher.config import Config
 from publisher.mail import ConfirmationMailer, TokenClaims, UnsubscribeJournal, verify_token_ring
 from publisher.schedules import parse_duration
-from publisher.state import StateStore
+from publisher.state import StateStore, StoreBusy
 
 EXTENSION = "publisher.web"
+SERVE_THREADS = 8  # waitress's threads
+STORE_THREADS = SERVE_THREADS - 2  # how many of them may use the state store at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,7 @@ class WebContext:
     csrf_cookie: str
     mailer: ConfirmationMailer
     journal: UnsubscribeJournal  # one-click unsubscribes kept while the store is busy
+    store_slots: threading.BoundedSemaphore  # STORE_THREADS of them
     templates: Path  # the default web templates
     site_templates: Path  # the site's own, which win
 
@@ -46,10 +50,18 @@ def context() -> WebContext:
 
 
 def store() -> StateStore:
-    """The state store of this request, opened on first use (closed by ``close_store``)."""
+    """The state store of this request, opened on first use (closed by ``close_store``).
+
+    At most ``STORE_THREADS`` requests use it at once: while another
+    process holds its write lock, the others are answered 503 at once
+    instead of waiting too, so threads stay free for feeds and pages.
+    """
     if "store" not in g:
-        config = context().config
-        g.store = StateStore.open(config.state.path, check=False, wait=config.serve.store_wait)
+        site = context()
+        if not site.store_slots.acquire(blocking=False):
+            raise StoreBusy(f"{site.config.state.path}: {STORE_THREADS} requests are waiting on the store already")
+        g.store_slot = True
+        g.store = StateStore.open(site.config.state.path, check=False, wait=site.config.serve.store_wait)
     return g.store
 
 
@@ -57,6 +69,8 @@ def close_store(_exc: BaseException | None) -> None:
     opened = g.pop("store", None)
     if opened is not None:
         opened.close()
+    if g.pop("store_slot", False):
+        context().store_slots.release()
 
 
 def page(template: str, **values: Any) -> str:

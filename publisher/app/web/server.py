@@ -28,6 +28,7 @@ from publisher.errors import PublisherError
 from publisher.state import StateStore, is_busy
 
 from .app import MAX_REQUEST_BYTES
+from .context import SERVE_THREADS
 from .ratelimit import EVENT_RETENTION
 
 log = logging.getLogger("publisher.web")
@@ -37,7 +38,7 @@ class ServeError(PublisherError):
     """The server cannot start (the address is in use, the port needs privileges)."""
 
 
-def serve(app: Flask, *, host: str, port: int, on_ready: Callable[[str], None], threads: int = 8) -> None:
+def serve(app: Flask, *, host: str, port: int, on_ready: Callable[[str], None], threads: int = SERVE_THREADS) -> None:
     """Run ``app`` under waitress until Ctrl-C or SIGTERM; queued
     confirmation emails are sent before it returns.
 
