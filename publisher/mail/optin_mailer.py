@@ -43,6 +43,7 @@ log = logging.getLogger("publisher.optin")
 # A busy state store (another process writing) is tried again this many
 # times, waiting twice as long each time, before the request is dropped.
 _TRIES = 6
+_EMAIL = {"subscribe": "confirmation", "welcome": "welcome"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class ConfirmationMailer:
                     if connection is None:
                         connection = self.transport.connect()
                     connection.send(self.sender, recipient, message)
-                    log.info("%s email to %s handed to the %s transport", job.kind, mask_email(recipient), self.transport.name)
+                    log.info("%s email to %s handed to the %s transport", _EMAIL[job.kind], mask_email(recipient), self.transport.name)
             except TransportError as exc:
                 log.error("%s email not sent: %s", job.kind, exc)
                 connection = self._drop(connection)

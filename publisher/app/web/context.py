@@ -49,8 +49,10 @@ def context() -> WebContext:
     return current_app.extensions[EXTENSION]
 
 
-def store() -> StateStore:
-    """The state store of this request, opened on first use (closed by ``close_store``).
+def store(wait: float | None = None) -> StateStore:
+    """The state store of this request, opened on first use (closed by
+    ``close_store``); ``wait``: seconds to wait for another process's write
+    lock, instead of ``[serve] store_wait``.
 
     At most ``STORE_THREADS`` requests use it at once: while another
     process holds its write lock, the others are answered 503 at once
@@ -61,7 +63,8 @@ def store() -> StateStore:
         if not site.store_slots.acquire(blocking=False):
             raise StoreBusy(f"{site.config.state.path}: {STORE_THREADS} requests are waiting on the store already")
         g.store_slot = True
-        g.store = StateStore.open(site.config.state.path, check=False, wait=site.config.serve.store_wait)
+        wait = site.config.serve.store_wait if wait is None else wait
+        g.store = StateStore.open(site.config.state.path, check=False, wait=wait)
     return g.store
 
 

@@ -15,6 +15,11 @@ from .context import claims, context, invalid_link, list_title, page, store, tok
 from .csrf import require_csrf
 
 
+# A one-click unsubscribe waits this long for the write lock before it goes
+# to the journal: the mail provider posting it gives up after a few seconds.
+UNSUBSCRIBE_WAIT = 1.0
+
+
 def register(app: Flask) -> None:
     app.route("/unsubscribe/<token>", methods=["GET", "POST"])(unsubscribe)
     app.route("/preferences/<token>", methods=["GET", "POST"])(preferences)
@@ -28,11 +33,10 @@ def unsubscribe(token: str):
     found = claims(token, "unsubscribe")
     if found is None:
         return invalid_link()
-    db = store()
     if request.method != "POST":  # GET and HEAD
         # Shows a button only: link scanners that follow every URL in a
         # message must not unsubscribe anyone.
-        if db.subscribers.find(found.subscriber) is None:
+        if store().subscribers.find(found.subscriber) is None:
             return invalid_link()
         return token_page(page("unsubscribe.html", email=found.subscriber, list_title=list_title(found.list_name)))
     # RFC 8058: the mail client POSTs List-Unsubscribe=One-Click; no
@@ -41,6 +45,7 @@ def unsubscribe(token: str):
     if request.form.get("List-Unsubscribe") != "One-Click":
         return invalid_link()
     try:
+        db = store(wait=UNSUBSCRIBE_WAIT)
         with db.transaction():
             after = remove_subscriber(db.subscribers, found.subscriber, found.list_name, now=context().now())
             db.confirmations.withdraw(found.subscriber)
