@@ -5,8 +5,7 @@ an unsubscribe answered with an error is lost. When the state store is busy
 (another process holds its write lock past ``[serve] store_wait``), the web
 server appends the unsubscribe here (fsynced, 0600), answers 200, and
 applies the journal when the lock frees (``UnsubscribeJournal.apply``,
-called by the server every second, and by ``publisher send`` before it
-picks its audience).
+tried by the server every second while the journal exists).
 
     journal = UnsubscribeJournal(config.state.path)
     journal.record("reader@example.org", "daily", now=now)
