@@ -48,7 +48,7 @@ def with_secret(config: Config) -> Config:
     if config.state.path.exists():
         store = StateStore.open(config.state.path, readonly=True, check=False)
         try:
-            sent = len(store.issues.all())
+            sent = sum(1 for info in store.issues.all() if store.deliveries.counts(info.id).get("sent"))
         finally:
             store.close()
         if sent:
