@@ -129,8 +129,8 @@ def _guarded_server(app, *, host, port, threads, read_timeout, request_timeout, 
         cleanup_interval=1,
         asyncore_use_poll=True,
     )
-    if len(adjustments.listen) != 1:
-        raise OSError(f"{host} names {len(adjustments.listen)} addresses; give one")
+    if len(adjustments.listen) > 1:  # a name such as localhost: its first address
+        log.info("%s has %d addresses; listening on the first", host, len(adjustments.listen))
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(threads)
     return GuardedServer(app, {}, dispatcher=dispatcher, adj=adjustments, sockinfo=adjustments.listen[0])
