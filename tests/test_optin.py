@@ -266,3 +266,31 @@ def test_the_welcome_email_can_be_overridden_or_turned_off(tmp_path: Path, monke
     assert mailer.welcome("o@example.net", ["daily"], now=NOW) is False
     mailer.close()
     assert outbox_messages(config.mail.outbox) == []
+
+
+def test_a_store_from_before_drops_strangers_names_and_mails_a_mailbox_once(tmp_path: Path) -> None:
+    import sqlite3
+
+    from publisher.state.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:9]:
+        for statement in migration.split(";"):
+            if statement.strip():
+                old.execute(statement)
+    old.execute("PRAGMA user_version = 9")
+    stamp = NOW.isoformat()
+    rows = [("p@example.net", "A Stranger's Words", "pending"), ("b@example.net", "Bee", "active"), ("B@example.net", "Bee Two", "active")]
+    for number, (address, name, status) in enumerate(rows, 1):
+        old.execute("INSERT INTO subscribers VALUES (?, ?, ?, ?, 'test', ?, ?)", (number, address, name, status, stamp, stamp))
+    old.executemany("INSERT INTO subscriptions VALUES (?, 'daily', 'active', ?)", [(2, stamp), (3, stamp)])
+    old.close()
+    store = StateStore.open(path)
+    try:
+        assert store.subscribers.find("p@example.net").name == ""
+        assert [s.email for s in store.subscribers.audience("daily")] == ["b@example.net"]
+        assert store.deliveries.audience_size("daily") == 1
+        assert store.subscribers.find("B@EXAMPLE.NET").name == "Bee"
+    finally:
+        store.close()

@@ -155,7 +155,9 @@ MIGRATIONS: tuple[str, ...] = (
     # asked for until the owner confirms (then ``confirmed``); it expires. An address is one
     # mailbox whatever the case of its letters (subscribers_mailbox).
     # web_events are pruned by time (web_events_at). welcomed: when the
-    # welcome email went out, so it goes once.
+    # welcome email went out, so it goes once. A pending address's name was
+    # typed by whoever filled in the form: it is dropped, for its owner to
+    # set when confirming.
     """
     CREATE TABLE confirmations (
         id INTEGER PRIMARY KEY,
@@ -173,6 +175,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX web_events_at ON web_events(at);
     CREATE INDEX subscribers_mailbox ON subscribers(lower(email));
     ALTER TABLE subscribers ADD COLUMN welcomed TEXT;
+    UPDATE subscribers SET name = '' WHERE status = 'pending';
     """,
 )
 
