@@ -105,6 +105,7 @@ def test_readable_files_are_made_private_with_a_warning(tmp_path: Path, caplog: 
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
     os.chmod(db, 0o644)
+    os.chmod(db.parent, 0o755)
     outbox = tmp_path / "outbox"
     (outbox / "new").mkdir(parents=True)
     os.chmod(outbox, 0o755)
@@ -115,10 +116,20 @@ def test_readable_files_are_made_private_with_a_warning(tmp_path: Path, caplog: 
         StateStore.open(db).close()
         OutboxTransport(outbox).connect().send("a@example.org", "b@example.org", b"Subject: new\r\n\r\nbody\r\n")
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(outbox.stat().st_mode) == 0o700
     assert stat.S_IMODE(old_message.stat().st_mode) == 0o600
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in (outbox / "new").iterdir())
     assert "state.db: was readable by others" in caplog.text
+    assert "state: was readable by others" in caplog.text
+    # The site's own folder (it holds the config) is left as it is.
+    site = tmp_path / "site"
+    site.mkdir(mode=0o755)
+    (site / "publisher.toml").write_text("", encoding="utf-8")
+    os.chmod(site, 0o755)
+    StateStore.open(site / "state.db").close()
+    assert stat.S_IMODE(site.stat().st_mode) == 0o755
+    assert stat.S_IMODE((site / "state.db").stat().st_mode) == 0o600
     assert "1 messages were readable by others" in caplog.text
 
 

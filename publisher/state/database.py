@@ -239,8 +239,12 @@ def is_busy(exc: BaseException) -> bool:
 def _private_file(path: Path) -> None:
     """The database holds every address and name: its folder is created
     0700, the file (and SQLite's -wal and -shm beside it, which take its
-    mode) 0600; an existing file readable by others is fixed, with a warning."""
+    mode) 0600; an existing file or folder readable by others is fixed,
+    with a warning (the folder only when it is not the site's own, which
+    holds its .toml config)."""
     path.parent.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    if not any(path.parent.glob("*.toml")):
+        make_private(path.parent, PRIVATE_FOLDER)
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
     except FileExistsError:
