@@ -5,7 +5,8 @@ an unsubscribe answered with an error is lost. When the state store is busy
 (another process holds its write lock past ``[serve] store_wait``), the web
 server appends the unsubscribe here (fsynced, 0600), answers 200, and
 applies the journal when the lock frees (``UnsubscribeJournal.apply``,
-tried by the server every second while the journal exists).
+tried by the server every second while the journal exists, and by
+``publisher send`` before it picks an issue's audience and delivers).
 
     journal = UnsubscribeJournal(config.state.path)
     journal.record("reader@example.org", "daily", now=now)
