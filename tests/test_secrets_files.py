@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,6 +59,14 @@ def test_a_lost_secret_is_not_replaced_once_issues_went_out(tmp_path: Path) -> N
     assert again.exit_code == 2
     assert "1 issue went out" in again.stderr and "Restore the key file" in again.stderr
     assert "Traceback" not in again.output
+    # The server refuses to start the same way.
+    env = {k: v for k, v in os.environ.items() if k != "TEST_UNSET_SECRET"}
+    served = subprocess.run(
+        [sys.executable, "-m", "publisher", "--config", str(site / "publisher.toml"), "serve", "--port", str(free_port())],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert served.returncode == 2 and "Restore the key file" in served.stderr
+    assert "Traceback" not in served.stderr
     assert not config.mail.secret_file.exists()
 
 
