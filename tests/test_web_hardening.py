@@ -267,3 +267,40 @@ def test_the_welcome_email_goes_once(site: Site) -> None:
     site.subscribe("welcome-sentinel@example.net")
     site.link("welcome-sentinel@example.net")
     assert len(welcomes()) == 1
+
+
+def test_a_flood_beyond_the_mailer_queue_is_shed_with_the_same_answer(tmp_path: Path) -> None:
+    import socket
+
+    # An SMTP relay that accepts connections and never greets: the mailer's
+    # thread waits on the first request while the queue fills behind it.
+    relay = socket.socket()
+    relay.bind(("127.0.0.1", 0))
+    relay.listen(8)
+    port = free_port()
+    root = make_web_site(
+        tmp_path / "site",
+        port,
+        extra=(
+            f'\n[serve]\nmail_queue = 3\nsubscribe_per_ip = 100\n\n[mail.smtp]\nhost = "127.0.0.1"\n'
+            f'port = {relay.getsockname()[1]}\nsecurity = "none"\ntimeout = 60\n'
+        ),
+    )
+    text = (root / "publisher.toml").read_text(encoding="utf-8").replace('transport = "outbox"', 'transport = "smtp"')
+    (root / "publisher.toml").write_text(text, encoding="utf-8")
+    try:
+        with WebServer(root / "publisher.toml", port) as server:
+            client = Client(port)
+            csrf = client.csrf()
+            bodies = set()
+            for n in range(10):
+                reply = client.post("/subscribe", {"csrf_token": csrf, "email": f"flood-{n}@example.net", "list": "daily"})
+                assert reply.status == 200
+                bodies.add(reply.body)
+            assert len(bodies) == 1, "shed or not, the same answer"
+            wait_for(lambda: server.output().count("subscribe request shed") >= 6, what="the requests beyond the queue to be shed")
+            relay.close()  # the waiting connection fails: the mailer drains and the server stops at once
+            assert server.stop() == 0
+    finally:
+        relay.close()
+    assert server.output().count("subscribe request shed") in (6, 7)
