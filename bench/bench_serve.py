@@ -98,7 +98,9 @@ def floor(feed: Path) -> None:
         start_response("304 Not Modified", headers)
         return []
 
-    server = create_server(app, host="127.0.0.1", port=0, threads=8, ident="", clear_untrusted_proxy_headers=False)
+    server = create_server(
+        app, host="127.0.0.1", port=0, threads=8, ident="", clear_untrusted_proxy_headers=False, asyncore_use_poll=True
+    )
     print(f"http://127.0.0.1:{server.effective_port}/", flush=True)
     server.run()
 

@@ -24,12 +24,14 @@ import tomllib
 from email.utils import parseaddr
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
 from publisher.errors import ConfigError, toml_error
+from publisher.keyring import KeyFileError, Retired, parse_key_file
 from publisher.model import Author, DigestList, SiteInfo
 from publisher.text import DEFAULT_BOILERPLATE
 
@@ -50,6 +52,7 @@ from publisher.config_values import (
     _port,
     _positive_number,
     _rate,
+    _number,
     _schedule,
     _duration,
     _string_list,
@@ -159,7 +162,7 @@ class SmtpSettings:
     port: int = setting(_port, 587)
     security: str = setting(_choice("none", "starttls", "tls"), "starttls")
     username: str | None = setting(_nonempty, None, "unset: no login")
-    password: str | None  # the value of $password_env
+    password: str | None = field(repr=False)  # the value of $password_env
     password_env: str = setting(_env_name, "PUBLISHER_SMTP_PASSWORD", "the variable holding the password")
     connections: int = setting(_positive_int, 4, "the pool")
     rate: float = setting(_rate, 0, "messages per second across the pool; 0 = unlimited")
@@ -184,7 +187,10 @@ class MailSettings:
     outbox: Path = setting(_nonempty, "outbox", "the outbox transport's Maildir folder", relative=True)
     secret_env: str = setting(_env_name, "PUBLISHER_SECRET", "the variable holding the signing secret")
     secret_file: Path = setting(_nonempty, ".publisher/secret", "read when that variable is unset", relative=True)
-    secret: bytes | None
+    secret: bytes | None = field(repr=False)
+    previous_secrets: tuple[tuple[bytes, datetime], ...] = field(repr=False)  # retired, from secret_file
+    secret_grace: str = setting(_duration, "180 days", "how long links signed with a retired secret still work")
+    welcome: bool = setting(_bool, True, "email new subscribers once they confirm (templates email/welcome.*)")
     unsubscribe_mailto: str | None = setting(_address, None, "a mailto: in List-Unsubscribe")
     bounce_address: str | None = setting(_bounce_address, None, "VERP: each envelope sender bounces+TOKEN@ it")
     templates: Path = setting(_nonempty, "templates", "templates/email/<name> overrides a default", relative=True)
@@ -255,6 +261,13 @@ class ServeSettings:
     subscribe_per_address: int = setting(_positive_int, 3, "confirmation emails per address per day")
     subscribe_per_ip: int = setting(_positive_int, 20, "subscribe attempts per IP per hour")
     trusted_proxies: tuple[str, ...] = setting(_proxies, ["127.0.0.1", "::1"], "whose X-Forwarded-For is believed")
+    connection_limit: int = setting(_positive_int, 1000, "open connections; more wait in the kernel's queue")
+    read_timeout: int = setting(_positive_int, 10, "seconds a connection may send nothing mid-request or idle")
+    request_timeout: int = setting(_positive_int, 30, "seconds to receive a whole request, however it trickles")
+    ipv6_prefix: int = setting(_number(int, lambda n: not 8 <= n <= 128, "8 to 128"), 64, "IPv6 limits per network")
+    mail_queue: int = setting(_positive_int, 1000, "subscribe requests waiting for the mailer; more are shed")
+    confirm_expiry: str = setting(_duration, "2 days", "confirm links expire; unconfirmed addresses are purged")
+    store_wait: float = setting(_positive_number, 2.0, "seconds a request waits for a busy store before a 503")
 
 
 # A list's settings are publisher.model.DigestList's fields, defaults and all;
@@ -419,8 +432,11 @@ def _derive(values: dict[str, Any], root: Path, shown: str) -> None:
         host = urlsplit(site["url"]).hostname or "localhost"
         mail["sender"] = f"{site['title']} <{site['author'].email or 'news@' + host}>"
     mail["sender_address"] = parseaddr(mail["sender"])[1]
-    mail["secret"] = secret = _read_secret(mail["secret_env"], root / mail["secret_file"])
-    if secret is not None and len(secret) < 16:
+    try:
+        mail["secret"], mail["previous_secrets"] = _read_secret(mail["secret_env"], root / mail["secret_file"])
+    except KeyFileError as exc:
+        raise ConfigError(f"{shown}", [f"[mail] secret_file: {mail['secret_file']}: {exc}"]) from None
+    if mail["secret"] is not None and len(mail["secret"]) < 16:
         raise ConfigError(
             shown,
             [
@@ -437,15 +453,14 @@ def _derive(values: dict[str, Any], root: Path, shown: str) -> None:
             server["password"] = os.environ.get(server["password_env"]) or None
 
 
-def _read_secret(env: str, path: Path) -> bytes | None:
-    value = os.environ.get(env)
-    if value:
-        return value.encode("utf-8")
+def _read_secret(env: str, path: Path) -> tuple[bytes | None, tuple[Retired, ...]]:
+    """The current secret ($env, else the key file's first line) and the retired ones of the key file."""
     try:
-        data = path.read_bytes().strip()
+        current, retired = parse_key_file(path.read_bytes())
     except OSError:
-        return None
-    return data or None
+        current, retired = None, ()
+    value = os.environ.get(env)
+    return (value.encode("utf-8") if value else current), retired
 
 
 def _make(cls: type, values: dict[str, Any], root: Path) -> Any:

@@ -238,3 +238,14 @@ DEFAULT_BOILERPLATE: tuple[str, ...] = (
     "Click to email this to a friend (Opens in new window)",
     "Click to print (Opens in new window)",
 )
+
+
+def mask_email(address: str) -> str:
+    """An address as logs show it: enough to tell addresses apart while
+    reading a log, not enough to mail anyone (``a***@e***.org``)."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return "***"
+    host, dot, suffix = domain.rpartition(".")
+    shown_domain = f"{host[:1]}***{dot}{suffix}" if dot else f"{domain[:1]}***"
+    return f"{local[:1]}***@{shown_domain}"

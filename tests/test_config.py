@@ -317,10 +317,7 @@ def test_problems_in_every_section_are_reported_in_order(tmp_path: Path, monkeyp
         "[feeds]\nitems = 0\n[content]\nfetch_timeout = 0\n[site]\nurl = \"e.org\"\n[extra]\n",
         encoding="utf-8",
     )
-    mail_keys = (
-        "from, reply_to, transport, outbox, secret_env, secret_file, unsubscribe_mailto, bounce_address, "
-        "templates, attempts, backoff, backoff_max"
-    )
+    mail_keys = "from, reply_to, transport, outbox, secret_env, secret_file, secret_grace, welcome, unsubscribe_mailto, templates, attempts, backoff, backoff_max"
     list_keys = "title, description, max_posts, full_content, max_bytes, subject, preheader, schedule, catch_up, max_late"
     assert _lines(path) == [
         "[extra]: unknown section (known: site, content, feeds, state, jobs, bounces, serve, mail, lists)",
@@ -418,8 +415,11 @@ def test_every_default(blank_site: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert (config.mail.bounce_address, config.bounces.maildir, config.bounces.imap) == (None, None, None)
     assert (config.bounces.soft_threshold, config.bounces.soft_window, config.bounces.processed) == (3, "7 days", "processed")
     assert config.serve == ServeSettings(
-        host="127.0.0.1", port=8080, subscribe_per_address=3, subscribe_per_ip=20, trusted_proxies=("127.0.0.1", "::1")
+        host="127.0.0.1", port=8080, subscribe_per_address=3, subscribe_per_ip=20, trusted_proxies=("127.0.0.1", "::1"),
+        connection_limit=1000, read_timeout=10, request_timeout=30, ipv6_prefix=64, mail_queue=1000,
+        confirm_expiry="2 days", store_wait=2.0,
     )
+    assert (mail.previous_secrets, mail.secret_grace, mail.welcome) == ((), "180 days", True)
     assert config.lists == {}
 
 

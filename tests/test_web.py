@@ -11,12 +11,13 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import itertools
+import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from click.testing import CliRunner
 
 from publisher.app.cli import main
 from publisher.config import load_config
-from publisher.mail.subscribers import add_subscriber, remove_subscriber
+from publisher.mail.subscribers import add_subscriber, remove_subscriber, set_subscriber_status
 from publisher.state.store import StateStore
 from publisher.mail.tokens import sign_token
 from publisher.app.web import (
@@ -95,6 +96,13 @@ class Web:
 
     def token(self, email: str, list_name: str = "daily", purpose: str = "unsubscribe", secret: str = SECRET) -> str:
         return sign_token(secret.encode(), email, list_name, purpose=purpose)
+
+    def confirm_path(self, address: str, lists=("daily",)) -> str:
+        """Ask for ``address`` through the form; the path of the link its confirmation email carries."""
+        client = self.client()
+        assert subscribe(client, client.csrf(), address, lists=lists).status == 200
+        (message,) = wait_for(lambda: confirmations_to(self.outbox, address), what=f"the confirmation to {address}")
+        return "/" + confirm_link(message)[len(self.server.url) :]
 
     def sentinel(self, client: Client, csrf: str) -> None:
         """Subscribe a fresh address and wait for its confirmation: the mailer
@@ -188,6 +196,9 @@ def test_the_autodiscovered_feed_urls_are_served(web: Web) -> None:
 
 def test_etag_and_last_modified_give_304(web: Web) -> None:
     client = Client(web.server.port)
+    # Written two days ago, so that a later date can be in the past.
+    two_days_ago = datetime.now(timezone.utc).timestamp() - 2 * 86400
+    os.utime(web.feeds / "rss.xml", (two_days_ago, two_days_ago))
     first = client.get("/feeds/rss.xml")
     etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
     assert re.fullmatch(r'"[0-9a-f-]+"', etag), "a strong ETag"
@@ -208,6 +219,9 @@ def test_etag_and_last_modified_give_304(web: Web) -> None:
     earlier = format_datetime(datetime.fromtimestamp(int(mtime) - 3600, timezone.utc), usegmt=True)
     changed = client.get("/feeds/rss.xml", {"If-Modified-Since": earlier})
     assert changed.status == 200 and changed.body == (web.feeds / "rss.xml").read_bytes()
+    # A date in the future is not a valid date (RFC 9110 13.1.3): ignored.
+    future = format_datetime(datetime.fromtimestamp(int(mtime) + 3 * 86400, timezone.utc), usegmt=True)
+    assert client.get("/feeds/rss.xml", {"If-Modified-Since": future}).status == 200
     # If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
     assert client.get("/feeds/rss.xml", {"If-None-Match": '"other"', "If-Modified-Since": later}).status == 200
 
@@ -615,9 +629,9 @@ def test_forms_need_the_csrf_token(web: Web) -> None:
     stranger.csrf()
     assert stranger.post("/subscribe", {**fields, "csrf_token": csrf}).status == 400
     assert client.post("/subscribe", {**fields, "csrf_token": csrf}).status == 200
-    web.add("csrf-confirm@example.net", status="pending", lists=())
-    confirm_path = "/confirm/" + web.token("csrf-confirm@example.net", "daily", purpose="confirm")
+    confirm_path = web.confirm_path("csrf-confirm@example.net")
     assert client.post(confirm_path, {}).status == 400
+    assert "expired" in client.post(confirm_path, {"csrf_token": "x" * 43}).text
     assert web.status("csrf-confirm@example.net") == ("pending", {})
 
 
@@ -665,11 +679,14 @@ def test_confirming_activates_the_subscription(web: Web) -> None:
         assert done.status == 200 and "You are subscribed" in done.text
         assert web.status(address) == ("active", {"daily": "active", "weekly": "active"})
         assert browser.post(path, {"csrf_token": csrf}).status == 200, "confirming twice is harmless"
+    # An address that bounced after asking: its link confirms nothing.
     bounced = "confirm-bounced@example.net"
-    web.add(bounced, status="bounced")
+    path = web.confirm_path(bounced)
     browser = Client(web.server.port)
-    path = "/confirm/" + web.token(bounced, "daily", purpose="confirm")
     csrf = browser.csrf(path)
+    store = StateStore.open(web.db)
+    set_subscriber_status(store.subscribers, bounced, "bounced", now=datetime.now(timezone.utc) + timedelta(minutes=1))
+    store.close()
     assert browser.post(path, {"csrf_token": csrf}).status == 400
     assert web.status(bounced)[0] == "bounced"
 

@@ -89,11 +89,16 @@ def test_subscribe_confirm_receive_read_and_leave(browser, tmp_path: Path, monke
             result = runner.invoke(main, ["--config", config_path, "send", "--list", "daily"])
             assert result.exit_code == 0, result.output
             assert "1 sent" in result.output
-            digests = [
-                m
-                for m in outbox_messages(config.mail.outbox)
-                if m["To"].addresses[0].addr_spec == READER and not m["Subject"].startswith("Confirm")
-            ]
+            def mine(subject: str):
+                return [
+                    m
+                    for m in outbox_messages(config.mail.outbox)
+                    if m["To"].addresses[0].addr_spec == READER and m["Subject"].startswith(subject)
+                ]
+
+            welcome = wait_for(lambda: mine("Welcome"), what="the welcome email")
+            assert len(welcome) == 1 and welcome[0]["To"].addresses[0].display_name == "New Reader"
+            digests = [m for m in mine("") if not m["Subject"].startswith(("Confirm", "Welcome"))]
             assert len(digests) == 1
             digest = digests[0]
             assert digest["To"].addresses[0].display_name == "New Reader"

@@ -195,6 +195,29 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         click.echo("Stopped")
 
 
+@main.group()
+def secret() -> None:
+    """The secret that signs unsubscribe, preferences and confirmation links."""
+
+
+@secret.command("rotate")
+@click.pass_context
+def secret_rotate(ctx: click.Context) -> None:
+    """Sign new links with a new secret; links signed with the old one keep
+    working for [mail] secret_grace. Restart `publisher serve` afterwards.
+
+    The key file ([mail] secret_file) keeps the retired secrets. With the
+    secret in $PUBLISHER_SECRET instead, set the variable to the new
+    secret's line of the key file.
+    """
+    from publisher.app.common import rotate_secret
+
+    config = ctx_config(ctx)
+    rotate_secret(config, ctx_now(ctx))
+    if not ctx.obj["quiet"]:
+        click.echo(f"Rotated the signing secret in {config.relative(config.mail.secret_file)}; restart `publisher serve`")
+
+
 main.add_command(digest)
 main.add_command(send)
 main.add_command(status)

@@ -11,7 +11,9 @@ __getattr__, __dir__ = exports(
         "compose": "digest",
         "next_issue": "digest",
         "recipient": "digest",
-        "ConfirmationMailer": "optin",
+        "ConfirmationMailer": "optin_mailer",
+        "UnsubscribeJournal": "unsubscribe_journal",
+        "pending_request": "optin",
         "confirm_subscription": "optin",
         "event_key": "optin",
         "request_subscription": "optin",
@@ -39,6 +41,7 @@ __getattr__, __dir__ = exports(
         "TokenClaims": "tokens",
         "sign_token": "tokens",
         "verify_token": "tokens",
+        "verify_token_ring": "tokens",
         "write_secret": "tokens",
         "OutboxTransport": "transports",
         "SmtpTransport": "transports",
@@ -48,6 +51,8 @@ __getattr__, __dir__ = exports(
 
 __all__ = [
     "ConfirmationMailer",
+    "UnsubscribeJournal",
+    "pending_request",
     "OutboxTransport",
     "SUPPRESSED",
     "SendReport",
@@ -81,18 +86,21 @@ __all__ = [
     "sign_token",
     "subscriber_record",
     "verify_token",
+    "verify_token_ring",
     "write_secret",
 ]
 
 if TYPE_CHECKING:
     from publisher.mail.digest import compose, next_issue, recipient
     from publisher.mail.optin import (
-        ConfirmationMailer,
         confirm_subscription,
         event_key,
+        pending_request,
         request_subscription,
         requested_lists,
     )
+    from publisher.mail.optin_mailer import ConfirmationMailer
+    from publisher.mail.unsubscribe_journal import UnsubscribeJournal
     from publisher.mail.render import personalize, render_issue
     from publisher.mail.send import (
         SendReport,
@@ -115,5 +123,5 @@ if TYPE_CHECKING:
         set_subscriber_status,
         subscriber_record,
     )
-    from publisher.mail.tokens import TokenClaims, sign_token, verify_token, write_secret
+    from publisher.mail.tokens import TokenClaims, sign_token, verify_token, verify_token_ring, write_secret
     from publisher.mail.transports import OutboxTransport, SmtpTransport, Transport

@@ -1,28 +1,31 @@
 """Double opt-in: what a subscribe request does, and the link that confirms it.
 
-A request from the web form never subscribes anyone: it records the address
-as ``pending`` (a new one; a known address keeps its status) and, when a
-confirmation is due, returns the email to send. Its link carries the address
-and the lists asked for, signed for the purpose "confirm"; only following it
-and pressing the button (``confirm_subscription``) makes the subscription
-active. So nobody can subscribe someone else, and the rules that keep people
-who left from coming back (``publisher.mail.subscribers``) still hold: an
-address that unsubscribed may confirm again (that is explicit consent); one
-that bounced or complained gets no email at all.
+A request from the web form never subscribes anyone and changes nothing
+about a known address: a new address is recorded as ``pending`` (with no
+name), and the request itself (the lists and the name asked for) is kept
+apart, in ``store.confirmations``, under the hash of a random token that
+only the confirmation email carries. Following the link and pressing the
+button (``confirm_subscription``) makes the subscription active and sets
+the name the owner confirms on that page, so a stranger can neither
+subscribe someone nor choose the words they are greeted with.
 
-    mailer = ConfirmationMailer(config, transport)
-    lists = request_subscription(config, store, "reader@example.org", "Ann", [daily], now=now)
-    if lists:
-        mailer.submit("reader@example.org", lists, now=now)   # built and sent in the background
+A confirmation link works once, until ``[serve] confirm_expiry``, and only
+for the request it was issued for: one issued before the address last left
+a list it asks for is void, so only a new request and a new confirmation
+bring someone back. People who bounced or complained get no email at all.
+
+    found = request_subscription(config, store, "reader@example.org", "Ann", [daily], now=now)
+    if found is not None:
+        data = confirmation_message(config, found.email, found.lists, found.token, now=now)
     ...
-    subscriber = confirm_subscription(config, store, claims, now=now)
+    subscriber = confirm_subscription(config, store, token, "Ann", now=now)
 
-The confirmation token's list field holds the names of the lists asked for,
-separated by spaces (list names have none), so one link confirms them all.
-
-How many confirmation emails one address may get is limited per day
+How many confirmation emails one mailbox may get is limited per day
 (``[serve] subscribe_per_address``), counted in the store's ``web_events``
-under a keyed hash of the address, not the address itself.
+under a keyed hash of the address in lower case, never the address itself.
+The web server runs all of this off the request's path
+(``publisher.mail.optin_mailer``), so the answer's timing tells nothing
+about the address.
 """
 
 from __future__ import annotations
@@ -30,27 +33,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import queue
-import threading
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from publisher.config import Config
+from publisher.errors import ConfigError
 from publisher.mail.digest import dkim_signed
-from publisher.errors import ConfigError, DeliveryError, PublisherError, TransportError
 from publisher.mail.message import build_message, list_id, make_message_id
-from publisher.model import DigestList, Personal, Subscriber
 from publisher.mail.render import render_confirmation
-from publisher.mail.subscribers import confirm_from_link, request_from_form
+from publisher.mail.subscribers import clean_name, confirm_from_link, request_from_form
+from publisher.mail.tokens import sign_token
+from publisher.model import DigestList, Personal, Subscriber
+from publisher.schedules import parse_duration
 from publisher.state import StateStore
-from publisher.mail.tokens import TokenClaims, sign_token
+from publisher.text import mask_email
 
 log = logging.getLogger("publisher.optin")
 
-CONFIRM = "confirm"
 CONFIRM_EMAIL_EVENT = "confirm-email"
-ADDRESS_WINDOW = timedelta(days=1)
 # Never mailed a confirmation: the address itself asked not to be mailed.
 _NO_CONFIRMATION = ("bounced", "complained")
 
@@ -70,21 +73,41 @@ def event_key(config: Config, value: str) -> str:
     return hmac.new(_secret(config), b"web-event." + value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
-def confirm_url(config: Config, email: str, lists: Sequence[DigestList]) -> str:
-    """The link that confirms ``email`` for ``lists``."""
-    names = " ".join(dict.fromkeys(l.name for l in lists))
-    return f"{config.site.url}confirm/{sign_token(_secret(config), email, names, purpose=CONFIRM)}"
+def token_hash(token: str) -> str:
+    """What the store keeps of a confirmation token."""
+    return hashlib.sha256(b"confirm." + token.encode("ascii", "replace")).hexdigest()
 
 
-def requested_lists(config: Config, claims: TokenClaims) -> list[DigestList]:
-    """The configured lists a confirmation token asks for (a list removed
-    from the config since is left out)."""
-    names = dict.fromkeys(claims.list_name.split(" "))
-    return [config.lists[name] for name in names if name in config.lists]
+def confirm_url(config: Config, token: str) -> str:
+    return f"{config.site.url}confirm/{token}"
 
 
-def confirmation_message(config: Config, email: str, lists: Sequence[DigestList], *, now: datetime) -> bytes:
-    """The confirmation email to ``email`` for ``lists``.
+def requested_lists(config: Config, names: Iterable[str]) -> list[DigestList]:
+    """The configured lists among ``names`` (a list removed from the config since is left out)."""
+    return [config.lists[name] for name in dict.fromkeys(names) if name in config.lists]
+
+
+@dataclass(frozen=True)
+class ConfirmationRequest:
+    """A confirmation email to send: to ``email`` (as first written), for ``lists``, with ``token``."""
+
+    email: str
+    lists: tuple[DigestList, ...]
+    token: str
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """What the confirmation page shows: the address, the lists, and the
+    name to confirm (the one asked for, else the one the subscriber has)."""
+
+    email: str
+    lists: tuple[DigestList, ...]
+    name: str
+
+
+def confirmation_message(config: Config, email: str, lists: Sequence[DigestList], token: str, *, now: datetime) -> bytes:
+    """The confirmation email to ``email`` for ``lists``, its link carrying ``token``.
 
     Addressed to the bare address: the name typed into the form is not
     repeated in an email to an address that has not confirmed anything, so
@@ -96,7 +119,7 @@ def confirmation_message(config: Config, email: str, lists: Sequence[DigestList]
     site = config.site.url
     first = lists[0]
     subject, html, text = render_confirmation(
-        config.site_info, lists, confirm_url(config, email, lists), templates=config.mail.templates / "email"
+        config.site_info, lists, confirm_url(config, token), templates=config.mail.templates / "email"
     )
     personal = Personal(
         email=email,
@@ -116,7 +139,7 @@ def confirmation_message(config: Config, email: str, lists: Sequence[DigestList]
         list_id=list_id(first.name, first.title, host),
         unsubscribe_url=personal.unsubscribe_url,
         unsubscribe_mailto=config.mail.unsubscribe_mailto,
-        message_id=make_message_id(host, CONFIRM, email, now.isoformat()),
+        message_id=make_message_id(host, "confirm", email, now.isoformat()),
         date=now,
     )
     return dkim_signed(config, data)
@@ -124,134 +147,101 @@ def confirmation_message(config: Config, email: str, lists: Sequence[DigestList]
 
 def request_subscription(
     config: Config, store: StateStore, email: str, name: str, lists: Sequence[DigestList], *, now: datetime
-) -> tuple[DigestList, ...]:
-    """Record a request to join ``lists``; the lists a confirmation email
-    should now ask about (none: send nothing).
+) -> ConfirmationRequest | None:
+    """Record a request to join ``lists``; the confirmation email to send
+    now, or None (send nothing).
 
     ``email`` is normalised and ``name`` cleaned (``publisher.mail.subscribers``).
-    A new address is added as pending, on no list yet (it joins the lists
-    when it confirms). A known address keeps its status and its name: a form
-    anyone can fill in changes nothing about someone else. No email when the
-    address bounced or complained, when it is already active on every list
-    asked for, or when it had ``subscribe_per_address`` confirmations in the
-    last day.
+    A new address is added as pending, with no name and on no list yet; a
+    known one is left as it is. The request (lists, name) is kept until the
+    owner confirms or it expires. Nothing is sent when the address bounced
+    or complained, when it is already active on every list asked for, or
+    when its mailbox had ``subscribe_per_address`` confirmations in the last day.
     """
-    subscriber, created = request_from_form(store.subscribers, email, name, now=now)
-    if created:
-        log.info("subscriber %s: pending, asked for %s", subscriber.id, ", ".join(l.name for l in lists))
-    if subscriber.status in _NO_CONFIRMATION:
-        log.info("subscriber %s: %s, so no confirmation email", subscriber.id, subscriber.status)
-        return ()
-    wanted = tuple(l for l in lists if not (subscriber.status == "active" and l.name in subscriber.lists))
-    if not wanted:
-        log.info("subscriber %s: already on %s", subscriber.id, ", ".join(l.name for l in lists))
-        return ()
-    allowed = store.web_events.take(
-        CONFIRM_EMAIL_EVENT,
-        event_key(config, email),
-        limit=config.serve.subscribe_per_address,
-        since=now - ADDRESS_WINDOW,
-        now=now,
-    )
-    if not allowed:
-        log.warning(
-            "subscriber %s: %d confirmation emails in a day already ([serve] subscribe_per_address); none sent",
-            subscriber.id,
-            config.serve.subscribe_per_address,
+    with store.transaction():
+        subscriber, created = request_from_form(store.subscribers, email, now=now)
+        if created:
+            log.info("subscriber %s: pending, asked for %s", subscriber.id, ", ".join(l.name for l in lists))
+        if subscriber.status in _NO_CONFIRMATION:
+            log.info("subscriber %s: %s, so no confirmation email", subscriber.id, subscriber.status)
+            return None
+        wanted = tuple(l for l in lists if not (subscriber.status == "active" and l.name in subscriber.lists))
+        if not wanted:
+            log.info("subscriber %s: already on %s", subscriber.id, ", ".join(l.name for l in lists))
+            return None
+        allowed = store.web_events.take(
+            CONFIRM_EMAIL_EVENT,
+            event_key(config, subscriber.email.lower()),
+            limit=config.serve.subscribe_per_address,
+            since=now - parse_duration("1 day"),
+            now=now,
         )
-        return ()
-    return wanted
+        if not allowed:
+            log.warning(
+                "subscriber %s: %d confirmation emails in a day already ([serve] subscribe_per_address); none sent",
+                subscriber.id,
+                config.serve.subscribe_per_address,
+            )
+            return None
+        token = secrets.token_urlsafe(32)
+        expires = now + parse_duration(config.serve.confirm_expiry)
+        names = [l.name for l in wanted]
+        store.confirmations.add(token_hash(token), subscriber.email, names, clean_name(name), now=now, expires=expires)
+    return ConfirmationRequest(subscriber.email, wanted, token)
 
 
-def confirm_subscription(config: Config, store: StateStore, claims: TokenClaims, *, now: datetime) -> Subscriber | None:
-    """Activate the subscription a verified confirmation token asks for.
-
-    The address becomes active and joins the lists, rejoining any it had
-    left (following the link is explicit consent). None when nothing can be
-    confirmed: none of the lists is configured any more, or the address
-    bounced or complained since. Confirming twice changes nothing the
-    second time.
-    """
-    lists = requested_lists(config, claims)
-    if not lists:
+def pending_request(config: Config, store: StateStore, token: str, *, now: datetime) -> PendingRequest | None:
+    """The request ``token`` confirms, if it still can be confirmed."""
+    found = store.confirmations.find(token_hash(token), now=now)
+    if found is None:
         return None
-    subscriber = confirm_from_link(store.subscribers, claims.subscriber, [l.name for l in lists], now=now)
-    if subscriber.status != "active" or not {l.name for l in lists} <= set(subscriber.lists):
+    lists = requested_lists(config, found.lists)
+    subscriber = store.subscribers.find(found.email)
+    if not lists or subscriber is None or _void(store, subscriber, found.confirmed or found.created, found.lists):
+        return None
+    return PendingRequest(subscriber.email, tuple(lists), found.name or subscriber.name)
+
+
+def _void(store: StateStore, subscriber: Subscriber, since: datetime, names: Iterable[str]) -> bool:
+    """Did the address leave (a list asked for, or every list) after the
+    request was made (or confirmed)?"""
+    if subscriber.changed <= since:
+        return False
+    if subscriber.status in ("unsubscribed", *_NO_CONFIRMATION):
+        return True
+    subscriptions = store.subscribers.subscriptions(subscriber.id)
+    return any(subscriptions.get(name) == "unsubscribed" for name in names)
+
+
+def confirm_subscription(
+    config: Config, store: StateStore, token: str, name: str | None, *, now: datetime
+) -> Subscriber | None:
+    """Confirm the request ``token`` was issued for: the address becomes
+    active and joins its lists (rejoining any it had left before the
+    request: following the link is explicit consent), with ``name`` (when
+    not None) as its name. The request is used up.
+
+    None when nothing can be confirmed: no such request (a wrong token, one
+    used or expired), none of its lists is configured any more, or the
+    address left, bounced or complained since the request.
+    """
+    with store.transaction():
+        found = store.confirmations.find(token_hash(token), now=now)
+        if found is None:
+            return None
+        lists = requested_lists(config, found.lists)
+        names = [l.name for l in lists]
+        subscriber = store.subscribers.find(found.email)
+        if not lists or subscriber is None or _void(store, subscriber, found.confirmed or found.created, names):
+            return None
+        if found.confirmed is not None or not store.confirmations.consume(found.id, now):
+            # Pressed twice: done already, and nothing has changed since.
+            return subscriber if subscriber.status == "active" and set(names) <= set(subscriber.lists) else None
+        subscriber = confirm_from_link(
+            store.subscribers, subscriber.email, names, now=now, name=None if name is None else clean_name(name)
+        )
+    if subscriber.status != "active" or not set(names) <= set(subscriber.lists):
         log.info("subscriber %s: %s, so the confirmation changes nothing", subscriber.id, subscriber.status)
         return None
-    log.info("subscriber %s: confirmed %s", subscriber.id, ", ".join(l.name for l in lists))
+    log.info("subscriber %s (%s): confirmed %s", subscriber.id, mask_email(subscriber.email), ", ".join(names))
     return subscriber
-
-
-class ConfirmationMailer:
-    """Builds and sends confirmation emails in one background thread.
-
-    A subscribe request queues its address and answers at once, so the
-    answer takes as long whether an email goes out or not (its timing tells
-    nothing about the address) and a slow SMTP relay never holds a request.
-    The connection is opened when there is mail and closed when the queue
-    runs dry. A message that cannot be built or is refused is logged and
-    dropped: the person can ask again.
-
-        mailer = ConfirmationMailer(config, transport)
-        mailer.submit("reader@example.org", lists, now=now)
-        mailer.close()          # sends what is queued, then stops
-    """
-
-    def __init__(self, config: Config, transport):
-        self.config = config
-        self.transport = transport
-        self.sender = config.mail.sender_address
-        self._queue: queue.Queue[tuple[str, tuple[DigestList, ...], datetime] | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def submit(self, recipient: str, lists: Sequence[DigestList], *, now: datetime) -> None:
-        """Queue the email asking ``recipient`` to confirm ``lists``."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the confirmation mailer is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="confirmation-mailer", daemon=True)
-                self._thread.start()
-            self._queue.put((recipient, tuple(lists), now))
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Send what is queued (waiting at most ``timeout`` seconds), then stop."""
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout)
-
-    def _run(self) -> None:
-        connection = None
-        while (item := self._queue.get()) is not None:
-            recipient, lists, now = item
-            try:
-                message = confirmation_message(self.config, recipient, lists, now=now)
-                if connection is None:
-                    connection = self.transport.connect()
-                connection.send(self.sender, recipient, message)
-                log.info("confirmation email handed to the %s transport", self.transport.name)
-            except TransportError as exc:
-                log.error("confirmation email not sent: %s", exc)
-                connection = self._drop(connection)
-            except DeliveryError as exc:
-                log.warning("confirmation email refused: %s", exc)
-            except PublisherError as exc:
-                log.error("confirmation email not sent: %s", exc)
-            except Exception:  # the thread must outlive one bad message
-                log.exception("confirmation email not sent")
-                connection = self._drop(connection)
-            if self._queue.empty():
-                connection = self._drop(connection)
-        self._drop(connection)
-
-    @staticmethod
-    def _drop(connection) -> None:
-        if connection is not None:
-            connection.close()
-        return None

@@ -133,6 +133,39 @@ def render_confirmation(
     return subject, html, text
 
 
+def render_welcome(
+    site: SiteInfo,
+    lists: Sequence[DigestList],
+    *,
+    name: str,
+    preferences_url: str,
+    templates: Path | None = None,
+) -> tuple[str, str, str] | None:
+    """(subject, html, text) of the email that welcomes a subscriber who just
+    confirmed ``lists``; None when there is no ``welcome.html`` template
+    (neither the site's ``templates/email/`` nor the default has one).
+
+    Context: ``site``, ``lists``, ``name`` (the confirmed name, maybe empty)
+    and ``preferences_url``, plus ``text_direction``.
+    """
+    renderer = _IssueRenderer(site, templates)
+    try:
+        renderer.env.get_template("welcome.html")
+    except jinja2.TemplateNotFound:
+        return None
+    context = {
+        "site": site,
+        "lists": tuple(lists),
+        "name": name,
+        "preferences_url": preferences_url,
+        "text_direction": text_direction(site.language),
+    }
+    subject = renderer._line("Welcome to {{ site.title }}", context, "welcome subject")
+    html = renderer._render(renderer._template("welcome.html"), context)
+    text = tidy_text(renderer._render(renderer._template("welcome.txt"), {**context, "links": _Links()}))
+    return subject, html, text
+
+
 @dataclasses.dataclass(frozen=True)
 class _Stylesheet:
     """``style.css`` split for premailer: rules to inline, @-rules to keep."""

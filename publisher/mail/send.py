@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from publisher.clock import Clock
 from publisher.config import Config
+from publisher.text import mask_email
 from publisher.content import PostCache, load_posts, publish
 from publisher.mail.bounces.verp import envelope_sender
 from publisher.mail.digest import IssueMessages, next_issue
@@ -40,7 +41,8 @@ from publisher.errors import DeliveryError, PublisherError, TransportError
 from publisher.model import DigestList, Issue, RenderedIssue
 from publisher.mail.render import render_issue
 from publisher.mail.subscribers import set_subscriber_status
-from publisher.state import PendingDelivery, StateStore
+from publisher.mail.unsubscribe_journal import UnsubscribeJournal
+from publisher.state import PendingDelivery, StateStore, is_busy
 
 # Only for annotations: the transports (smtplib, ssl) load when one is made.
 if TYPE_CHECKING:
@@ -154,6 +156,7 @@ def prepare_issue(config: Config, store: StateStore, digest_list: DigestList, *,
     None when the list has no new posts or no active subscribers. A new
     issue, its rendering and its audience are recorded in one transaction.
     """
+    _apply_journal(config, store, now)
     unfinished = store.issues.unfinished(digest_list.name)
     if unfinished is not None:
         log.info("list %s: resuming issue %s", digest_list.name, unfinished)
@@ -247,6 +250,7 @@ def deliver_issue(
     store ``page_size`` at a time, and each message is built by a worker
     just before it is sent.
     """
+    _apply_journal(config, store, clock.now())
     info = store.issues.info(issue_id)
     digest_list = config.lists.get(info.list_name)
     if digest_list is None:
@@ -276,6 +280,21 @@ def deliver_issue(
         with store.transaction():
             store.issues.finish(issue_id, now=clock.now())
     return report
+
+
+def _apply_journal(config: Config, store: StateStore, now: datetime) -> None:
+    """The one-click unsubscribes ``publisher serve`` journaled while the
+    store was busy, applied before anyone is mailed (a busy store: the
+    server applies them as soon as it frees, and each delivery checks
+    its address is still subscribed)."""
+    journal = UnsubscribeJournal(config.state.path)
+    if journal.pending():
+        try:
+            journal.apply(store, now=now)
+        except Exception as exc:
+            if not is_busy(exc):
+                raise
+            log.warning("journaled unsubscribes not applied yet: the state store is busy")
 
 
 def _work_through_pending(
@@ -395,13 +414,13 @@ def _settle(
                 report.failures.append(f"{delivery.email}: {error}")
             if error.code in HARD_BOUNCES and set_subscriber_status(store.subscribers, delivery.email, "bounced", now=now):
                 report.suppressed += 1
-        log.warning("delivery to %s failed: %s", delivery.email, error)
+        log.warning("delivery to %s failed: %s", mask_email(delivery.email), error)
         return
     with store.transaction():
         store.deliveries.note_attempt(delivery.id, attempts=attempts, code=error.code, error=str(error), now=now)
     tries = job.tries + 1
     if tries >= config.mail.attempts or report.stopped is not None:
-        log.warning("delivery to %s left pending after %d tries: %s", delivery.email, attempts, error)
+        log.warning("delivery to %s left pending after %d tries: %s", mask_email(delivery.email), attempts, error)
         return
     report.retries += 1
     wait = backoff_delay(tries, base=config.mail.backoff, cap=config.mail.backoff_max, rng=rng)

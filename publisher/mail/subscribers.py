@@ -13,9 +13,12 @@ wires them together.
     subscriber, created = add_by_owner(store.subscribers, "ann@example.org", "Ann", ["daily"], source="cli", now=now)
 
 Addresses: the domain is lower-cased and IDNA-encoded (``bücher.example``
-becomes ``xn--bcher-kva.example``); the local part is kept as written, so
-``Someone@example.com`` and ``someone@example.com`` are two subscribers, as
-RFC 5321 says they are two mailboxes. Addresses that need SMTPUTF8 (a
+becomes ``xn--bcher-kva.example``); the local part is kept as written and
+mail goes to it as written, but ``Someone@example.com`` and
+``someone@example.com`` are one subscriber: RFC 5321 lets a server tell
+them apart, yet every mailbox provider delivers both to one mailbox, so
+identity, rate limits and dedupe ignore case (the state store finds a
+subscriber by the address in lower case). Addresses that need SMTPUTF8 (a
 non-ASCII local part) are refused: not every server on the way accepts them.
 """
 
@@ -33,6 +36,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from publisher.errors import PublisherError
 from publisher.model import SUBSCRIBER_STATUSES, Subscriber
+from publisher.text import mask_email
 
 if TYPE_CHECKING:
     from publisher.mail.subscriber_csv import ImportRow
@@ -192,7 +196,7 @@ def add_subscriber(
             joined = () if status == "unsubscribed" else lists
             added = subscribers.insert(email, name, status, joined, source=source, created=created or now, now=now)
             shown = ", ".join(lists) or "no list"
-            changes_log.info("subscriber %s: added %s (%s) to %s", added.id, email, status, shown)
+            changes_log.info("subscriber %s: added %s (%s) to %s", added.id, mask_email(email), status, shown)
             return added, True
         new_status, joining = _status_after_adding(found.status, status, reactivate)
         if found.status in SUPPRESSED and new_status == found.status and not joining:
@@ -283,7 +287,7 @@ def set_subscriber_status(subscribers: SubscriberRepository, email: str, status:
             return False
         subscribers.set_status(found.id, status)
         subscribers.touch(found.id, now)
-    changes_log.info("subscriber %s: status %s", email, status)
+    changes_log.info("subscriber %s: status %s", mask_email(email), status)
     return True
 
 
@@ -306,35 +310,30 @@ def add_by_owner(
     )
 
 
-def request_from_form(
-    subscribers: SubscriberRepository, email: str, name: str, *, now: datetime
-) -> tuple[Subscriber, bool]:
+def request_from_form(subscribers: SubscriberRepository, email: str, *, now: datetime) -> tuple[Subscriber, bool]:
     """A subscribe request from the web form: a new address is added as
-    pending, on no list yet (it joins the lists when it confirms). A known
-    address keeps its status and its name."""
-    with subscribers.change():
-        known = subscribers.find(email) is not None
-        return add_subscriber(
-            subscribers,
-            email,
-            "" if known else name,
-            (),
-            source="web",
-            now=now,
-            status="pending",
-            reactivate=REACTIVATED_BY_FORM,
-        )
+    pending, with no name and on no list yet (it joins the lists, and takes
+    the name its owner confirms, when it confirms). A known address is left
+    as it is: a form anyone can fill in changes nothing about someone else."""
+    return add_subscriber(
+        subscribers, email, "", (), source="web", now=now, status="pending", reactivate=REACTIVATED_BY_FORM
+    )
 
 
 def confirm_from_link(
-    subscribers: SubscriberRepository, email: str, lists: Iterable[str], *, now: datetime
+    subscribers: SubscriberRepository, email: str, lists: Iterable[str], *, now: datetime, name: str | None = None
 ) -> Subscriber:
     """A confirmation link followed: the address becomes active and joins
     ``lists``, rejoining any it had left; one that bounced or complained
-    since stays so."""
-    subscriber, _ = add_subscriber(
-        subscribers, email, "", lists, source="web", now=now, status="active", reactivate=REACTIVATED_BY_CONFIRMATION
-    )
+    since stays so. ``name``, when given, is the name its owner confirmed."""
+    with subscribers.change():
+        subscriber, _ = add_subscriber(
+            subscribers, email, "", lists, source="web", now=now, status="active", reactivate=REACTIVATED_BY_CONFIRMATION
+        )
+        if name is not None and subscriber.status == "active" and name != subscriber.name:
+            subscribers.set_name(subscriber.id, name)
+            subscribers.touch(subscriber.id, now)
+            subscriber = _reloaded(subscribers, subscriber.email)
     return subscriber
 
 
@@ -363,7 +362,7 @@ def import_subscribers(store: StateStore, rows: Sequence[ImportRow], *, source: 
                 created=row.created,
                 reactivate=REACTIVATED_BY_IMPORT,
             )
-            if row.email in seen:
+            if row.email.lower() in seen:
                 # A second row for the same address adds its lists, and is
                 # counted on its own.
                 duplicates += 1
@@ -376,7 +375,7 @@ def import_subscribers(store: StateStore, rows: Sequence[ImportRow], *, source: 
                 unchanged += 1
                 if row.status not in SUPPRESSED and after.status in SUPPRESSED:
                     not_resubscribed += 1
-            seen.add(row.email)
+            seen.add(row.email.lower())
     log.info(
         "import %s: %d added, %d updated, %d unchanged (%d not resubscribed), %d duplicate rows, "
         "%d rows marked unsubscribed or bounced in the file",

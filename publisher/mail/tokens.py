@@ -33,7 +33,9 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from publisher.errors import PublisherError
@@ -109,6 +111,29 @@ def verify_token(secret: bytes, token: str, purpose: str = "unsubscribe") -> Tok
     except ValueError:
         return None  # signed by us, so only reachable with a leaked secret
     return claims
+
+
+def verify_token_ring(
+    secret: bytes,
+    token: str,
+    purpose: str,
+    *,
+    retired: Sequence[tuple[bytes, datetime]] = (),
+    grace: timedelta = timedelta(0),
+    now: datetime | None = None,
+) -> TokenClaims | None:
+    """``verify_token`` under ``secret``, else under each ``retired`` secret
+    still within ``grace`` of its retirement at ``now`` (``publisher.keyring``):
+    links already in mailboxes outlive a rotation of the secret."""
+    found = verify_token(secret, token, purpose)
+    if found is not None or now is None:
+        return found
+    for old, moment in retired:
+        if now - moment <= grace and len(old) >= MIN_SECRET_BYTES:
+            found = verify_token(old, token, purpose)
+            if found is not None:
+                return found
+    return None
 
 
 def _check(secret: bytes, purpose: str) -> None:

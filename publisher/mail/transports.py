@@ -38,7 +38,8 @@ from typing import Protocol, runtime_checkable
 
 from publisher.config import SmtpSettings
 from publisher.errors import DeliveryError, TransportError
-from publisher.files import fsync_folder
+from publisher.files import PRIVATE_FILE, fsync_folder, private_folder
+from publisher.text import mask_email
 
 log = logging.getLogger("publisher.transports")
 
@@ -101,14 +102,31 @@ class OutboxTransport:
     def connect(self) -> OutboxConnection:
         if not self._ready:
             try:
-                for sub in ("tmp", "new", "cur"):
-                    (self.folder / sub).mkdir(parents=True, exist_ok=True)
+                # Each message holds its recipient's unsubscribe and confirm
+                # links: the folders are the owner's alone (fixed, with a
+                # warning, when they were not), the files 0600.
+                for sub in ("", "tmp", "new", "cur"):
+                    private_folder(self.folder / sub)
+                _private_messages(self.folder)
             except OSError as exc:
                 raise TransportError(f"outbox {self.folder}: cannot create it: {exc.strerror or exc}") from exc
             if not os.access(self.folder / "tmp", os.W_OK) or not os.access(self.folder / "new", os.W_OK):
                 raise TransportError(f"outbox {self.folder}: not writable (check its owner and permissions)")
             self._ready = True
         return OutboxConnection(self.folder)
+
+
+def _private_messages(folder: Path) -> None:
+    """Make the messages already in the outbox 0600 (older versions wrote them 0644)."""
+    fixed = 0
+    for sub in ("new", "cur", "tmp"):
+        with os.scandir(folder / sub) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mode & 0o077:
+                    os.chmod(entry.path, PRIVATE_FILE)
+                    fixed += 1
+    if fixed:
+        log.warning("outbox %s: %d messages were readable by others; now 0600", folder, fixed)
 
 
 _sequence = itertools.count()
@@ -135,14 +153,14 @@ class OutboxConnection:
             path = self._deliver(message)
         except OSError as exc:
             raise TransportError(f"outbox {self.folder}: cannot write a message: {exc.strerror or exc}") from exc
-        log.debug("outbox: message to %s written to %s", recipient, path)
+        log.debug("outbox: message to %s written to %s", mask_email(recipient), path)
 
     def _deliver(self, message: bytes) -> Path:
         while True:
             name = _unique_name() + ".eml"
             tmp = self.folder / "tmp" / name
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
             except FileExistsError:
                 continue  # a clash needs a clock step back and a recycled pid: just pick again
             try:

@@ -14,6 +14,8 @@ __getattr__, __dir__ = exports(
         "BounceEvent": "bounces",
         "BounceRepository": "bounces",
         "DeliveryRef": "bounces",
+        "is_busy": "database",
+        "StoreBusy": "database",
         "BuildRecord": "records",
         "CachedFetch": "records",
         "FeedOutput": "records",
@@ -61,13 +63,15 @@ __all__ = [
     "SchedulerLocked",
     "SendLock",
     "StateStore",
+    "StoreBusy",
     "SubscriberRepository",
     "WebEventRepository",
+    "is_busy",
 ]
 
 if TYPE_CHECKING:
     from publisher.state.bounces import BounceEvent, BounceRepository, DeliveryRef
-    from publisher.state.database import Database
+    from publisher.state.database import Database, StoreBusy, is_busy
     from publisher.state.locks import LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock
     from publisher.state.protocols import (
         BuildRepository,

@@ -27,6 +27,7 @@ issues and deliveries, job runs, web events) are refused instead.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from publisher.errors import StateError
+from publisher.files import PRIVATE_FILE, PRIVATE_FOLDER, make_private
 from publisher.state.schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -72,7 +74,7 @@ class Database:
         self.dialect = Dialect()
 
     @classmethod
-    def open(cls, path: Path, *, readonly: bool = False, check: bool = True) -> Database:
+    def open(cls, path: Path, *, readonly: bool = False, check: bool = True, wait: float = 10.0) -> Database:
         """Open (creating when writable) the database at ``path`` and bring
         its schema up to date; ``readonly`` gives a ``ScratchDatabase``.
 
@@ -80,6 +82,9 @@ class Database:
         is one clear error now rather than a failure mid-command. It reads
         the whole file: a server that opens the database for each request
         checks once at start-up and opens with ``check=False``.
+
+        ``wait``: seconds a statement waits for another process's write
+        lock before it fails (``is_busy`` tells that failure apart).
         """
         shown = str(path)
         database: Database | None = None
@@ -89,7 +94,7 @@ class Database:
                     # An empty file is a database that lost its contents, not a new
                     # one: starting afresh would forget every subscriber and issue.
                     raise sqlite3.DatabaseError("the file is empty")
-                database = (ScratchDatabase if readonly else Database)._connect(path, shown)
+                database = (ScratchDatabase if readonly else Database)._connect(path, shown, wait)
                 if check and path.exists():
                     database._check_pages()
                 database._migrate(MIGRATIONS)
@@ -107,9 +112,9 @@ class Database:
         return database
 
     @classmethod
-    def _connect(cls, path: Path, name: str) -> Database:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=10, isolation_level=None)  # transactions are explicit
+    def _connect(cls, path: Path, name: str, wait: float = 10.0) -> Database:
+        _private_file(path)
+        connection = sqlite3.connect(path, timeout=wait, isolation_level=None)  # transactions are explicit
         try:
             # WAL with synchronous=NORMAL: a commit costs tens of
             # microseconds, not an fsync (a send commits every delivery).
@@ -217,6 +222,37 @@ class Database:
         self._connection.close()
 
 
+class StoreBusy(StateError):
+    """The store cannot be used now (too many requests are waiting on it already)."""
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Did ``exc`` come from another process holding the write lock longer
+    than the wait (or from ``StoreBusy``)?"""
+    while exc is not None:
+        if isinstance(exc, StoreBusy) or (isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)):
+            return True
+        exc = exc.__cause__  # a StateError raised from it
+    return False
+
+
+def _private_file(path: Path) -> None:
+    """The database holds every address and name: its folder is created
+    0700, the file (and SQLite's -wal and -shm beside it, which take its
+    mode) 0600; an existing file or folder readable by others is fixed,
+    with a warning (the folder only when it is not the site's own, which
+    holds its .toml config)."""
+    path.parent.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    if not any(path.parent.glob("*.toml")):
+        make_private(path.parent, PRIVATE_FOLDER)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+    except FileExistsError:
+        for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if existing.exists():
+                make_private(existing, PRIVATE_FILE)
+
+
 class ScratchDatabase(Database):
     """A database opened read-only: the file is read, never written, and
     changes are made in a copy in memory and always rolled back (see the
@@ -230,7 +266,7 @@ class ScratchDatabase(Database):
         self._in_memory = in_memory
 
     @classmethod
-    def _connect(cls, path: Path, name: str) -> ScratchDatabase:
+    def _connect(cls, path: Path, name: str, wait: float = 10.0) -> ScratchDatabase:
         if not path.exists():
             return cls(sqlite3.connect(":memory:", isolation_level=None), name, in_memory=True)
         # No -wal file means no writer is open and every commit is in the

@@ -10,13 +10,22 @@ kept by one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
 from publisher.model import Subscriber
-from publisher.state.records import BuildRecord, CachedFetch, FeedOutput, IssueInfo, JobRun, PendingDelivery, PostRecord
+from publisher.state.records import (
+    BuildRecord,
+    CachedFetch,
+    FeedOutput,
+    IssueInfo,
+    JobRun,
+    PendingConfirmation,
+    PendingDelivery,
+    PostRecord,
+)
 
 
 class PostRepository(Protocol):
@@ -90,6 +99,8 @@ class SubscriberRepository(Protocol):
 
     def leave(self, subscriber_id: int, list_name: str | None, now: datetime) -> int: ...
 
+    def mark_welcomed(self, subscriber_id: int, now: datetime) -> bool: ...
+
 
 class IssueRepository(Protocol):
     """Each list's issues and the posts they carried."""
@@ -159,3 +170,19 @@ class WebEventRepository(Protocol):
     def take(self, kind: str, key: str, *, limit: int, since: datetime, now: datetime) -> bool: ...
 
     def forget(self, before: datetime) -> int: ...
+
+
+class ConfirmationRepository(Protocol):
+    """Pending subscribe requests, by the hash of their token (``publisher.state.confirmations``)."""
+
+    def add(
+        self, token_hash: str, email: str, lists: Sequence[str], name: str, *, now: datetime, expires: datetime
+    ) -> int: ...
+
+    def find(self, token_hash: str, *, now: datetime) -> PendingConfirmation | None: ...
+
+    def consume(self, confirmation_id: int, now: datetime) -> bool: ...
+
+    def withdraw(self, email: str) -> int: ...
+
+    def purge(self, now: datetime) -> int: ...

@@ -91,3 +91,17 @@ class JobRun:
     finished: datetime | None
     status: str | None
     message: str | None
+
+
+@dataclass(frozen=True)
+class PendingConfirmation:
+    """A subscribe request waiting for its owner: the address as written,
+    the lists and the name asked for, and when its link stops working."""
+
+    id: int
+    email: str
+    lists: tuple[str, ...]
+    name: str
+    created: datetime
+    expires: datetime
+    confirmed: datetime | None  # when its owner confirmed it (a second click changes nothing)

@@ -178,6 +178,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX bounce_events_subscriber ON bounce_events(subscriber_id, kind, at);
     CREATE INDEX deliveries_message_id ON deliveries(message_id);
     """,
+    # 11: the public web surface hardened. confirmations: each subscribe
+    # request, found by the hash of its random token, carrying the name
+    # asked for until the owner confirms (then ``confirmed``); it expires. An address is one
+    # mailbox whatever the case of its letters (subscribers_mailbox).
+    # web_events are pruned by time (web_events_at). welcomed: when the
+    # welcome email went out, so it goes once. A pending address's name was
+    # typed by whoever filled in the form: it is dropped, for its owner to
+    # set when confirming.
+    """
+    CREATE TABLE confirmations (
+        id INTEGER PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        mailbox TEXT NOT NULL,
+        email TEXT NOT NULL,
+        lists TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL,
+        confirmed TEXT
+    );
+    CREATE INDEX confirmations_mailbox ON confirmations(mailbox);
+    CREATE INDEX confirmations_expires ON confirmations(expires);
+    CREATE INDEX web_events_at ON web_events(at);
+    CREATE INDEX subscribers_mailbox ON subscribers(lower(email));
+    ALTER TABLE subscribers ADD COLUMN welcomed TEXT;
+    UPDATE subscribers SET name = '' WHERE status = 'pending';
+    """,
 )
 
 

@@ -19,12 +19,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from publisher.state.bounces import BounceRepository, SqlBounceRepository
+from publisher.state.confirmations import SqlConfirmationRepository
 from publisher.state.database import Database
 from publisher.state.issues import SqlDeliveryRepository, SqlIssueRepository
 from publisher.state.jobs import SqlJobRepository
 from publisher.state.posts import SqlBuildRepository, SqlFetchRepository, SqlPostRepository
 from publisher.state.protocols import (
     BuildRepository,
+    ConfirmationRepository,
     DeliveryRepository,
     FetchRepository,
     IssueRepository,
@@ -45,6 +47,7 @@ class StateStore:
     ``subscribers``; ``issues`` and their ``deliveries``; ``jobs``: the
     scheduler's runs; ``web_events``: the web server's rate limits;
     ``bounces``: bounce messages dealt with and the events they recorded.
+    ``confirmations``: pending subscribe requests.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class StateStore:
         jobs: JobRepository,
         web_events: WebEventRepository,
         bounces: BounceRepository,
+        confirmations: ConfirmationRepository,
     ):
         self.database = database
         self.posts = posts
@@ -71,14 +75,15 @@ class StateStore:
         self.jobs = jobs
         self.web_events = web_events
         self.bounces = bounces
+        self.confirmations = confirmations
 
     @classmethod
-    def open(cls, path: Path, readonly: bool = False, *, check: bool = True) -> StateStore:
+    def open(cls, path: Path, readonly: bool = False, *, check: bool = True, wait: float = 10.0) -> StateStore:
         """Open (creating when writable) the SQLite store at ``path``; see ``Database.open``.
 
         A read-only store of a file that does not exist yet is empty.
         """
-        return cls.on(Database.open(path, readonly=readonly, check=check))
+        return cls.on(Database.open(path, readonly=readonly, check=check, wait=wait))
 
     @classmethod
     def on(cls, database: Database) -> StateStore:
@@ -94,6 +99,7 @@ class StateStore:
             jobs=SqlJobRepository(database),
             web_events=SqlWebEventRepository(database),
             bounces=SqlBounceRepository(database),
+            confirmations=SqlConfirmationRepository(database),
         )
 
     @property

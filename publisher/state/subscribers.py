@@ -19,9 +19,14 @@ from publisher.state.schema import from_iso, iso
 
 # Who an issue of the list ``:list`` goes to, as a condition on ``subscribers
 # s``: an active address with an active subscription to that list.
-AUDIENCE = """s.status = 'active' AND EXISTS (
+_IN_LIST = """.status = 'active' AND EXISTS (
         SELECT 1 FROM subscriptions l
-         WHERE l.subscriber_id = s.id AND l.list = :list AND l.status = 'active')"""
+         WHERE l.subscriber_id = {0}.id AND l.list = :list AND l.status = 'active')"""
+# One copy per mailbox: a store from before addresses were compared without
+# regard to case may hold several spellings of one; the first one stored gets it.
+AUDIENCE = f"""s{_IN_LIST.format("s")}
+    AND NOT EXISTS (SELECT 1 FROM subscribers o
+                     WHERE lower(o.email) = lower(s.email) AND o.id < s.id AND o{_IN_LIST.format("o")})"""
 
 
 def _subscriber(row: tuple) -> Subscriber:
@@ -56,8 +61,10 @@ class SqlSubscriberRepository:
     # -- loading ---------------------------------------------------------------------
 
     def find(self, email: str) -> Subscriber | None:
-        """The subscriber with exactly this (normalised) address, if any."""
-        row = self._db.query_one(self._select + " WHERE s.email = ?", (email,))
+        """The subscriber of this mailbox, if any: the address compared
+        without regard to case (the first one stored, should a store from
+        before that rule hold several spellings)."""
+        row = self._db.query_one(self._select + " WHERE lower(s.email) = lower(?) ORDER BY s.id LIMIT 1", (email,))
         return _subscriber(row) if row else None
 
     def matching(self, list_name: str | None = None, status: str | None = None) -> list[Subscriber]:
@@ -139,4 +146,14 @@ class SqlSubscriberRepository:
                 """UPDATE subscriptions SET status = 'unsubscribed', changed = ?
                    WHERE subscriber_id = ? AND status = 'active' AND (? IS NULL OR list = ?)""",
                 (iso(now), subscriber_id, list_name, list_name),
+            )
+
+    def mark_welcomed(self, subscriber_id: int, now: datetime) -> bool:
+        """Record that the welcome email goes out now; False if it already did."""
+        with self.change():
+            return (
+                self._db.execute(
+                    "UPDATE subscribers SET welcomed = ? WHERE id = ? AND welcomed IS NULL", (iso(now), subscriber_id)
+                )
+                == 1
             )

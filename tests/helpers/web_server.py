@@ -85,8 +85,9 @@ def _sigint_as_in_a_terminal() -> None:
 class WebServer:
     """``python -m publisher --config CONFIG serve --port PORT``, until stopped."""
 
-    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None):
+    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None, *, verbose: bool = False):
         self.config = config
+        self.verbose = verbose
         self.port = port
         self.env = env or server_env()
         self.log = config.parent / "serve.log"
@@ -100,7 +101,10 @@ class WebServer:
     def __enter__(self) -> WebServer:
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "publisher", "--config", str(self.config), "serve", "--port", str(self.port)],
+                [
+                    sys.executable, "-m", "publisher", "--config", str(self.config), *(["-v"] if self.verbose else []),
+                    "serve", "--port", str(self.port),
+                ],
                 env=self.env,
                 cwd=self.config.parent,
                 stdout=log,

@@ -4,6 +4,7 @@ module per area and ``FeedFiles`` in front."""
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -17,14 +18,15 @@ from publisher.config import Config
 from publisher.dates import format_day
 from publisher.errors import ConfigError
 from publisher.app.common import make_transport
-from publisher.mail import ConfirmationMailer
+from publisher.mail import ConfirmationMailer, UnsubscribeJournal
 from publisher.resources import default_templates
 from publisher.state import StateStore
 
 from . import archive, csrf, hooks, index, leaving, subscribe
-from .context import EXTENSION, WebContext, close_store, context, page
+from .context import EXTENSION, STORE_THREADS, WebContext, close_store, context, page
 from .feed_files import FeedFiles
-from .headers import CSP, SECURITY_HEADERS
+from .headers import CSP, SECURITY_HEADERS, PublicHost
+from .ratelimit import store_busy
 
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -58,6 +60,8 @@ def create_app(
         trusted=tuple(ipaddress.ip_network(p, strict=False) for p in config.serve.trusted_proxies),
         csrf_cookie="__Host-publisher_csrf" if https and not prefix else "publisher_csrf",
         mailer=ConfirmationMailer(config, transport or make_transport(config)),
+        journal=UnsubscribeJournal(config.state.path),
+        store_slots=threading.BoundedSemaphore(STORE_THREADS),
         templates=default_templates() / "web",
         site_templates=config.mail.templates / "web",
     )
@@ -65,6 +69,7 @@ def create_app(
     app.wsgi_app = FeedFiles(app.wsgi_app, config.feeds.out, _feeds_mount(config))  # type: ignore[method-assign]
     if prefix:
         app.wsgi_app = _PrefixMiddleware(app.wsgi_app, prefix)  # type: ignore[method-assign]
+    app.wsgi_app = PublicHost(app.wsgi_app, config.site.url)  # type: ignore[method-assign]
 
     # The store is checked (every page read) and migrated once, here; each
     # request then opens it without reading the whole file again.
@@ -74,6 +79,7 @@ def create_app(
     app.context_processor(_common)
     app.after_request(_security_headers)
     app.errorhandler(HTTPException)(_http_error)
+    app.errorhandler(Exception)(store_busy)
     for area in (index, archive, subscribe, leaving, hooks):
         area.register(app)
     index.register_feed_files(app)

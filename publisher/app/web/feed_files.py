@@ -284,4 +284,5 @@ class FeedFiles:
         if since == known.last_modified:
             return True
         date = parse_date(since)
-        return date is not None and known.modified <= date
+        # RFC 9110 13.1.3: a date later than the server's clock is invalid; ignore it.
+        return date is not None and known.modified <= date <= datetime.now(timezone.utc)

@@ -1,14 +1,23 @@
 """Leaving: ``/unsubscribe/<token>`` (RFC 8058 one-click on POST) and
-``/preferences/<token>``; a GET only shows a page with a button."""
+``/preferences/<token>``; a GET only shows a page with a button. A one-click
+unsubscribe is never lost: while another process holds the state store's
+write lock it goes to the journal (``publisher.mail.unsubscribe_journal``)
+and is answered 200 all the same."""
 
 from __future__ import annotations
 
 from flask import Flask, request, url_for
 
 from publisher.mail import remove_subscriber, sign_token
+from publisher.state import is_busy
 
 from .context import claims, context, invalid_link, list_title, page, store, token_page
 from .csrf import require_csrf
+
+
+# A one-click unsubscribe waits this long for the write lock before it goes
+# to the journal: the mail provider posting it gives up after a few seconds.
+UNSUBSCRIBE_WAIT = 1.0
 
 
 def register(app: Flask) -> None:
@@ -24,11 +33,10 @@ def unsubscribe(token: str):
     found = claims(token, "unsubscribe")
     if found is None:
         return invalid_link()
-    db = store()
     if request.method != "POST":  # GET and HEAD
         # Shows a button only: link scanners that follow every URL in a
         # message must not unsubscribe anyone.
-        if db.subscribers.find(found.subscriber) is None:
+        if store().subscribers.find(found.subscriber) is None:
             return invalid_link()
         return token_page(page("unsubscribe.html", email=found.subscriber, list_title=list_title(found.list_name)))
     # RFC 8058: the mail client POSTs List-Unsubscribe=One-Click; no
@@ -36,7 +44,18 @@ def unsubscribe(token: str):
     # the URL is the authority.
     if request.form.get("List-Unsubscribe") != "One-Click":
         return invalid_link()
-    after = remove_subscriber(db.subscribers, found.subscriber, found.list_name, now=context().now())
+    try:
+        db = store(wait=UNSUBSCRIBE_WAIT)
+        with db.transaction():
+            after = remove_subscriber(db.subscribers, found.subscriber, found.list_name, now=context().now())
+            db.confirmations.withdraw(found.subscriber)
+    except Exception as exc:
+        if not is_busy(exc):
+            raise
+        # Another process holds the write lock; the sender will not ask
+        # twice: keep the unsubscribe in the journal, applied when it frees.
+        context().journal.record(found.subscriber, found.list_name, now=context().now())
+        after = True
     if after is None:
         return invalid_link()
     return token_page(

@@ -8,9 +8,10 @@ import logging
 from datetime import datetime, timedelta
 
 from flask import Response, request
+from werkzeug.exceptions import HTTPException
 
 from publisher.mail import event_key
-from publisher.state import StateStore
+from publisher.state import StateStore, is_busy
 
 from .context import context, page
 
@@ -18,6 +19,7 @@ log = logging.getLogger("publisher.web")
 
 IP_WINDOW = timedelta(hours=1)
 EVENT_RETENTION = timedelta(days=2)  # longer than any rate-limit window
+BUSY_RETRY_AFTER = 5  # seconds: a write lock is held for a commit, or a build's few seconds
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -61,13 +63,39 @@ def the_client() -> str:
     return client_ip(request.remote_addr or "", request.headers.getlist("X-Forwarded-For"), context().trusted)
 
 
+def rate_key(client: str, ipv6_prefix: int) -> str:
+    """What a client's attempts are counted under: an IPv4 address as it
+    is, an IPv6 one by its network of ``ipv6_prefix`` bits (one host
+    usually holds a whole /64: counting addresses would give it 2^64
+    allowances). An IPv4 address mapped into IPv6 counts as IPv4."""
+    address = _address(client)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
+    return str(address) if address is not None else client
+
+
+def store_busy(exc: Exception):
+    """Another process held the state store's write lock past ``[serve]
+    store_wait``: a 503 that says when to come back, never a 500."""
+    if isinstance(exc, HTTPException):
+        return exc
+    if not is_busy(exc):
+        raise exc
+    log.warning("%s %s: the state store is busy (another publisher is writing); answered 503", request.method, request.path)
+    response = Response(page("busy.html"), status=503)
+    response.headers["Retry-After"] = str(BUSY_RETRY_AFTER)
+    return response
+
+
 def subscribe_refused(db: StateStore, moment: datetime) -> Response | None:
     """The 429 page when this client has made too many subscribe attempts
     in the last hour; None (the attempt counted) when it may go on."""
     config = context().config
     if not db.web_events.take(
         "subscribe-ip",
-        event_key(config, the_client()),
+        event_key(config, rate_key(the_client(), config.serve.ipv6_prefix)),
         limit=config.serve.subscribe_per_ip,
         since=moment - IP_WINDOW,
         now=moment,
@@ -76,5 +104,4 @@ def subscribe_refused(db: StateStore, moment: datetime) -> Response | None:
         response = Response(page("too_many.html"), status=429)
         response.headers["Retry-After"] = str(int(IP_WINDOW.total_seconds()))
         return response
-    db.web_events.forget(moment - EVENT_RETENTION)
-    return None
+    return None  # old events are dropped on a schedule (serve's upkeep), not per request

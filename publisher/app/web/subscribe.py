@@ -1,23 +1,19 @@
 """Subscribing: ``POST /subscribe`` asks for a double opt-in
-(``publisher.mail.optin``) with the same answer whatever the address, a
-honeypot field and a rate limit per IP; ``/confirm/<token>`` confirms."""
+(``publisher.mail.optin``) with the same answer, after the same work,
+whatever the address; a honeypot field and a rate limit per IP (per /64 for
+IPv6). ``/confirm/<token>`` shows the request and confirms it, with the
+name its owner gives there."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, Response, abort, redirect, request, url_for
 
-from publisher.mail import (
-    SubscriberError,
-    clean_name,
-    confirm_subscription,
-    normalize_email,
-    request_subscription,
-    requested_lists,
-)
+from publisher.mail import SubscriberError, clean_name, confirm_subscription, normalize_email, pending_request
 
-from .context import claims, context, invalid_link, page, store, token_page
+from .context import context, invalid_link, page, store, token_page
 from .csrf import require_csrf
 from .index import index_page
 from .ratelimit import subscribe_refused
@@ -38,14 +34,16 @@ def subscribe_form():
 
 
 def subscribe():
+    """The same work, and the same answer, whatever the address: the IP's
+    allowance is counted and the request queued for the mailer, which
+    records it and sends any confirmation after the answer has gone."""
     require_csrf()
     site = context()
     config = site.config
     if not config.lists:
         abort(404)
     moment = site.now()
-    db = store()
-    refused = subscribe_refused(db, moment)
+    refused = subscribe_refused(store(), moment)
     if refused is not None:
         return refused
     if request.form.get(HONEYPOT, "").strip():
@@ -61,23 +59,28 @@ def subscribe():
         return index_page(error="That does not look like an email address.", form=form, status=400)
     if not chosen_names:
         return index_page(error="Choose at least one list.", form=form, status=400)
-    chosen = [config.lists[n] for n in chosen_names]
-    wanted = request_subscription(config, db, email, name, chosen, now=moment)
-    if wanted:
-        site.mailer.submit(email, wanted, now=moment)
-    # The same page whatever became of the request.
+    site.mailer.submit(email, name, chosen_names, now=moment)  # shed when full: the answer is the same
     return Response(page("subscribed.html"))
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,128}")
 
 
 def confirm(token: str):
     site = context()
-    found = claims(token, "confirm")
-    if found is None or not requested_lists(site.config, found):
+    if not _TOKEN.fullmatch(token):
+        return invalid_link()
+    db = store()
+    found = pending_request(site.config, db, token, now=site.now())
+    if found is None:
         return invalid_link()
     if request.method != "POST":  # GET and HEAD
-        return token_page(page("confirm.html", email=found.subscriber, chosen=requested_lists(site.config, found)))
+        return token_page(page("confirm.html", email=found.email, chosen=found.lists, name=found.name))
     require_csrf()
-    subscriber = confirm_subscription(site.config, store(), found, now=site.now())
+    before = db.subscribers.find(found.email)
+    subscriber = confirm_subscription(site.config, db, token, request.form.get("name", found.name), now=site.now())
     if subscriber is None:
         return invalid_link()
-    return token_page(page("confirmed.html", email=found.subscriber, chosen=requested_lists(site.config, found)))
+    if before is None or before.status != "active":
+        site.mailer.welcome(subscriber.email, [l.name for l in found.lists], now=site.now())
+    return token_page(page("confirmed.html", email=subscriber.email, chosen=found.lists))
