@@ -397,8 +397,7 @@ class ServeSettings:
     trusted_proxies: tuple[str, ...] = setting(_proxies, ["127.0.0.1", "::1"], "whose X-Forwarded-For is believed")
 
 
-# A list's settings are publisher.model.DigestList's fields, defaults and all;
-# this is how each is read.
+# A list's settings are publisher.model.DigestList's fields (and defaults): how each is read.
 _LIST_PARSERS: dict[str, Callable[[Any], Any]] = {
     "title": _nonempty,
     "description": _text,
@@ -407,9 +406,13 @@ _LIST_PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_bytes": _positive_int,
     "subject": _template,
     "preheader": _template,
-    "schedule": _schedule,
+    "schedule": lambda value: value if value == "immediately" else _schedule(value),
     "catch_up": _bool,
     "max_late": _duration,
+    "mode": _choice("digest", "post"),
+    "backfill": _count,
+    "backdated": _duration,
+    "test_prefix": _text,
 }
 
 

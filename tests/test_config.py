@@ -318,7 +318,10 @@ def test_problems_in_every_section_are_reported_in_order(tmp_path: Path, monkeyp
         encoding="utf-8",
     )
     mail_keys = "from, reply_to, transport, outbox, secret_env, secret_file, unsubscribe_mailto, templates, attempts, backoff, backoff_max"
-    list_keys = "title, description, max_posts, full_content, max_bytes, subject, preheader, schedule, catch_up, max_late"
+    list_keys = (
+        "title, description, max_posts, full_content, max_bytes, subject, preheader, schedule, catch_up, max_late, "
+        "mode, backfill, backdated, test_prefix"
+    )
     assert _lines(path) == [
         "[extra]: unknown section (known: site, content, feeds, state, jobs, serve, mail, lists)",
         "[site] title: required, but missing",
