@@ -77,6 +77,8 @@ def build(ctx: click.Context, force: bool) -> None:
             click.echo(f"  and {plural(others, 'more file')} (tag, author, comment and archive feeds)")
         if report.removed:
             click.echo(f"  removed {plural(len(report.removed), 'feed')} no longer produced")
+        for old, new in report.renamed:
+            click.echo(f"renamed: {old} -> {new}")
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     warn_placeholder_url(ctx, config)

@@ -191,6 +191,8 @@ class Scheduler:
         (catch-up, and unfinished issues resumed)."""
         now = self.clock.now()
         starting = self._watched_since is None
+        if starting:  # a new list's first issue holds the posts since the scheduler first saw it
+            self.store.issues.register_lists(list(self.config.lists), now=now)
         runs = self.store.jobs.all()
         for job in self.jobs:
             if self.stop.is_set():
@@ -286,6 +288,8 @@ class Scheduler:
             log.warning("%s: rejected %s", job.context, error)
         for warning in report.warnings:
             log.warning("%s: %s", job.context, warning)
+        for old, new in report.renamed:
+            log.info("%s: renamed: %s -> %s", job.context, old, new)
         return (
             f"built {plural(len(report.site.posts), 'post')}: {len(report.written)} written, "
             f"{len(report.unchanged)} unchanged, {len(report.errors)} rejected"

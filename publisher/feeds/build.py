@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from publisher.config import Config
-from publisher.content import PostCache, load_posts, publish
+from publisher.content import IdentityNotes, PostCache, load_posts, publish
 from publisher.errors import ContentError, OutputError
 from publisher.feeds.formats import COMMENTS, MANAGED_FOLDERS, STYLESHEET, FeedDocument, FeedOptions, plan_feeds
 from publisher.state import ProcessLock
@@ -54,6 +54,7 @@ class BuildReport:
     written: tuple[str, ...]
     removed: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()  # (old source, new source): moved posts that kept their identity
 
     @property
     def unchanged(self) -> tuple[str, ...]:
@@ -138,10 +139,16 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     rewrites every feed.
     """
     cache = PostCache(store)
+    if store.persists:  # a list's first issue holds the posts since it first appeared here
+        store.issues.register_lists(list(config.lists), now=now)
     posts, read_errors, warnings = _load(config, store, now, cache)
 
+    notes = IdentityNotes()
+
     def identities(repository: PostRepository) -> tuple[Site, tuple[ContentError, ...]]:
-        return publish(posts, store=repository, now=now, config=config, cache=cache)
+        nonlocal notes
+        notes = IdentityNotes()  # those of the identities worked out last
+        return publish(posts, store=repository, now=now, config=config, cache=cache, notes=notes)
 
     records = store.posts.records()
     changes = _IdentityChanges(records)
@@ -182,7 +189,8 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     if config.feeds.hub and changed_feeds:
         warnings += ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
     names = tuple(document.name for document in documents)
-    return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings))
+    warnings += notes.ambiguous
+    return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings), tuple(notes.renamed))
 
 
 def _commit_identities(

@@ -44,12 +44,13 @@ class SqlIssueRepository:
         return from_optional_iso(row[0])
 
     def register_lists(self, names: list[str], *, now: datetime) -> None:
-        """Record ``now`` as the creation of each list not recorded yet."""
-        with self._db.change("record a list"):
-            self._db.executemany(
-                "INSERT INTO lists (name, created) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
-                [(name, iso(now)) for name in names],
-            )
+        """Record ``now`` as the creation of each list not recorded yet (all
+        recorded: nothing is written)."""
+        known = {row[0] for row in self._db.query("SELECT name FROM lists")}
+        new = [(name, iso(now)) for name in names if name not in known]
+        if new:
+            with self._db.change("record a list"):
+                self._db.executemany("INSERT INTO lists (name, created) VALUES (?, ?) ON CONFLICT(name) DO NOTHING", new)
 
     def list_created(self, list_name: str) -> datetime | None:
         """When the list first appeared in the config, or None if never recorded."""
