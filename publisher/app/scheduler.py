@@ -1,7 +1,8 @@
 """The scheduler: ``publisher run`` rebuilds the feeds and sends each digest on time, once.
 
 Jobs come from the config: ``build`` from ``[jobs] build``, and
-``digest:NAME`` for each list with a ``schedule``. When a job is due is
+``digest:NAME`` for each list with a ``schedule`` (``"immediately"``: the
+build's schedule, so a new post goes out within one build cycle). When a job is due is
 worked out here from ``publisher.schedules`` (local wall time in the site's
 time zone, with ``zoneinfo``) and the last run of each job kept in the state
 store (``job_runs``); the ``schedule`` library only drives the loop, with one
@@ -98,10 +99,12 @@ def jobs_of(config: Config) -> list[Job]:
         jobs.append(Job("build", parse_schedule(config.jobs.build)))
     for name, digest_list in config.lists.items():
         if digest_list.schedule:
+            # "immediately": at each build (or each minute without one); the digest job builds first.
+            immediately = digest_list.schedule == "immediately"
             jobs.append(
                 Job(
                     f"digest:{name}",
-                    parse_schedule(digest_list.schedule),
+                    parse_schedule((config.jobs.build or "every minute") if immediately else digest_list.schedule),
                     list_name=name,
                     catch_up=digest_list.catch_up,
                     max_late=parse_duration(digest_list.max_late),
@@ -338,8 +341,10 @@ class Scheduler:
                 return "; ".join(messages) + "; stopped, the rest stays pending for the next start", "stopped"
             if sent.stopped is not None:
                 return "; ".join(messages) + f"; send stopped: {sent.stopped}", "error"
-            if sent.pending or resuming is None:
-                break  # left pending after the retries (the next run resumes), or the new issue is out
+            if sent.pending:
+                break  # left pending after the retries: the next run resumes
+            if resuming is None:
+                new_issue = False  # the new issues are made: what is left is to send the rest (post mode)
         if self.stop.is_set() and not messages:
             return "stopped before sending", "stopped"
         return "; ".join(messages) or "nothing to resume", "ok"
