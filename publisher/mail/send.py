@@ -152,7 +152,7 @@ def next_rendered_issues(
 
 def nothing_to_send(store: StateStore, digest_list: DigestList) -> str:
     """Why ``prepare_issue`` made no issue: ``"no active subscribers"`` or
-    ``"no new posts since issue N"`` (``"no posts yet"`` before the first)."""
+    ``"no new posts since issue N"`` (``"… since the list was created"`` before the first)."""
     if not store.deliveries.audience_size(digest_list.name):
         return "no active subscribers"
     issues = store.issues.all(digest_list.name)
