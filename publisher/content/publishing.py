@@ -89,7 +89,7 @@ def publish(
     first keeps it and the other is rejected, naming both files. A post
     from a file the store has not seen takes over the identity of one that
     is gone when it is recognisably the same post (``_Identities.moves``);
-    ``notes`` hears of each. Posts that ``cache`` handed out are already
+    ``notes`` is filled with those of this call. Posts that ``cache`` handed out are already
     clean, and their resolved HTML is taken from it when their URL is
     unchanged.
     """
@@ -189,7 +189,10 @@ class _Identities:
         not read) when it has the same explicit id, else the same date and
         slug, else the same content. A move is taken only when the post and
         the vanished file match each other alone; otherwise each post is new
-        and ``notes.ambiguous`` names the files."""
+        and ``notes.ambiguous`` names the files. ``notes`` is emptied first:
+        it tells of this working-out only."""
+        notes.renamed.clear()
+        notes.ambiguous.clear()
         vanished = [r for source, r in self.records.items() if source not in self.current]
         if not vanished:
             return

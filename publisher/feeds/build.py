@@ -72,7 +72,11 @@ def feed_options(config: Config) -> FeedOptions:
 
 def _load(config: Config, store: StateStore, now: datetime, cache: PostCache):
     """Read files and fetch feed sources: before the write transaction, so
-    a slow upstream never holds the state store's lock."""
+    a slow upstream never holds the state store's lock. A list seen for the
+    first time is recorded as created now (its first issue holds the posts
+    since)."""
+    if store.persists:
+        store.issues.register_lists(list(config.lists), now=now)
     loaded = load_posts(config, cache)
     imported = load_feed_sources(config, store, now)
     warnings = [str(w) for w in loaded.warnings + imported.warnings]
@@ -139,15 +143,11 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     rewrites every feed.
     """
     cache = PostCache(store)
-    if store.persists:  # a list's first issue holds the posts since it first appeared here
-        store.issues.register_lists(list(config.lists), now=now)
     posts, read_errors, warnings = _load(config, store, now, cache)
 
-    notes = IdentityNotes()
+    notes = IdentityNotes()  # what the identities worked out last say of moved posts
 
     def identities(repository: PostRepository) -> tuple[Site, tuple[ContentError, ...]]:
-        nonlocal notes
-        notes = IdentityNotes()  # those of the identities worked out last
         return publish(posts, store=repository, now=now, config=config, cache=cache, notes=notes)
 
     records = store.posts.records()
@@ -188,9 +188,8 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     changed_feeds = [config.feeds.url + uri_path(name) for name in written if name != STYLESHEET]
     if config.feeds.hub and changed_feeds:
         warnings += ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
-    names = tuple(document.name for document in documents)
-    warnings += notes.ambiguous
-    return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings), tuple(notes.renamed))
+    names, warnings = tuple(document.name for document in documents), tuple(warnings + notes.ambiguous)
+    return BuildReport(site, errors, names, tuple(written), tuple(removed), warnings, tuple(notes.renamed))
 
 
 def _commit_identities(
