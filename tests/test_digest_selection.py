@@ -290,3 +290,29 @@ def test_the_rule_of_new_posts() -> None:
     assert new_posts(posts, daily, history, first_seen, now=since, backfill=1) == new_posts(
         posts, daily, history, first_seen, now=since
     )
+
+
+def test_a_store_from_before_cutoffs_dates_each_list_from_its_first_issue(tmp_path: Path) -> None:
+    import sqlite3
+
+    from publisher.state.schema import MIGRATIONS
+
+    path = tmp_path / "state.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:9]):  # the schema before migration 10
+        for statement in script.split(";"):
+            if statement.strip():
+                old.execute(statement)
+        old.execute(f"PRAGMA user_version = {number + 1}")
+    for number, created in ((1, T0), (2, T0 + timedelta(days=1))):
+        old.execute(
+            "INSERT INTO issues (list, number, created, subject) VALUES ('daily', ?, ?, 's')", (number, created.isoformat())
+        )
+    old.close()
+    store = StateStore.open(path)
+    try:
+        assert store.issues.list_created("daily") == T0
+        assert store.issues.last_cutoff("daily") == T0 + timedelta(days=1)
+        assert store.issues.list_created("weekly") is None and store.issues.last_cutoff("weekly") is None
+    finally:
+        store.close()
