@@ -159,8 +159,9 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool, test_to: tupl
     addresses = _test_addresses(test_to)
     store = StateStore.open(config.state.path, readonly=dry_run or bool(addresses))
     try:
-        if list_name and backfill is not None and store.issues.last_cutoff(list_name) is not None:
-            raise UsageError(f"list {list_name!r} already has issues; --backfill is for a list's first issue")
+        begun = [d.name for d in lists if store.issues.last_cutoff(d.name) is not None]
+        if backfill is not None and begun:
+            raise UsageError(f"list {begun[0]!r} already has issues; --backfill is for a list's first issue")
         codes = [EXIT_OK]
         for digest_list in lists:
             if addresses:
