@@ -125,3 +125,19 @@ def test_a_list_in_post_mode_sends_each_new_post_within_a_build_cycle(tmp_path: 
         assert h.issues()[-1] == (3, 1, "sent") and h.messages() == 9
     finally:
         h.close()
+
+
+def test_immediately_is_the_build_schedule_and_status_says_so(tmp_path: Path) -> None:
+    from publisher.app.scheduler import jobs_of
+    from publisher.config import load_config
+
+    site = scheduled_site(tmp_path, schedule="immediately", build="every 10 minutes", list_keys='mode = "post"\n')
+    jobs = {job.name: job for job in jobs_of(load_config(site / "publisher.toml"))}
+    digest = jobs["digest:daily"]
+    assert digest.schedule.text == "immediately, at each build: every 10 minutes"
+    moment = MONDAY + timedelta(hours=6, minutes=3)
+    assert digest.schedule.next_slot(moment, UTC) == jobs["build"].schedule.next_slot(moment, UTC)
+
+    lone = scheduled_site(tmp_path / "lone", schedule="immediately")  # no [jobs] build: every minute
+    (job,) = jobs_of(load_config(lone / "publisher.toml"))
+    assert job.schedule.next_slot(moment, UTC) == moment + timedelta(minutes=1)

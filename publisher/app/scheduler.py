@@ -46,7 +46,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
@@ -98,18 +98,23 @@ def jobs_of(config: Config) -> list[Job]:
     if config.jobs.build:
         jobs.append(Job("build", parse_schedule(config.jobs.build)))
     for name, digest_list in config.lists.items():
-        if digest_list.schedule:
-            # "immediately": at each build (or each minute without one); the digest job builds first.
-            immediately = digest_list.schedule == "immediately"
-            jobs.append(
-                Job(
-                    f"digest:{name}",
-                    parse_schedule((config.jobs.build or "every minute") if immediately else digest_list.schedule),
-                    list_name=name,
-                    catch_up=digest_list.catch_up,
-                    max_late=parse_duration(digest_list.max_late),
-                )
+        if digest_list.schedule == "immediately":
+            # At each build (each minute without one): the digest job builds first.
+            build = config.jobs.build or "every minute"
+            schedule = replace(parse_schedule(build), text=f"immediately, at each build: {build}")
+        elif digest_list.schedule:
+            schedule = parse_schedule(digest_list.schedule)
+        else:
+            continue
+        jobs.append(
+            Job(
+                f"digest:{name}",
+                schedule,
+                list_name=name,
+                catch_up=digest_list.catch_up,
+                max_late=parse_duration(digest_list.max_late),
             )
+        )
     return jobs
 
 
