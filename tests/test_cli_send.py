@@ -133,3 +133,19 @@ def test_a_list_in_post_mode_sends_each_new_post_as_its_own_email(tmp_path: Path
     assert "The body of one." in text and "Post two" not in text  # in full, whatever full_content says
     # Each post is sent once.
     assert "Nothing to send for list 'daily': no new posts since issue 2" in _send(site, at=NOW + timedelta(days=1)).stdout
+
+
+def test_a_list_held_by_another_sender_does_not_keep_the_others_from_going_out(tmp_path: Path) -> None:
+    from publisher.state import SendLock
+
+    site = _two_lists(tmp_path)
+    held = SendLock(load_config(site / "publisher.toml").state.path, "daily")
+    held.acquire()  # as the scheduler sending the daily list holds it
+    try:
+        result = _send(site)
+    finally:
+        held.release()
+    assert result.exit_code == 2
+    assert "list daily: list 'daily' is being sent by process" in result.stderr
+    assert result.stdout.splitlines() == ["Issue 1 of 'weekly': 1 sent to outbox/new/, 0 failed, 0 skipped, 0 pending"]
+    assert "Issue 1 of 'daily': 2 sent" in _send(site).stdout

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from publisher.app.cli_base import (
+    EXIT_ERROR,
     EXIT_OK,
     EXIT_REJECTED,
     UsageError,
@@ -152,7 +153,7 @@ class _Progress:
 @click.pass_context
 def send(ctx: click.Context, list_name: str | None, dry_run: bool, test_to: tuple[str, ...], backfill: int | None) -> None:
     """Create (or resume) the next issue of a list, or of each list, and deliver it."""
-    from publisher.state import StateStore
+    from publisher.state import SendLocked, StateStore
 
     config = with_secret(ctx_config(ctx))
     lists = [choose_list(config, list_name)] if list_name or len(config.lists) < 2 else list(config.lists.values())
@@ -168,8 +169,14 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool, test_to: tupl
                 codes.append(_send_test(ctx, config, store, digest_list, addresses, backfill))
             elif dry_run:
                 codes.append(_dry_run(ctx, config, store, digest_list, backfill))
-            else:
+            elif len(lists) == 1:
                 codes.append(_send_list(ctx, config, store, digest_list, backfill))
+            else:  # one list held by another sender does not keep the others from going out
+                try:
+                    codes.append(_send_list(ctx, config, store, digest_list, backfill))
+                except SendLocked as exc:
+                    click.echo(f"list {digest_list.name}: {exc}; not sent now", err=True)
+                    codes.append(EXIT_ERROR)
     finally:
         store.close()
     sys.exit(max(codes))

@@ -30,6 +30,7 @@ __getattr__, __dir__ = exports(
         "SchedulerLock": "locks",
         "SchedulerLocked": "locks",
         "SendLock": "locks",
+        "SendLocked": "locks",
         "LockHeld": "locks",
     },
 )
@@ -54,6 +55,7 @@ __all__ = [
     "SchedulerLock",
     "SchedulerLocked",
     "SendLock",
+    "SendLocked",
     "StateStore",
     "SubscriberRepository",
     "WebEventRepository",
@@ -61,7 +63,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from publisher.state.database import Database
-    from publisher.state.locks import LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock
+    from publisher.state.locks import LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock, SendLocked
     from publisher.state.protocols import (
         BuildRepository,
         DeliveryRepository,
