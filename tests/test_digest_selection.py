@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -316,3 +317,18 @@ def test_a_store_from_before_cutoffs_dates_each_list_from_its_first_issue(tmp_pa
         assert store.issues.list_created("weekly") is None and store.issues.last_cutoff("weekly") is None
     finally:
         store.close()
+
+
+def test_a_flood_of_new_posts_lists_the_first_hundred_and_links_the_site_for_the_rest(tmp_path: Path) -> None:
+    site = _site(tmp_path, list_keys="max_posts = 3\n")
+    _run(site, T0, "build")
+    for n in range(130):
+        _post(site, f"p{n:03d}", f"Flood {n:03d}", T0 + timedelta(minutes=1 + n))
+    _run(site, T0 + timedelta(hours=3), "send")
+    message = _outbox(site)[0]
+    html, text = message.get_body(("html",)).get_content(), _text(message)
+    assert "And 127 more" in html and "And 127 more:" in text
+    assert ">Flood 027</a>" in html and ">Flood 026</a>" not in html  # 3 in full, 100 links, newest first
+    assert re.search(r'And 27 more <a href="https://example.org/"[^>]*>on the site</a>', html)
+    assert "And 27 more on the site:" in text
+    assert len(_issues(site)[0]) == 130
