@@ -149,3 +149,14 @@ def test_a_list_held_by_another_sender_does_not_keep_the_others_from_going_out(t
     assert "list daily: list 'daily' is being sent by process" in result.stderr
     assert result.stdout.splitlines() == ["Issue 1 of 'weekly': 1 sent to outbox/new/, 0 failed, 0 skipped, 0 pending"]
     assert "Issue 1 of 'daily': 2 sent" in _send(site).stdout
+
+
+def test_a_dry_run_of_every_list_sends_and_records_nothing(tmp_path: Path) -> None:
+    site = _two_lists(tmp_path)
+    result = _send(site, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "Dry run: issue 1 of 'daily' rendered for 2 recipients; nothing sent.",
+        "Dry run: issue 1 of 'weekly' rendered for 1 recipient; nothing sent.",
+    ]
+    assert _recorded(site) == (0, 0) and not (site / "outbox" / "new").exists()
