@@ -175,7 +175,7 @@ def write_site(
         f'[mail]\nfrom = "War in Context <news@example.org>"\nsecret_env = "{SECRET_ENV}"\n'
         + transport
         + f'\n[lists.daily]\ntitle = "Daily digest"\ndescription = "The day\'s posts"\n'
-        f"max_posts = {digest_posts}\nfull_content = {'true' if full_content else 'false'}\n",
+        f"max_posts = {digest_posts}\nbackfill = {digest_posts}\nfull_content = {'true' if full_content else 'false'}\n",
         encoding="utf-8",
     )
     os.environ[SECRET_ENV] = SECRET

@@ -270,8 +270,7 @@ class ServeSettings:
     store_wait: float = setting(_positive_number, 2.0, "seconds a request waits for a busy store before a 503")
 
 
-# A list's settings are publisher.model.DigestList's fields, defaults and all;
-# this is how each is read.
+# A list's settings are publisher.model.DigestList's fields (and defaults): how each is read.
 _LIST_PARSERS: dict[str, Callable[[Any], Any]] = {
     "title": _nonempty,
     "description": _text,
@@ -280,9 +279,13 @@ _LIST_PARSERS: dict[str, Callable[[Any], Any]] = {
     "max_bytes": _positive_int,
     "subject": _template,
     "preheader": _template,
-    "schedule": _schedule,
+    "schedule": lambda value: value if value == "immediately" else _schedule(value),
     "catch_up": _bool,
     "max_late": _duration,
+    "mode": _choice("digest", "post"),
+    "backfill": _count,
+    "backdated": _duration,
+    "test_prefix": _text,
 }
 
 

@@ -156,9 +156,13 @@ class DigestList:
     max_bytes: int = 100_000
     subject: str = "{{ site.title }}: {{ posts[0].title }}{% if posts|length > 1 %} and {{ posts|length - 1 }} more{% endif %}"
     preheader: str = "{{ posts|map(attribute='title')|join(' · ') }}"
-    schedule: str | None = None  # as written in the config, e.g. "daily at 07:00"
+    schedule: str | None = None  # as written in the config, e.g. "daily at 07:00", or "immediately"
     catch_up: bool = True
     max_late: str = "12 hours"
+    mode: str = "digest"  # "digest": the new posts in one email; "post": each new post in its own
+    backfill: int = 0  # the first issue also holds the newest N posts
+    backdated: str = "7 days"  # how far before the cut-off a post first seen after it may be dated
+    test_prefix: str = "[Test] "  # leads the subject of `publisher send --to` test messages
 
 
 @dataclass(frozen=True)

@@ -321,7 +321,10 @@ def test_problems_in_every_section_are_reported_in_order(tmp_path: Path, monkeyp
         "from, reply_to, transport, outbox, secret_env, secret_file, secret_grace, welcome, unsubscribe_mailto, "
         "bounce_address, templates, attempts, backoff, backoff_max"
     )
-    list_keys = "title, description, max_posts, full_content, max_bytes, subject, preheader, schedule, catch_up, max_late"
+    list_keys = (
+        "title, description, max_posts, full_content, max_bytes, subject, preheader, schedule, catch_up, max_late, "
+        "mode, backfill, backdated, test_prefix"
+    )
     assert _lines(path) == [
         "[extra]: unknown section (known: site, content, feeds, state, jobs, bounces, serve, mail, lists)",
         "[site] title: required, but missing",

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from publisher.config import load_config
-from publisher.mail.digest import next_issue
+from publisher.mail.digest import next_issue, next_issues
 from publisher.state.store import StateStore
 
 from .conftest import NOW, build, write_config
@@ -25,35 +25,33 @@ def _site(site_dir: Path, days: range):
     return config, report.site, StateStore.open(config.state.path)
 
 
-def test_next_issue_is_newest_unsent_capped(blank_site: Path) -> None:
-    config, site, store = _site(blank_site, range(1, 6))
-    issue = next_issue(site, config.lists["daily"], store, now=NOW)
-    assert [p.title for p in issue.posts] == ["Post 5", "Post 4"]
+def test_a_new_list_holds_nothing_old_unless_backfilled(blank_site: Path) -> None:
+    config, site, store = _site(blank_site, range(1, 6))  # the build records the lists as created at NOW
+    daily = config.lists["daily"]
+    assert next_issue(site, daily, store, now=NOW + timedelta(hours=1)) is None
+    (issue,) = next_issues(site, daily, store, now=NOW, backfill=3)
+    # Three posts in the issue; the renderer shows max_posts (2) of them in full.
+    assert [p.title for p in issue.posts] == ["Post 5", "Post 4", "Post 3"]
     assert issue.number == 1
     assert issue.web_url == "https://example.org/issues/daily/1/"
 
 
-def test_sent_posts_are_left_out_for_that_list_only(blank_site: Path) -> None:
+def test_backfill_is_for_the_first_issue_and_each_list_on_its_own(blank_site: Path) -> None:
     config, site, store = _site(blank_site, range(1, 6))
     daily, weekly = config.lists["daily"], config.lists["weekly"]
-    first = next_issue(site, daily, store, now=NOW)
+    (first,) = next_issues(site, daily, store, now=NOW, backfill=2)
     with store.transaction():
         store.issues.create("daily", first.number, NOW, "subject", [p.id for p in first.posts])
-    second = next_issue(site, daily, store, now=NOW + timedelta(days=1))
-    assert second.number == 2
-    assert [p.title for p in second.posts] == ["Post 3", "Post 2"]
-    # The weekly list never had them: it still gets the newest.
-    assert [p.title for p in next_issue(site, weekly, store, now=NOW).posts] == [
-        "Post 5", "Post 4", "Post 3", "Post 2", "Post 1"
-    ]
+    # The archive is not mailed in instalments: once a list has an issue, backfill means nothing.
+    assert next_issues(site, daily, store, now=NOW + timedelta(days=1), backfill=2) == []
+    # The weekly list never had them: its own first issue may backfill.
+    (weekly_first,) = next_issues(site, weekly, store, now=NOW, backfill=5)
+    assert [p.title for p in weekly_first.posts] == ["Post 5", "Post 4", "Post 3", "Post 2", "Post 1"]
 
 
 def test_nothing_new_means_no_issue_unless_forced(blank_site: Path) -> None:
     config, site, store = _site(blank_site, range(1, 3))
     daily = config.lists["daily"]
-    issue = next_issue(site, daily, store, now=NOW)
-    with store.transaction():
-        store.issues.create("daily", issue.number, NOW, "s", [p.id for p in issue.posts])
     assert next_issue(site, daily, store, now=NOW) is None
     preview = next_issue(site, daily, store, now=NOW, force=True)
     assert [p.title for p in preview.posts] == ["Post 2", "Post 1"]

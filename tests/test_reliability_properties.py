@@ -167,7 +167,7 @@ def test_any_name_and_title_give_exactly_the_intended_headers(title: str, name: 
         write_config(
             site,
             extra='\n[mail]\nfrom = "Test Site <news@example.org>"\nsecret_env = "TEST_PUBLISHER_SECRET"\n'
-            'transport = "outbox"\n\n[lists.daily]\ntitle = "Daily"\n',
+            'transport = "outbox"\n\n[lists.daily]\ntitle = "Daily"\nbackfill = 1\n',
         )
         write_post(site, "a.txt", title=title, body="The first line of the body.\n\nMore text.")
         report = build(site, now=NOW)

@@ -84,6 +84,8 @@ def build(ctx: click.Context, force: bool) -> None:
             click.echo(f"  and {plural(others, 'more file')} (tag, author, comment and archive feeds)")
         if report.removed:
             click.echo(f"  removed {plural(len(report.removed), 'feed')} no longer produced")
+        for old, new in report.renamed:
+            click.echo(f"renamed: {old} -> {new}")
         if unexpected := unexpected_skips(report.skipped):
             click.echo(skipped_summary(unexpected))
     name_skipped(ctx, report.skipped)

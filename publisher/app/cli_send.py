@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from publisher.app.cli_base import (
+    EXIT_ERROR,
     EXIT_OK,
     EXIT_REJECTED,
     UsageError,
@@ -47,11 +48,12 @@ log = logging.getLogger("publisher")
     help="Folder for the .html, .txt and .eml files (default: preview/ beside the config).",
 )
 @click.option("--force", is_flag=True, help="Render the newest posts even if the list already had them.")
+@click.option("--backfill", type=click.IntRange(min=0), help="A new list's first issue also holds the newest N posts.")
 @click.pass_context
-def digest(ctx: click.Context, list_name: str | None, out: Path | None, force: bool) -> None:
+def digest(ctx: click.Context, list_name: str | None, out: Path | None, force: bool, backfill: int | None) -> None:
     """Render the next digest of a list to files, without sending it."""
     from publisher.feeds import check_site
-    from publisher.mail import compose, next_issue, recipient
+    from publisher.mail import compose, next_issues, recipient
     from publisher.mail import personalize, render_issue
     from publisher.state import StateStore
     from publisher.feeds import write_atomic
@@ -62,7 +64,9 @@ def digest(ctx: click.Context, list_name: str | None, out: Path | None, force: b
     store = StateStore.open(config.state.path, readonly=True)
     try:
         report = check_site(config, store=store, now=now)
-        issue = next_issue(report.site, digest_list, store, now=now, force=force)
+        # The same choice as `publisher send` makes (a list in post mode: its next post).
+        issues = next_issues(report.site, digest_list, store, now=now, force=force, backfill=backfill)
+        issue = issues[0] if issues else None
     finally:
         store.close()
     code = report_errors(report)
@@ -139,49 +143,119 @@ class _Progress:
 
 
 @click.command()
-@click.option("--list", "list_name", help="The list (default: the only one).")
+@click.option("--list", "list_name", help="The list (default: every list with something to send).")
 @click.option("--dry-run", is_flag=True, help="Render every message and send none.")
+@click.option(
+    "--to", "test_to", multiple=True, metavar="ADDRESS",
+    help="Send the next issue to ADDRESS only, as a test; records nothing (repeatable).",
+)
+@click.option("--backfill", type=click.IntRange(min=0), help="A new list's first issue also holds the newest N posts.")
 @click.pass_context
-def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
-    """Create (or resume) the list's next issue and deliver it."""
-    from publisher.state import SendLock
-    from publisher.mail import deliver_issue, prepare_issue
-    from publisher.mail import dry_run as dry_run_issue
-    from publisher.state import StateStore
+def send(ctx: click.Context, list_name: str | None, dry_run: bool, test_to: tuple[str, ...], backfill: int | None) -> None:
+    """Create (or resume) the next issue of a list, or of each list, and deliver it."""
+    from publisher.state import SendLocked, StateStore
 
     config = with_secret(ctx_config(ctx))
-    digest_list = choose_list(config, list_name)
-    quiet = ctx.obj["quiet"]
-    now = ctx_now(ctx)
-    store = StateStore.open(config.state.path, readonly=dry_run)
+    lists = [choose_list(config, list_name)] if list_name or len(config.lists) < 2 else list(config.lists.values())
+    addresses = _test_addresses(test_to)
+    store = StateStore.open(config.state.path, readonly=dry_run or bool(addresses))
     try:
-        if dry_run:
-            report = dry_run_issue(config, store, digest_list, now=now)
+        begun = [d.name for d in lists if store.issues.last_cutoff(d.name) is not None]
+        if backfill is not None and begun:
+            raise UsageError(f"list {begun[0]!r} already has issues; --backfill is for a list's first issue")
+        codes = [EXIT_OK]
+        for digest_list in lists:
+            if addresses:
+                codes.append(_send_test(ctx, config, store, digest_list, addresses, backfill))
+            elif dry_run:
+                codes.append(_dry_run(ctx, config, store, digest_list, backfill))
+            elif len(lists) == 1:
+                codes.append(_send_list(ctx, config, store, digest_list, backfill))
+            else:  # one list held by another sender does not keep the others from going out
+                try:
+                    codes.append(_send_list(ctx, config, store, digest_list, backfill))
+                except SendLocked as exc:
+                    click.echo(f"list {digest_list.name}: {exc}; not sent now", err=True)
+                    codes.append(EXIT_ERROR)
+    finally:
+        store.close()
+    sys.exit(max(codes))
+
+
+def _test_addresses(given: tuple[str, ...]) -> list[str]:
+    from publisher.mail import SubscriberError, normalize_email
+
+    try:
+        return [normalize_email(address) for address in given]
+    except SubscriberError as exc:
+        raise UsageError(f"--to: {exc}") from None
+
+
+def _send_test(ctx, config: Config, store: StateStore, digest_list: DigestList, addresses: list[str], backfill) -> int:
+    from publisher.mail import send_test
+
+    report = send_test(config, store, digest_list, make_transport(config), addresses, now=ctx_now(ctx), backfill=backfill)
+    for failure in report.failures:
+        click.echo(f"failed: {failure}", err=True)
+    if not ctx.obj["quiet"]:
+        if report.number is None:
+            click.echo(f"No new posts for list {digest_list.name!r}: no test to send.")
+        else:
+            click.echo(
+                f"Test of issue {report.number} of {digest_list.name!r} ({digest_list.test_prefix.strip()}): "
+                f"{report.sent} sent to {', '.join(addresses)}, {report.failed} failed; nothing recorded"
+            )
+    return EXIT_REJECTED if report.failed else EXIT_OK
+
+
+def _dry_run(ctx, config: Config, store: StateStore, digest_list: DigestList, backfill) -> int:
+    from publisher.mail import dry_run
+
+    report = dry_run(config, store, digest_list, now=ctx_now(ctx), backfill=backfill)
+    if not ctx.obj["quiet"]:
+        if report.number is None:
+            click.echo(f"No new posts for list {digest_list.name!r}: nothing would be sent.")
+        else:
+            click.echo(
+                f"Dry run: issue {report.number} of {digest_list.name!r} rendered for "
+                f"{plural(report.total, 'recipient')}; nothing sent."
+            )
+    return EXIT_OK
+
+
+def _send_list(ctx, config: Config, store: StateStore, digest_list: DigestList, backfill) -> int:
+    """Deliver the list's unfinished or next issues (one per post in post
+    mode), one after another; the exit code."""
+    from publisher.mail import deliver_issue, prepare_issue
+    from publisher.state import SendLock
+
+    quiet = ctx.obj["quiet"]
+    with SendLock(config.state.path, digest_list.name):  # SendLocked: the scheduler is sending it
+        issue_id = prepare_issue(config, store, digest_list, now=ctx_now(ctx), backfill=backfill)
+        if issue_id is None:
             if not quiet:
-                if report.number is None:
-                    click.echo(f"No new posts for list {digest_list.name!r}: nothing would be sent.")
-                else:
-                    click.echo(
-                        f"Dry run: issue {report.number} of {digest_list.name!r} rendered for "
-                        f"{plural(report.total, 'recipient')}; nothing sent."
-                    )
-            sys.exit(EXIT_OK)
-        with SendLock(config.state.path, digest_list.name):  # SendLocked: the scheduler is sending it
-            issue_id = prepare_issue(config, store, digest_list, now=now)
-            if issue_id is None:
-                if not quiet:
-                    click.echo(_nothing_to_send(store, digest_list))
-                sys.exit(EXIT_OK)
-            pending = store.deliveries.pending_count(issue_id)
-            progress = _Progress(pending, quiet)
+                click.echo(_nothing_to_send(store, digest_list))
+            return EXIT_OK
+        code = EXIT_OK
+        while issue_id is not None:
+            progress = _Progress(store.deliveries.pending_count(issue_id), quiet)
             try:
                 report = deliver_issue(
                     config, store, make_transport(config), issue_id, clock=ctx_clock(ctx), on_progress=progress
                 )
             finally:
                 progress.close()
-    finally:
-        store.close()
+            _show_report(config, report, quiet)
+            if report.stopped is not None:
+                fail(f"send stopped: {report.stopped}; run `publisher send` again to resume")
+            if report.pending:
+                return EXIT_REJECTED
+            code = EXIT_REJECTED if report.failed else code
+            issue_id = store.issues.unfinished(digest_list.name)
+    return code
+
+
+def _show_report(config: Config, report: SendReport, quiet: bool) -> None:
     for failure in report.failures:
         click.echo(f"failed: {failure}", err=True)
     if not quiet:
@@ -191,11 +265,8 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
             f"{report.skipped} skipped, {report.pending} pending"
             + (f" ({report.suppressed} addresses suppressed)" if report.suppressed else "")
         )
-    if report.stopped is not None:
-        fail(f"send stopped: {report.stopped}; run `publisher send` again to resume")
     if report.pending:
         click.echo(f"{plural(report.pending, 'delivery')} left pending after retries; run `publisher send` again", err=True)
-    sys.exit(EXIT_REJECTED if report.failed or report.pending else EXIT_OK)
 
 
 def _nothing_to_send(store: StateStore, digest_list: DigestList) -> str:

@@ -2,7 +2,8 @@
 
 Jobs come from the config: ``build`` from ``[jobs] build``, ``bounces`` from
 ``[jobs] bounces`` (read the bounce mailboxes), and
-``digest:NAME`` for each list with a ``schedule``. When a job is due is
+``digest:NAME`` for each list with a ``schedule`` (``"immediately"``: the
+build's schedule, so a new post goes out within one build cycle). When a job is due is
 worked out here from ``publisher.schedules`` (local wall time in the site's
 time zone, with ``zoneinfo``) and the last run of each job kept in the state
 store (``job_runs``); the ``schedule`` library only drives the loop, with one
@@ -46,7 +47,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
@@ -100,16 +101,23 @@ def jobs_of(config: Config) -> list[Job]:
     if config.jobs.bounces:
         jobs.append(Job("bounces", parse_schedule(config.jobs.bounces)))
     for name, digest_list in config.lists.items():
-        if digest_list.schedule:
-            jobs.append(
-                Job(
-                    f"digest:{name}",
-                    parse_schedule(digest_list.schedule),
-                    list_name=name,
-                    catch_up=digest_list.catch_up,
-                    max_late=parse_duration(digest_list.max_late),
-                )
+        if digest_list.schedule == "immediately":
+            # At each build (each minute without one): the digest job builds first.
+            build = config.jobs.build or "every minute"
+            schedule = replace(parse_schedule(build), text=f"immediately, at each build: {build}")
+        elif digest_list.schedule:
+            schedule = parse_schedule(digest_list.schedule)
+        else:
+            continue
+        jobs.append(
+            Job(
+                f"digest:{name}",
+                schedule,
+                list_name=name,
+                catch_up=digest_list.catch_up,
+                max_late=parse_duration(digest_list.max_late),
             )
+        )
     return jobs
 
 
@@ -194,6 +202,8 @@ class Scheduler:
         (catch-up, and unfinished issues resumed)."""
         now = self.clock.now()
         starting = self._watched_since is None
+        if starting:  # a new list's first issue holds the posts since the scheduler first saw it
+            self.store.issues.register_lists(list(self.config.lists), now=now)
         runs = self.store.jobs.all()
         for job in self.jobs:
             if self.stop.is_set():
@@ -291,6 +301,8 @@ class Scheduler:
             log.warning("%s: rejected %s", job.context, error)
         for warning in report.warnings:
             log.warning("%s: %s", job.context, warning)
+        for old, new in report.renamed:
+            log.info("%s: renamed: %s -> %s", job.context, old, new)
         return (
             f"built {plural(len(report.site.posts), 'post')}: {len(report.written)} written, "
             f"{len(report.unchanged)} unchanged, {len(report.errors)} rejected"
@@ -349,8 +361,10 @@ class Scheduler:
                 return "; ".join(messages) + "; stopped, the rest stays pending for the next start", "stopped"
             if sent.stopped is not None:
                 return "; ".join(messages) + f"; send stopped: {sent.stopped}", "error"
-            if sent.pending or resuming is None:
-                break  # left pending after the retries (the next run resumes), or the new issue is out
+            if sent.pending:
+                break  # left pending after the retries: the next run resumes
+            if resuming is None:
+                new_issue = False  # the new issues are made: what is left is to send the rest (post mode)
         if self.stop.is_set() and not messages:
             return "stopped before sending", "stopped"
         return "; ".join(messages) or "nothing to resume", "ok"

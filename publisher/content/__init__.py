@@ -8,6 +8,7 @@ from publisher.lazy import exports
 __getattr__, __dir__ = exports(
     __name__,
     {
+        "IdentityNotes": "publishing",
         "PostCache": "cache",
         "load_posts": "load",
         "publish": "publishing",
@@ -16,6 +17,7 @@ __getattr__, __dir__ = exports(
 )
 
 __all__ = [
+    "IdentityNotes",
     "PostCache",
     "load_feed_sources",
     "load_posts",
@@ -25,5 +27,5 @@ __all__ = [
 if TYPE_CHECKING:
     from publisher.content.cache import PostCache
     from publisher.content.load import load_posts
-    from publisher.content.publishing import publish
+    from publisher.content.publishing import IdentityNotes, publish
     from publisher.content.sources import load_feed_sources

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
@@ -63,6 +64,16 @@ def _tag_uri(site_url: str, published: datetime, post_url: str) -> str:
 
 
 
+@dataclass
+class IdentityNotes:
+    """What ``publish`` tells the build about identities: posts whose file
+    moved and kept their identity (``renamed``: old source, new source), and
+    moves it would not guess (``ambiguous``: one line naming every file)."""
+
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)
+
+
 def publish(
     posts: tuple[Post, ...],
     *,
@@ -70,14 +81,18 @@ def publish(
     now: datetime,
     config: Config,
     cache: PostCache | None = None,
+    notes: IdentityNotes | None = None,
 ) -> tuple[Site, tuple[ContentError, ...]]:
     """Give each publishable post its identity and dates; newest first.
 
     Must run inside ``store.transaction()``: identities minted here are
     remembered there. When two posts claim one id or URL, the one published
-    first keeps it and the other is rejected, naming both files. Posts that
-    ``cache`` handed out are already clean, and their resolved HTML is
-    taken from it when their URL is unchanged.
+    first keeps it and the other is rejected, naming both files. A post
+    from a file the store has not seen takes over the identity of one that
+    is gone when it is recognisably the same post (``_Identities.moves``);
+    ``notes`` is filled with those of this call. Posts that ``cache`` handed out are already
+    clean, and their resolved HTML is taken from it when their URL is
+    unchanged.
     """
     errors: list[ContentError] = []
     published: list[Post] = []
@@ -93,9 +108,10 @@ def publish(
         else:
             ready.append(clean(post))
     identities = _Identities(store, now, config, {p.source for p in posts}, cache)
+    identities.moves(ready, notes if notes is not None else IdentityNotes())
 
     def seniority(post: Post):
-        record = identities.records.get(post.source)
+        record = identities.records.get(post.source) or identities.inherited.get(post.source)
         known = record.first_seen if record else None
         return (record is None, post.date or known or now, post.source)
 
@@ -132,6 +148,7 @@ class _Identities:
         self.current = current
         self.ids: dict[str, str] = {}
         self.urls: dict[str, str] = {}
+        self.inherited: dict[str, PostRecord] = {}  # new source -> the record of the file it moved from
         # The store's records, read once and kept in step with what this
         # build remembers and forgets (a query per post adds up).
         self.records = store.records()
@@ -166,10 +183,66 @@ class _Identities:
         if known is not None and self.guids.get(known.guid) == source:
             del self.guids[known.guid]
 
+    def _hash(self, post: Post) -> str:
+        return self.cache.content_hash(post) if self.cache is not None else content_hash(post)
+
+    def moves(self, posts: list[Post], notes: IdentityNotes) -> None:
+        """Find the posts whose file moved (renamed, another folder, another
+        extension): a post from a file the store has not seen inherits the
+        record of a vanished file (one the store remembers and this build did
+        not read) when it has the same explicit id, else the same date and
+        slug, else the same content. A move is taken only when the post and
+        the vanished file match each other alone; otherwise each post is new
+        and ``notes.ambiguous`` names the files. ``notes`` is emptied first:
+        it tells of this working-out only."""
+        notes.renamed.clear()
+        notes.ambiguous.clear()
+        vanished = [r for source, r in self.records.items() if source not in self.current]
+        if not vanished:
+            return
+        claims: dict[str, list[str]] = {}  # vanished source -> new sources matching it
+        matches: dict[str, list[PostRecord]] = {}
+        for post in posts:
+            if post.source not in self.records:
+                found = self._matches(post, vanished)
+                if found:
+                    matches[post.source] = found
+                    for record in found:
+                        claims.setdefault(record.source, []).append(post.source)
+        for new, found in matches.items():
+            if len(found) == 1 and len(claims[found[0].source]) == 1:
+                self.inherited[new] = found[0]
+                notes.renamed.append((found[0].source, new))
+                log.info("%s: the post of %s, moved; it keeps its id %s", new, found[0].source, found[0].guid)
+        for old, news in claims.items():
+            if len(news) > 1:
+                notes.ambiguous.append(
+                    f"{', '.join(sorted(news))}: each looks like {old} (gone), so none takes its id and each is new; "
+                    "give the right one its id (front matter `id`) to keep it"
+                )
+        for new, found in matches.items():
+            if len(found) > 1:
+                notes.ambiguous.append(
+                    f"{new}: looks like each of {', '.join(r.source for r in found)} (gone), so it takes "
+                    "no id of theirs and is new"
+                )
+
+    def _matches(self, post: Post, vanished: list[PostRecord]) -> list[PostRecord]:
+        if post.id:
+            guid = iri_id(post.id, f"{self.config.site.url}#{post.id}")
+            return [r for r in vanished if r.guid == guid]
+        if post.date is not None:
+            slug = post.slug or slugify(post.title)
+            found = [r for r in vanished if r.date is not None and r.date == post.date and r.slug == slug]
+            if found:
+                return found
+        digest = self._hash(post)
+        return [r for r in vanished if r.content_hash == digest]
+
     def assign(self, post: Post) -> Post:
         now, cache = self.now, self.cache
-        digest = cache.content_hash(post) if cache is not None else content_hash(post)
-        record = self.records.get(post.source)
+        digest = self._hash(post)
+        record = self.records.get(post.source) or self.inherited.get(post.source)
         if record is None:
             date = post.date or now
             updated = post.updated or date
@@ -216,8 +289,11 @@ class _Identities:
         self.ids[guid] = post.source
         self.urls[url] = post.source
         # An unchanged record (first_seen is its own) is not made again to be compared.
-        if record is None or (record.guid, record.slug, record.content_hash, record.updated) != (guid, slug, digest, updated):
-            self._remember(PostRecord(post.source, guid, slug, first_seen, digest, updated))
+        own = post.date.astimezone(timezone.utc) if post.date else None
+        if record is None or record.source != post.source or (
+            record.guid, record.slug, record.content_hash, record.updated, record.date
+        ) != (guid, slug, digest, updated, own):
+            self._remember(PostRecord(post.source, guid, slug, first_seen, digest, updated, own))
         html = cache.absolutize(post, url) if cache is not None else absolutize(post.content_html, url)
         # A relative image is resolved as the links of its HTML are: feeds and emails are read elsewhere.
         image = urljoin(url, post.image) if post.image else post.image

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from publisher.config import Config
-from publisher.content import PostCache, load_posts, publish
+from publisher.content import IdentityNotes, PostCache, load_posts, publish
 from publisher.errors import ContentError, OutputError
 from publisher.feeds.formats import COMMENTS, MANAGED_FOLDERS, STYLESHEET, FeedDocument, FeedOptions, plan_feeds
 from publisher.state import ProcessLock
@@ -56,6 +56,7 @@ class BuildReport:
     warnings: tuple[str, ...] = ()
     # Files under the content folders that are no posts: "path: reason".
     skipped: tuple[str, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()  # (old source, new source): moved posts that kept their identity
 
     @property
     def unchanged(self) -> tuple[str, ...]:
@@ -73,7 +74,11 @@ def feed_options(config: Config) -> FeedOptions:
 
 def _load(config: Config, store: StateStore, now: datetime, cache: PostCache):
     """Read files and fetch feed sources: before the write transaction, so
-    a slow upstream never holds the state store's lock."""
+    a slow upstream never holds the state store's lock. A list seen for the
+    first time is recorded as created now (its first issue holds the posts
+    since)."""
+    if store.persists:
+        store.issues.register_lists(list(config.lists), now=now)
     loaded = load_posts(config, cache)
     imported = load_feed_sources(config, store, now)
     warnings = [str(w) for w in loaded.warnings + imported.warnings]
@@ -143,8 +148,10 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     cache = PostCache(store)
     posts, read_errors, warnings, skipped = _load(config, store, now, cache)
 
+    notes = IdentityNotes()  # what the identities worked out last say of moved posts
+
     def identities(repository: PostRepository) -> tuple[Site, tuple[ContentError, ...]]:
-        return publish(posts, store=repository, now=now, config=config, cache=cache)
+        return publish(posts, store=repository, now=now, config=config, cache=cache, notes=notes)
 
     records = store.posts.records()
     changes = _IdentityChanges(records)
@@ -184,8 +191,8 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     changed_feeds = [config.feeds.url + uri_path(name) for name in written if name != STYLESHEET]
     if config.feeds.hub and changed_feeds:
         warnings += ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
-    names = tuple(document.name for document in documents)
-    return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings), skipped)
+    names, warnings = tuple(document.name for document in documents), tuple(warnings + notes.ambiguous)
+    return BuildReport(site, errors, names, tuple(written), tuple(removed), warnings, skipped, tuple(notes.renamed))
 
 
 def _commit_identities(

@@ -10,6 +10,7 @@ __getattr__, __dir__ = exports(
     {
         "compose": "digest",
         "next_issue": "digest",
+        "next_issues": "digest",
         "recipient": "digest",
         "ConfirmationMailer": "optin_mailer",
         "UnsubscribeJournal": "unsubscribe_journal",
@@ -26,6 +27,7 @@ __getattr__, __dir__ = exports(
         "dry_run": "send",
         "nothing_to_send": "send",
         "prepare_issue": "send",
+        "send_test": "send",
         "SUPPRESSED": "subscribers",
         "SubscriberError": "subscribers",
         "add_by_owner": "subscribers",
@@ -72,10 +74,12 @@ __all__ = [
     "frozen_issue",
     "import_subscribers",
     "next_issue",
+    "next_issues",
     "normalize_email",
     "nothing_to_send",
     "personalize",
     "prepare_issue",
+    "send_test",
     "read_subscriber_csv",
     "recipient",
     "remove_subscriber",
@@ -91,7 +95,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from publisher.mail.digest import compose, next_issue, recipient
+    from publisher.mail.digest import compose, next_issue, next_issues, recipient
     from publisher.mail.optin import (
         confirm_subscription,
         event_key,
@@ -109,6 +113,7 @@ if TYPE_CHECKING:
         frozen_issue,
         nothing_to_send,
         prepare_issue,
+        send_test,
     )
     from publisher.mail.subscriber_csv import export_csv, read_subscriber_csv
     from publisher.mail.subscribers import (

@@ -1,8 +1,9 @@
 """Digests: which posts a list's next issue carries, and its messages.
 
-The next issue of a list holds the published posts that no earlier issue of
-that list carried (the state store records each issue's posts), newest
-first, at most the list's ``max_posts``. No new posts, no issue. An issue
+The next issue of a list holds the posts new since the previous issue's
+cut-off (``new_posts`` states the rule), newest first: the first
+``max_posts`` in full, the rest as links. No new posts, no issue. A list in
+post mode makes one issue per new post. An issue
 is rendered once (``render.render_issue``); each recipient's message is then
 that rendering with their own fields filled in (``IssueMessages``: what
 the recipients share is prepared once per issue, not per message).
@@ -16,16 +17,19 @@ the recipients share is prepared once per issue, not per message).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from publisher.config import Config
 from publisher.errors import ConfigError
 from publisher.mail.message import MessageFactory, dkim_sign, list_id, make_message_id
-from publisher.model import DigestList, Issue, Personal, RenderedIssue, Site, SiteInfo
+from publisher.model import DigestList, Issue, Personal, Post, RenderedIssue, Site, SiteInfo
 from publisher.mail.render import PLACEHOLDER, placeholder_values
 from publisher.state import StateStore
 from publisher.mail.tokens import sign_token
+from publisher.schedules import parse_duration
 
 
 def issue_url(site: SiteInfo, list_name: str, number: int) -> str:
@@ -33,27 +37,105 @@ def issue_url(site: SiteInfo, list_name: str, number: int) -> str:
     return f"{site.url}issues/{list_name}/{number}/"
 
 
+@dataclass(frozen=True)
+class ListHistory:
+    """What a list's next issue is chosen against: ``since``, the previous
+    issue's cut-off (the list's creation before its first issue); ``first``,
+    no issue yet; ``sent``, the ids of the posts its issues carried."""
+
+    since: datetime
+    first: bool
+    sent: frozenset[str]
+
+
+def list_history(store: StateStore, list_name: str, *, now: datetime) -> ListHistory:
+    """The list's history as the store has it; a list the store has not
+    recorded yet (a read-only look at a new list) dates from ``now``."""
+    cutoff = store.issues.last_cutoff(list_name)
+    since = cutoff or store.issues.list_created(list_name) or now
+    return ListHistory(since, cutoff is None, frozenset(store.issues.posted_ids(list_name)))
+
+
+def new_posts(
+    posts: tuple[Post, ...],
+    digest_list: DigestList,
+    history: ListHistory,
+    first_seen: Mapping[str, datetime],
+    *,
+    now: datetime,
+    backfill: int | None = None,
+) -> tuple[Post, ...]:
+    """The posts the list's next issue holds, newest first (pure).
+
+    A post is new when no earlier issue of the list carried it, and it is
+    dated after ``history.since`` (an undated post is dated when first
+    seen), or was first seen after it with a date no more than the list's
+    ``backdated`` before it (written earlier, published late). A post first
+    seen long after its date (an import, a restored archive) is old.
+    ``first_seen`` maps a post's source to when the store first saw it (not
+    there: now). The first issue also holds the newest ``backfill`` posts
+    (default: the list's own ``backfill``).
+    """
+    since, sent = history.since, history.sent
+    oldest = since - parse_duration(digest_list.backdated)
+    chosen = [
+        post
+        for post in posts
+        if post.id not in sent
+        and post.date is not None
+        and (post.date > since or (first_seen.get(post.source, now) > since and post.date > oldest))
+    ]
+    count = digest_list.backfill if backfill is None else backfill
+    if history.first and count:
+        taken = {post.id for post in chosen}
+        chosen += [post for post in posts if post.id not in sent and post.id not in taken][:count]
+    chosen.sort(key=lambda post: (post.date, post.source), reverse=True)
+    return tuple(chosen)
+
+
+def next_issues(
+    site: Site,
+    digest_list: DigestList,
+    store: StateStore,
+    *,
+    now: datetime,
+    force: bool = False,
+    backfill: int | None = None,
+) -> list[Issue]:
+    """The list's next issues: one (a digest of every new post), one per new
+    post oldest first (a list in post mode), or none when nothing is new.
+
+    ``publisher digest`` and ``publisher send`` both choose through this.
+    An issue's cut-off is ``now``: a post seen by then and not in it is
+    never mailed by the list (beyond ``max_posts`` a digest lists the rest
+    as links). ``force`` gives the newest posts when nothing is new (a
+    preview).
+    """
+    history = list_history(store, digest_list.name, now=now)
+    first_seen = {source: record.first_seen for source, record in store.posts.records().items()}
+    posts = new_posts(site.posts, digest_list, history, first_seen, now=now, backfill=backfill)
+    if not posts and force:
+        posts = site.posts[: 1 if digest_list.mode == "post" else digest_list.max_posts]
+    groups = [(post,) for post in reversed(posts)] if digest_list.mode == "post" else [posts]
+    number = store.issues.next_number(digest_list.name)
+    return [
+        Issue(
+            list=digest_list,
+            number=number + n,
+            posts=group,
+            created=now,
+            web_url=issue_url(site.info, digest_list.name, number + n),
+        )
+        for n, group in enumerate(g for g in groups if g)
+    ]
+
+
 def next_issue(
     site: Site, digest_list: DigestList, store: StateStore, *, now: datetime, force: bool = False
 ) -> Issue | None:
-    """The list's next issue, or None when it has no new posts.
-
-    ``force`` gives the newest posts even when all were sent (a preview).
-    """
-    sent = store.issues.posted_ids(digest_list.name)
-    posts = tuple(p for p in site.posts if p.id not in sent)[: digest_list.max_posts]
-    if not posts and force:
-        posts = site.posts[: digest_list.max_posts]
-    if not posts:
-        return None
-    number = store.issues.next_number(digest_list.name)
-    return Issue(
-        list=digest_list,
-        number=number,
-        posts=posts,
-        created=now,
-        web_url=issue_url(site.info, digest_list.name, number),
-    )
+    """The list's next issue (the first of ``next_issues``), or None when nothing is new."""
+    issues = next_issues(site, digest_list, store, now=now, force=force)
+    return issues[0] if issues else None
 
 
 def _secret(config: Config) -> bytes:

@@ -229,6 +229,13 @@ class _IssueRenderer:
     def render(self, issue: Issue) -> RenderedIssue:
         digest = issue.list
         total = len(issue.posts)
+        # A digest shows at most max_posts in full, the rest as "and N more"
+        # links; a list in post mode sends each post in full, on its own.
+        most = min(total, digest.max_posts)
+        template = "digest"
+        if digest.mode == "post":
+            most, template = total, "post"
+            digest = dataclasses.replace(digest, full_content=True, subject=post_subject(digest.subject))
         base = {
             "site": self.site,
             "issue": issue,
@@ -239,8 +246,8 @@ class _IssueRenderer:
         subject = self._line(digest.subject, base, f"[lists.{digest.name}] subject")
         preheader = self._line(digest.preheader, base, f"[lists.{digest.name}] preheader")
         base.update(subject=subject, preheader=preheader)
-        html_template = self._template("digest.html")
-        text_template = self._template("digest.txt")
+        html_template = self._template(f"{template}.html")
+        text_template = self._template(f"{template}.txt")
 
         def context(full: int) -> dict[str, Any]:
             return {**base, "full_posts": full, "linked_posts": total - full, "links": _Links()}
@@ -248,10 +255,10 @@ class _IssueRenderer:
         def html_for(full: int) -> str:
             return self._inline(self._render(html_template, context(full)))
 
-        html = html_for(total)
-        full = total
-        if _size(html) > digest.max_bytes and total:
-            full, html = _largest_fit(html_for, total, digest.max_bytes, first=html)
+        html = html_for(most)
+        full = most
+        if _size(html) > digest.max_bytes and most:
+            full, html = _largest_fit(html_for, most, digest.max_bytes, first=html)
             log.info(
                 "issue %d of list %s: %d of %d posts in full, %d as links (%d bytes, max_bytes %d)",
                 issue.number, digest.name, full, total, total - full, _size(html), digest.max_bytes,
@@ -354,6 +361,14 @@ class _IssueRenderer:
         if isinstance(exc, _EXPRESSION_ERRORS) and line is not None:
             return TemplateError(where, line, f"{type(exc).__name__}: {exc}")
         return exc
+
+
+_DIGEST_SUBJECT = DigestList.__dataclass_fields__["subject"].default
+
+
+def post_subject(subject: str) -> str:
+    """The subject of a list in post mode: the post's title, unless the list sets its own."""
+    return "{{ posts[0].title }}" if subject == _DIGEST_SUBJECT else subject
 
 
 def _largest_fit(

@@ -27,18 +27,18 @@ import queue
 import random
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from publisher.clock import Clock
 from publisher.config import Config
 from publisher.text import mask_email
-from publisher.content import PostCache, load_posts, publish
+from publisher.content import PostCache, load_feed_sources, load_posts, publish
 from publisher.mail.bounces.verp import envelope_sender
-from publisher.mail.digest import IssueMessages, next_issue
+from publisher.mail.digest import IssueMessages, next_issues
 from publisher.errors import DeliveryError, PublisherError, TransportError
-from publisher.model import DigestList, Issue, RenderedIssue
+from publisher.model import DigestList, Issue, RenderedIssue, Site
 from publisher.mail.render import render_issue
 from publisher.mail.subscribers import set_subscriber_status
 from publisher.mail.unsubscribe_journal import UnsubscribeJournal
@@ -124,64 +124,80 @@ def frozen_issue(config: Config, digest_list: DigestList, number: int, stored: s
     return issue, rendered
 
 
-def next_rendered_issue(config: Config, store: StateStore, digest_list: DigestList, *, now: datetime):
-    """The list's next issue and its rendering, or None when nothing is new.
+def current_site(config: Config, store: StateStore, *, now: datetime) -> Site:
+    """The site as a build would publish it now: files and feed sources.
 
-    Publishing the posts remembers their identities (the store must be
-    writable); nothing about the issue is recorded.
+    Publishing remembers the posts' identities, and records the lists the
+    store has not seen yet as created ``now`` (a read-only store keeps
+    neither).
     """
     cache = PostCache(store)  # what the last build read is not parsed again
     loaded = load_posts(config, cache)
+    imported = load_feed_sources(config, store, now)
     with store.transaction():
-        site, _ = publish(loaded.posts, store=store.posts, now=now, config=config, cache=cache)
+        site, _ = publish(loaded.posts + imported.posts, store=store.posts, now=now, config=config, cache=cache)
+        if store.persists:
+            store.issues.register_lists(list(config.lists), now=now)
         cache.save()
-    issue = next_issue(site, digest_list, store, now=now)
-    if issue is None:
-        return None
-    return issue, render_issue(issue, site.info, templates=config.mail.templates / "email")
+    return site
+
+
+def next_rendered_issues(
+    config: Config, store: StateStore, digest_list: DigestList, *, now: datetime, backfill: int | None = None
+) -> list[tuple[Issue, RenderedIssue]]:
+    """The list's next issues (``digest.next_issues``) and their renderings;
+    empty when nothing is new. Nothing about the issues is recorded."""
+    site = current_site(config, store, now=now)
+    templates = config.mail.templates / "email"
+    issues = next_issues(site, digest_list, store, now=now, backfill=backfill)
+    return [(issue, render_issue(issue, site.info, templates=templates)) for issue in issues]
 
 
 def nothing_to_send(store: StateStore, digest_list: DigestList) -> str:
     """Why ``prepare_issue`` made no issue: ``"no active subscribers"`` or
-    ``"no new posts since issue N"`` (``"no posts yet"`` before the first)."""
+    ``"no new posts since issue N"`` (``"… since the list was created"`` before the first)."""
     if not store.deliveries.audience_size(digest_list.name):
         return "no active subscribers"
     issues = store.issues.all(digest_list.name)
-    return f"no new posts since issue {issues[0].number}" if issues else "no posts yet"
+    return f"no new posts since issue {issues[0].number}" if issues else "no new posts since the list was created"
 
 
-def prepare_issue(config: Config, store: StateStore, digest_list: DigestList, *, now: datetime) -> int | None:
+def prepare_issue(
+    config: Config, store: StateStore, digest_list: DigestList, *, now: datetime, backfill: int | None = None
+) -> int | None:
     """The id of the issue to deliver: the unfinished one, else a new one.
 
-    None when the list has no new posts or no active subscribers. A new
-    issue, its rendering and its audience are recorded in one transaction.
+    None when the list has no new posts or no active subscribers. New
+    issues (one, or one per post in post mode), their renderings and their
+    audience are recorded in one transaction, with ``now`` as the cut-off;
+    the first is returned, and each following one is the list's
+    unfinished issue once the one before is sent.
     """
     _apply_journal(config, store, now)
     unfinished = store.issues.unfinished(digest_list.name)
     if unfinished is not None:
         log.info("list %s: resuming issue %s", digest_list.name, unfinished)
         return unfinished
-    found = next_rendered_issue(config, store, digest_list, now=now)
-    if found is None:
+    found = next_rendered_issues(config, store, digest_list, now=now, backfill=backfill)
+    if not found:
         return None
-    issue, rendered = found
+    ids = []
     with store.transaction():
         # The audience is fixed in the same transaction that creates the issue.
         if not store.deliveries.audience_size(digest_list.name):
             log.info("list %s: no active subscribers; no issue created", digest_list.name)
             return None
-        issue_id = store.issues.create(
-            digest_list.name, issue.number, now, rendered.subject, [p.id for p in issue.posts]
-        )
-        recipients = store.deliveries.start(issue_id, _rendered_json(rendered, issue), digest_list.name, now=now)
-    log.info(
-        "list %s: issue %s created with %d posts for %d recipients",
-        digest_list.name,
-        issue.number,
-        len(issue.posts),
-        recipients,
-    )
-    return issue_id
+        for issue, rendered in found:
+            issue_id = store.issues.create(
+                digest_list.name, issue.number, now, rendered.subject, [p.id for p in issue.posts], cutoff=now
+            )
+            recipients = store.deliveries.start(issue_id, _rendered_json(rendered, issue), digest_list.name, now=now)
+            ids.append(issue_id)
+            log.info(
+                "list %s: issue %s created with %d posts for %d recipients",
+                digest_list.name, issue.number, len(issue.posts), recipients,
+            )
+    return ids[0]
 
 
 @dataclass
@@ -427,25 +443,73 @@ def _settle(
     heapq.heappush(delayed, (clock.monotonic() + wait, sequence, _Job(delivery, attempts, tries)))
 
 
-def dry_run(config: Config, store: StateStore, digest_list: DigestList, *, now: datetime) -> SendReport:
-    """Render every message of the list's next (or unfinished) issue; send none, record nothing."""
-    report = SendReport(issue_id=None, list_name=digest_list.name, dry_run=True)
+def _upcoming(
+    config: Config, store: StateStore, digest_list: DigestList, *, now: datetime, backfill: int | None
+) -> tuple[list[tuple[Issue, RenderedIssue]], int | None]:
+    """What a send would deliver now: the unfinished issue (and its id), else the next issues."""
     unfinished = store.issues.unfinished(digest_list.name)
     if unfinished is not None:
         info = store.issues.info(unfinished)
-        issue, rendered = frozen_issue(config, digest_list, info.number, info.rendered)
-        audience = ((j.delivery.email, j.delivery.name) for j in _pending_jobs(store, unfinished, PAGE_SIZE))
-        report.issue_id = unfinished
-    else:
-        found = next_rendered_issue(config, store, digest_list, now=now)
-        if found is None:
-            return report
-        issue, rendered = found
-        audience = ((s.email, s.name) for s in store.subscribers.audience(digest_list.name))
-    report.number = issue.number
-    messages = IssueMessages(config, issue, rendered)
-    for email, name in audience:
-        messages.compose(messages.recipient(email, name), now=now)
-        report.total += 1
+        return [frozen_issue(config, digest_list, info.number, info.rendered)], unfinished
+    return next_rendered_issues(config, store, digest_list, now=now, backfill=backfill), None
+
+
+def dry_run(
+    config: Config, store: StateStore, digest_list: DigestList, *, now: datetime, backfill: int | None = None
+) -> SendReport:
+    """Render every message of the list's next (or unfinished) issues; send none, record nothing."""
+    report = SendReport(issue_id=None, list_name=digest_list.name, dry_run=True)
+    found, report.issue_id = _upcoming(config, store, digest_list, now=now, backfill=backfill)
+    for issue, rendered in found:
+        if report.issue_id is not None:
+            audience = ((j.delivery.email, j.delivery.name) for j in _pending_jobs(store, report.issue_id, PAGE_SIZE))
+        else:
+            audience = ((s.email, s.name) for s in store.subscribers.audience(digest_list.name))
+        report.number = report.number or issue.number
+        messages = IssueMessages(config, issue, rendered)
+        for email, name in audience:
+            messages.compose(messages.recipient(email, name), now=now)
+            report.total += 1
     report.pending = report.total
+    return report
+
+
+def send_test(
+    config: Config,
+    store: StateStore,
+    digest_list: DigestList,
+    transport: Transport,
+    addresses: list[str],
+    *,
+    now: datetime,
+    backfill: int | None = None,
+) -> SendReport:
+    """Send what the list would send now to ``addresses`` only, each
+    subject led by the list's ``test_prefix``; records nothing (no issue
+    number used, no post marked as sent: give it a read-only store). A
+    permanent refusal is counted as failed; ``TransportError`` (the server
+    refused us) is raised."""
+    report = SendReport(issue_id=None, list_name=digest_list.name)
+    found, _ = _upcoming(config, store, digest_list, now=now, backfill=backfill)
+    if not found:
+        return report
+    connection = transport.connect()
+    try:
+        for issue, rendered in found:
+            report.number = report.number or issue.number
+            test = replace(rendered, subject=f"{digest_list.test_prefix}{rendered.subject}")
+            messages = IssueMessages(config, issue, test)
+            for address in addresses:
+                data = messages.compose(messages.recipient(address), now=now)
+                report.total += 1
+                try:
+                    connection.send(config.mail.sender_address, address, data)
+                except DeliveryError as exc:
+                    report.failed += 1
+                    report.failures.append(f"{address}: {exc}")
+                else:
+                    report.sent += 1
+                    log.info("list %s: test of issue %s sent to %s", digest_list.name, issue.number, address)
+    finally:
+        connection.close()
     return report

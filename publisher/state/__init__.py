@@ -35,6 +35,7 @@ __getattr__, __dir__ = exports(
         "SchedulerLock": "locks",
         "SchedulerLocked": "locks",
         "SendLock": "locks",
+        "SendLocked": "locks",
         "LockHeld": "locks",
     },
 )
@@ -62,6 +63,7 @@ __all__ = [
     "SchedulerLock",
     "SchedulerLocked",
     "SendLock",
+    "SendLocked",
     "StateStore",
     "StoreBusy",
     "SubscriberRepository",
@@ -72,7 +74,7 @@ __all__ = [
 if TYPE_CHECKING:
     from publisher.state.bounces import BounceEvent, BounceRepository, DeliveryRef
     from publisher.state.database import Database, StoreBusy, is_busy
-    from publisher.state.locks import LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock
+    from publisher.state.locks import LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock, SendLocked
     from publisher.state.protocols import (
         BuildRepository,
         DeliveryRepository,

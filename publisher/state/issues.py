@@ -37,16 +37,46 @@ class SqlIssueRepository:
         )
         return {row[0] for row in rows}
 
+    def last_cutoff(self, list_name: str) -> datetime | None:
+        """The cut-off of the list's last issue (its creation, for an issue
+        recorded before cut-offs were), or None before its first."""
+        row = self._db.query_one("SELECT MAX(COALESCE(cutoff, created)) FROM issues WHERE list = ?", (list_name,))
+        return from_optional_iso(row[0])
+
+    def register_lists(self, names: list[str], *, now: datetime) -> None:
+        """Record ``now`` as the creation of each list not recorded yet (all
+        recorded: nothing is written)."""
+        known = {row[0] for row in self._db.query("SELECT name FROM lists")}
+        new = [(name, iso(now)) for name in names if name not in known]
+        if new:
+            with self._db.change("record a list"):
+                self._db.executemany("INSERT INTO lists (name, created) VALUES (?, ?) ON CONFLICT(name) DO NOTHING", new)
+
+    def list_created(self, list_name: str) -> datetime | None:
+        """When the list first appeared in the config, or None if never recorded."""
+        row = self._db.query_one("SELECT created FROM lists WHERE name = ?", (list_name,))
+        return from_iso(row[0]) if row else None
+
     def next_number(self, list_name: str) -> int:
         row = self._db.query_one("SELECT MAX(number) FROM issues WHERE list = ?", (list_name,))
         return (row[0] or 0) + 1
 
-    def create(self, list_name: str, number: int, created: datetime, subject: str, post_ids: list[str]) -> int:
-        """Record an issue and its posts; returns its id."""
+    def create(
+        self,
+        list_name: str,
+        number: int,
+        created: datetime,
+        subject: str,
+        post_ids: list[str],
+        *,
+        cutoff: datetime | None = None,
+    ) -> int:
+        """Record an issue and its posts; returns its id. ``cutoff`` (default
+        ``created``): the next issue of the list takes the posts after it."""
         with self._db.change("record an issue"):
             issue_id = self._db.insert(
-                "INSERT INTO issues (list, number, created, subject) VALUES (?, ?, ?, ?)",
-                (list_name, number, iso(created), subject),
+                "INSERT INTO issues (list, number, created, subject, cutoff) VALUES (?, ?, ?, ?, ?)",
+                (list_name, number, iso(created), subject, iso(cutoff or created)),
             )
             self._db.executemany(
                 "INSERT INTO issue_posts (issue_id, post_id, position) VALUES (?, ?, ?)",

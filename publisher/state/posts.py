@@ -14,13 +14,13 @@ from collections.abc import Iterable
 
 from publisher.state.database import Database
 from publisher.state.records import BuildRecord, CachedFetch, FeedOutput, PostRecord
-from publisher.state.schema import from_iso, iso
+from publisher.state.schema import from_iso, from_optional_iso, iso
 
-_POST_COLUMNS = "source, guid, slug, first_seen, content_hash, updated"
+_POST_COLUMNS = "source, guid, slug, first_seen, content_hash, updated, date"
 
 
 def _post_record(row: tuple) -> PostRecord:
-    return PostRecord(row[0], row[1], row[2], from_iso(row[3]), row[4], from_iso(row[5]))
+    return PostRecord(row[0], row[1], row[2], from_iso(row[3]), row[4], from_iso(row[5]), from_optional_iso(row[6]))
 
 
 class SqlPostRepository:
@@ -44,10 +44,10 @@ class SqlPostRepository:
         if self.recall(record.source) == record:
             return
         self._db.execute(
-            f"""INSERT INTO posts ({_POST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
+            f"""INSERT INTO posts ({_POST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(source) DO UPDATE SET
                  guid = excluded.guid, slug = excluded.slug,
-                 content_hash = excluded.content_hash, updated = excluded.updated""",
+                 content_hash = excluded.content_hash, updated = excluded.updated, date = excluded.date""",
             (
                 record.source,
                 record.guid,
@@ -55,6 +55,7 @@ class SqlPostRepository:
                 iso(record.first_seen),
                 record.content_hash,
                 iso(record.updated),
+                iso(record.date) if record.date else None,
             ),
         )
 

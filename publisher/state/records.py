@@ -17,6 +17,7 @@ class PostRecord:
     first_seen: datetime
     content_hash: str
     updated: datetime
+    date: datetime | None = None  # the post's own date; None when undated (dated when first seen)
 
 
 @dataclass(frozen=True)

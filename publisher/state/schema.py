@@ -205,6 +205,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE subscribers ADD COLUMN welcomed TEXT;
     UPDATE subscribers SET name = '' WHERE status = 'pending';
     """,
+    # 12: what goes into an issue. lists: when each list first appeared in
+    # the config (its first issue holds the posts since then); issues.cutoff:
+    # the moment an issue's posts were chosen (the next issue takes what came
+    # after it); posts.date: a post's own date, NULL when undated (a renamed
+    # file with the same date and slug is recognised by it). Lists that
+    # already have issues date from their first.
+    """
+    CREATE TABLE lists (
+        name TEXT PRIMARY KEY,
+        created TEXT NOT NULL
+    );
+    INSERT INTO lists (name, created) SELECT list, MIN(created) FROM issues GROUP BY list;
+    ALTER TABLE issues ADD COLUMN cutoff TEXT;
+    ALTER TABLE posts ADD COLUMN date TEXT;
+    """,
 )
 
 

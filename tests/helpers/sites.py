@@ -17,8 +17,14 @@ from ..conftest import NOW
 SECRET = "a-test-secret-that-is-long-enough"
 
 
-def make_site(root: Path, port: int | None, subscribers: int, *, connections: int = 4, extra: str = "") -> Path:
-    """A site with one post, a list and ``subscribers`` active subscribers."""
+def make_site(
+    root: Path, port: int | None, subscribers: int, *, connections: int = 4, extra: str = "", backfill: int | None = 5
+) -> Path:
+    """A site with one post, a list and ``subscribers`` active subscribers.
+
+    The list's first issue holds the newest ``backfill`` posts (so the
+    site's one post is sent); None: only posts new since the list was made.
+    """
     root.mkdir(parents=True, exist_ok=True)
     (root / "posts").mkdir(exist_ok=True)
     (root / "posts" / "a.txt").write_text(
@@ -38,7 +44,8 @@ def make_site(root: Path, port: int | None, subscribers: int, *, connections: in
         "attempts = 4\nbackoff = 0.01\nbackoff_max = 0.05\n"
         + transport
         + extra
-        + '\n[lists.daily]\ntitle = "Daily"\n',
+        + '\n[lists.daily]\ntitle = "Daily"\n'
+        + (f"backfill = {backfill}\n" if backfill is not None else ""),
         encoding="utf-8",
     )
     config = load_config(root / "publisher.toml")
@@ -61,10 +68,11 @@ def scheduled_site(
     port: int | None = None,
     connections: int = 4,
     timezone_name: str | None = None,
+    backfill: int | None = 5,
 ) -> Path:
     """make_site's site (one post, list "daily") with a schedule for the list."""
     jobs = f'\n[jobs]\nbuild = "{build}"\n' if build else ""
-    site = make_site(tmp_path / "site", port, subscribers, connections=connections, extra=jobs)
+    site = make_site(tmp_path / "site", port, subscribers, connections=connections, extra=jobs, backfill=backfill)
     path = site / "publisher.toml"
     text = path.read_text(encoding="utf-8") + f'schedule = "{schedule}"\n' + list_keys
     if timezone_name:

@@ -66,7 +66,8 @@ def make_web_site(root: Path, port: int, extra: str = "") -> Path:
         '[content]\npaths = ["posts"]\n\n'
         "[feeds]\nitems = 2\nstylesheet = true\n\n"
         f'[mail]\nfrom = "Web Test Site <news@example.org>"\nsecret_env = "{SECRET_ENV}"\ntransport = "outbox"\n\n'
-        '[lists.daily]\ntitle = "Daily digest"\ndescription = "Every day\'s posts"\n\n'
+        '[lists.daily]\ntitle = "Daily digest"\ndescription = "Every day\'s posts"\n'
+        "backfill = 5\n\n"  # its first issue holds the site's posts
         '[lists.weekly]\ntitle = "Weekly roundup"\n'
         + extra,
         encoding="utf-8",
