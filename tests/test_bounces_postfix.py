@@ -32,7 +32,7 @@ def _site(root: Path, port: int, bounces: Path) -> Path:
         '[mail]\nfrom = "Test Site <news@example.org>"\nsecret_env = "TEST_PUBLISHER_SECRET"\n'
         'transport = "smtp"\nbounce_address = "bounces@bounce.test"\n\n'
         f'[mail.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nconnections = 2\n\n'
-        f'[bounces]\nmaildir = "{bounces}"\n\n[lists.daily]\ntitle = "Daily"\n'
+        f'[bounces]\nmaildir = "{bounces}"\n\n[lists.daily]\ntitle = "Daily"\nbackfill = 5\n'
     )
     return root / "publisher.toml"
 
