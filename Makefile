@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean chromium
+.PHONY: demo test bench clean chromium postgresql
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/publisher --config publisher.toml subscribers import seeds/subscribers.csv
 	$(BIN)/publisher --config publisher.toml send --list daily
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium postgresql
 	$(BIN)/python -m pytest
 
 # The benchmarks of bench/ (see bench/RESULTS.md): quick sizes by default,
@@ -43,6 +43,15 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update && \
 	  $$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }
+
+# The store-facing tests also run on PostgreSQL: the suite starts a server of
+# its own from Debian's binaries (initdb, pg_ctl) in a temporary folder; no
+# system service is used.
+postgresql:
+	@test -x /usr/lib/postgresql/15/bin/initdb || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && \
+	  $$SUDO apt-get install -y --no-install-recommends postgresql; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .publisher

@@ -57,7 +57,7 @@ def build(ctx: click.Context, force: bool) -> None:
     from publisher.state import StateStore
 
     config = ctx_config(ctx)
-    store = StateStore.open(config.state.path)
+    store = StateStore.connect(config.state)
     try:
         report = build_site(config, store=store, now=ctx_now(ctx), force=force)
     finally:
@@ -94,7 +94,7 @@ def check(ctx: click.Context) -> None:
 
     config = ctx_config(ctx)
     now = ctx_now(ctx)
-    store = StateStore.open(config.state.path, readonly=True)
+    store = StateStore.connect(config.state, readonly=True)
     try:
         report = check_site(config, store=store, now=now)
         # Each list's templates render (a typo is an error naming the line).

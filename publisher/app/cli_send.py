@@ -59,7 +59,7 @@ def digest(ctx: click.Context, list_name: str | None, out: Path | None, force: b
     config = ctx_config(ctx)
     digest_list = choose_list(config, list_name)
     now = ctx_now(ctx)
-    store = StateStore.open(config.state.path, readonly=True)
+    store = StateStore.connect(config.state, readonly=True)
     try:
         report = check_site(config, store=store, now=now)
         issue = next_issue(report.site, digest_list, store, now=now, force=force)
@@ -144,7 +144,7 @@ class _Progress:
 @click.pass_context
 def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
     """Create (or resume) the list's next issue and deliver it."""
-    from publisher.state import SendLock
+    from publisher.state import send_lock
     from publisher.mail import deliver_issue, prepare_issue
     from publisher.mail import dry_run as dry_run_issue
     from publisher.state import StateStore
@@ -153,7 +153,7 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
     digest_list = choose_list(config, list_name)
     quiet = ctx.obj["quiet"]
     now = ctx_now(ctx)
-    store = StateStore.open(config.state.path, readonly=dry_run)
+    store = StateStore.connect(config.state, readonly=dry_run)
     try:
         if dry_run:
             report = dry_run_issue(config, store, digest_list, now=now)
@@ -166,7 +166,7 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
                         f"{plural(report.total, 'recipient')}; nothing sent."
                     )
             sys.exit(EXIT_OK)
-        with SendLock(config.state.path, digest_list.name):  # SendLocked: the scheduler is sending it
+        with send_lock(config.state, digest_list.name):  # SendLocked: the scheduler is sending it
             issue_id = prepare_issue(config, store, digest_list, now=now)
             if issue_id is None:
                 if not quiet:
@@ -221,7 +221,7 @@ def status(ctx: click.Context) -> None:
     from publisher.state import StateStore
 
     config = ctx_config(ctx)
-    store = StateStore.open(config.state.path, readonly=True)
+    store = StateStore.connect(config.state, readonly=True)
     try:
         build = store.builds.last()
         if build is None:
@@ -317,7 +317,7 @@ def run(ctx: click.Context, once: bool) -> None:
     then exit 0), or with --once runs what is due now and exits: 0, or 1 if
     a job failed. Only one scheduler runs per state store.
     """
-    from publisher.state import SchedulerLock
+    from publisher.state import scheduler_lock
     from publisher.app.scheduler import Scheduler, jobs_of
     from publisher.state import StateStore
 
@@ -328,8 +328,8 @@ def run(ctx: click.Context, once: bool) -> None:
             'or a list schedule such as schedule = "daily at 07:00"'
         )
     stop = threading.Event()
-    with SchedulerLock(config.state.path), _stop_on_signals(stop), _event_lines(ctx.obj["quiet"]):
-        store = StateStore.open(config.state.path)
+    with scheduler_lock(config.state), _stop_on_signals(stop), _event_lines(ctx.obj["quiet"]):
+        store = StateStore.connect(config.state)
         try:
             scheduler = Scheduler(config, store, clock=ctx_clock(ctx), transport=lambda: make_transport(config), stop=stop)
             if once:

@@ -55,7 +55,7 @@ from publisher.app.common import plural
 from publisher.clock import Clock
 from publisher.config import Config
 from publisher.errors import PublisherError
-from publisher.state import SendLock
+from publisher.state import send_lock
 from publisher.model import DigestList
 from publisher.schedules import Schedule, parse_duration, parse_schedule
 from publisher.state import JobRun, StateStore
@@ -301,7 +301,7 @@ class Scheduler:
         for error in report.errors:
             log.warning("%s: rejected %s", job.context, error)
         log.debug("%s: rebuilt the feeds: %d written", job.context, len(report.written))
-        lock = SendLock(self.config.state.path, digest_list.name)
+        lock = send_lock(self.config.state, digest_list.name)
 
         def waiting(holder: int | None) -> None:
             log.info("%s: %s; waiting for it to finish", job.context, lock.held_by(holder))

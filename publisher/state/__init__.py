@@ -31,6 +31,8 @@ __getattr__, __dir__ = exports(
         "SchedulerLocked": "locks",
         "SendLock": "locks",
         "LockHeld": "locks",
+        "scheduler_lock": "locks",
+        "send_lock": "locks",
     },
 )
 
@@ -57,11 +59,15 @@ __all__ = [
     "StateStore",
     "SubscriberRepository",
     "WebEventRepository",
+    "scheduler_lock",
+    "send_lock",
 ]
 
 if TYPE_CHECKING:
     from publisher.state.database import Database
-    from publisher.state.locks import LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock
+    from publisher.state.locks import (
+        LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock, scheduler_lock, send_lock,
+    )
     from publisher.state.protocols import (
         BuildRepository,
         DeliveryRepository,

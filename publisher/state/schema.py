@@ -3,17 +3,26 @@ and how times are stored in it (ISO 8601 text, in UTC, which sorts as the
 times do).
 
 Each migration is a script of statements separated by ``;``, applied in one
-transaction with the new version number (``publisher.state.database``).
+transaction with the new version number (``publisher.state.database`` for
+SQLite, ``publisher.state.postgres`` for PostgreSQL). One script serves
+both: it is written as SQLite reads it, with SQLite's types (INTEGER, TEXT,
+BLOB; ``id INTEGER PRIMARY KEY`` for a table's own id), and each dialect's
+``ddl`` turns a statement into its database's (PostgreSQL: BIGINT, TEXT
+COLLATE "C", BYTEA, an identity column). Where the two cannot share a
+statement, the migration is a mapping of scripts by dialect name
+(``{"sqlite": "...", "postgresql": "..."}``).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 # Each entry moves the schema from version N to N+1 (the database keeps the
 # number: ``Database.open`` applies those it has not had yet). Never edit one
 # that has shipped: add the next.
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[str | Mapping[str, str], ...] = (
     """
     CREATE TABLE posts (
         source TEXT PRIMARY KEY,
@@ -151,6 +160,22 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE read_cache ADD COLUMN signature TEXT;
     """,
 )
+
+
+def table_names() -> list[str]:
+    """The schema's tables in the order the migrations create them (a
+    table's parents before it)."""
+    names: list[str] = []
+    for migration in MIGRATIONS:
+        script = migration if isinstance(migration, str) else migration["sqlite"]
+        names += [name for name in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", script) if name not in names]
+    return names
+
+
+def migration_script(migration: str | Mapping[str, str], dialect: str) -> list[str]:
+    """The statements of one migration for the database ``dialect`` names."""
+    script = migration if isinstance(migration, str) else migration[dialect]
+    return [statement for statement in script.split(";") if statement.strip()]
 
 
 def iso(moment: datetime) -> str:

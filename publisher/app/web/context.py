@@ -46,7 +46,7 @@ def context() -> WebContext:
 def store() -> StateStore:
     """The state store of this request, opened on first use (closed by ``close_store``)."""
     if "store" not in g:
-        g.store = StateStore.open(context().config.state.path, check=False)
+        g.store = StateStore.connect(context().config.state, check=False)
     return g.store
 
 
