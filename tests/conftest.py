@@ -61,8 +61,6 @@ class SteppedClock:
 # path``, is a database of its own. A test of what only the SQLite file does
 # is marked ``sqlite_only``.
 STORE_FACING = {
-    "test_state",
-    "test_state_postgres",
     "test_subscribers",
     "test_send",
     "test_digest",

@@ -16,6 +16,7 @@ import click
 from publisher import __version__
 from publisher.app.cli_base import CommandGroup, ctx_config, ctx_now, rejected, report_errors, warn_placeholder_url
 from publisher.app.cli_send import digest, run, send, status
+from publisher.app.cli_state import migrate, state
 from publisher.app.cli_subscribers import subscribers
 from publisher.app.common import make_transport, plural, with_secret
 from publisher.clock import SystemClock
@@ -161,3 +162,5 @@ main.add_command(send)
 main.add_command(status)
 main.add_command(run)
 main.add_command(subscribers)
+main.add_command(migrate)
+main.add_command(state)

@@ -188,7 +188,8 @@ class PostgresDatabase:
             raise StateUnavailable(f"{name}: cannot connect to the state database: {_one_line(exc)}") from exc
         try:
             if readonly:
-                database._run(lambda cursor: cursor.execute("BEGIN"), retry=True)
+                # One snapshot for the whole read, as a read-only SQLite store sees its file.
+                database._run(lambda cursor: cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ"), retry=True)
             if check:
                 database._check_schema(readonly)
         except BaseException:
