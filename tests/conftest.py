@@ -61,6 +61,7 @@ class SteppedClock:
 # path``, is a database of its own. A test of what only the SQLite file does
 # is marked ``sqlite_only``.
 STORE_FACING = {
+    "test_state_claims",
     "test_subscribers",
     "test_send",
     "test_digest",

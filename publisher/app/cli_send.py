@@ -166,12 +166,21 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
                         f"{plural(report.total, 'recipient')}; nothing sent."
                     )
             sys.exit(EXIT_OK)
-        with send_lock(config.state, digest_list.name):  # SendLocked: the scheduler is sending it
+        lock = send_lock(config.state, digest_list.name)
+        if config.state.url is None:
+            lock.acquire()  # SendLocked: the scheduler is sending it
+        else:
+            # Several senders share a PostgreSQL store: the lock is held only
+            # while the issue is chosen, then each claims batches of it.
+            lock.wait(threading.Event(), poll=0.1)
+        try:
             issue_id = prepare_issue(config, store, digest_list, now=now)
             if issue_id is None:
                 if not quiet:
                     click.echo(_nothing_to_send(store, digest_list))
                 sys.exit(EXIT_OK)
+            if config.state.url is not None:
+                lock.release()
             pending = store.deliveries.pending_count(issue_id)
             progress = _Progress(pending, quiet)
             try:
@@ -180,6 +189,8 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
                 )
             finally:
                 progress.close()
+        finally:
+            lock.release()
     finally:
         store.close()
     for failure in report.failures:

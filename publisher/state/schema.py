@@ -159,6 +159,14 @@ MIGRATIONS: tuple[str | Mapping[str, str], ...] = (
     """
     ALTER TABLE read_cache ADD COLUMN signature TEXT;
     """,
+    # 10: several senders on one issue (PostgreSQL): a pending delivery is
+    # claimed by one sender until lease_until; a crashed sender's claims
+    # are taken over once their lease has run out.
+    """
+    ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+    ALTER TABLE deliveries ADD COLUMN lease_until TEXT;
+    CREATE INDEX deliveries_lease ON deliveries(issue_id, status, lease_until);
+    """,
 )
 
 
