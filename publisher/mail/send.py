@@ -296,8 +296,8 @@ class Claims:
     lease`` seconds, renewed at each new claim; what a crashed sender held
     is taken over once its lease runs out, so at most the messages it had
     in flight go out twice. When nothing is left to claim but another
-    sender still holds pending deliveries, this one waits for them to be
-    sent or for the lease to run out."""
+    sender still holds pending deliveries, this one (its own work done)
+    waits for them to be sent or for the lease to run out."""
 
     def __init__(self, store: StateStore, issue_id: int, config: Config, clock: Clock, stop: threading.Event | None):
         self.store, self.issue_id, self.clock, self.stop = store, issue_id, clock, stop
@@ -327,12 +327,19 @@ class Claims:
                         self.renew()
                     yield _Job(delivery, delivery.attempts)
                 continue
-            held = store.deliveries.next_lease_end(self.issue_id, self.owner)
-            if held is None:
-                return
-            # Another sender holds the rest: wait for it, or for its lease to run out.
-            self.renew()
-            self.clock.sleep(min(1.0, max(0.05, (held - self.clock.now()).total_seconds())))
+            return
+
+    def others_hold(self) -> bool:
+        """Does another sender hold pending deliveries of the issue? If so,
+        wait a moment (up to a second, or until its lease runs out) first."""
+        if self.stop is not None and self.stop.is_set():
+            return False
+        held = self.store.deliveries.next_lease_end(self.issue_id, self.owner)
+        if held is None:
+            return False
+        self.renew()
+        self.clock.sleep(min(1.0, max(0.05, (held - self.clock.now()).total_seconds())))
+        return True
 
     def release(self) -> None:
         self.store.retry(lambda: self.store.deliveries.release(self.issue_id, self.owner))
@@ -371,7 +378,14 @@ def _work_through_pending(
     in_flight = 0
     sequence = 0
     try:
-        while ready or upcoming is not None or delayed or in_flight:
+        while True:
+            if not (ready or upcoming is not None or delayed or in_flight):
+                # Nothing left here; another sender may still hold some (claims only).
+                if claims is None or report.stopped is not None or not claims.others_hold():
+                    break
+                fresh = claims.jobs()
+                upcoming = next(fresh, None)
+                continue
             if stop is not None and stop.is_set() and report.stopped is None:
                 report.stopped = "stopped by request"
             now = clock.monotonic()
