@@ -11,6 +11,17 @@ BLOB; ``id INTEGER PRIMARY KEY`` for a table's own id), and each dialect's
 COLLATE "C", BYTEA, an identity column). Where the two cannot share a
 statement, the migration is a mapping of scripts by dialect name
 (``{"sqlite": "...", "postgresql": "..."}``).
+
+Writing a migration that runs on both:
+- types in upper case: INTEGER (64-bit on both), TEXT (compared byte by
+  byte on both), BLOB; a table's own id is ``id INTEGER PRIMARY KEY``
+  (``Database.insert`` returns it); times are TEXT written by ``iso``;
+  true/false is INTEGER 0/1;
+- statements both take: CREATE TABLE/INDEX (partial indexes too), ALTER
+  TABLE ADD/RENAME/DROP COLUMN, UPDATE/INSERT ... ON CONFLICT; not PRAGMA,
+  INSERT OR IGNORE/REPLACE, or a table rebuild (use the mapping form);
+- a new table is created after the tables it references: ``state copy``
+  copies tables in the order the migrations create them (``table_names``).
 """
 
 from __future__ import annotations
