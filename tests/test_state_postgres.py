@@ -185,3 +185,25 @@ def test_a_read_only_store_keeps_nothing_and_refuses_changes(url: str) -> None:
         store.close()
     # The schema made in the read-only session was not kept either.
     assert schema_version(url) == 0
+
+
+def test_the_state_url_is_checked_and_its_password_read_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    from publisher.errors import ConfigError
+
+    from .conftest import write_config
+
+    path = write_config(tmp_path, '\n[state]\nurl = "postgresql://publisher:hunter2@db/publisher"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        "[state] url: must not hold the password: put it in the variable named by password_env, or in ~/.pgpass"
+    ]
+    path = write_config(tmp_path, '\n[state]\nurl = "mysql://db/publisher"\n')
+    with pytest.raises(ConfigError, match=r"\[state\] url: must be a PostgreSQL URL"):
+        load_config(path)
+    path = write_config(tmp_path, '\n[state]\nurl = "postgresql://publisher@db/publisher"\npassword_env = "DB_PASS"\n')
+    monkeypatch.setenv("DB_PASS", "s3cret")
+    state = load_config(path).state
+    assert (state.url, state.password, state.pool, state.timeout, state.lease) == (
+        "postgresql://publisher@db/publisher", "s3cret", 4, 30, 300,
+    )
