@@ -69,7 +69,6 @@ STORE_FACING = {
     "test_build_cache",
     "test_scheduler",
     "test_sources",
-    "test_reliability_smtp",
 }
 
 

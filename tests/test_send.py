@@ -97,6 +97,9 @@ def test_faults_every_deliverable_subscriber_gets_exactly_one(tmp_path: Path) ->
     assert "397 sent, 3 failed, 0 skipped, 0 pending" in status.stdout
 
 
+# A separate process reads the site's config, which names the SQLite file and its lock files
+# (processes on PostgreSQL: tests/test_state_postgres_senders.py).
+@pytest.mark.sqlite_only
 @pytest.mark.slow
 def test_sigkill_part_way_then_resume_loses_nobody(tmp_path: Path) -> None:
     """Killed at several points: nobody is skipped; duplicates stay within the pool size per kill."""
