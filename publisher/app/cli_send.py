@@ -172,7 +172,9 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool) -> None:
         else:
             # Several senders share a PostgreSQL store: the lock is held only
             # while the issue is chosen, then each claims batches of it.
-            lock.wait(threading.Event(), poll=0.1)
+            lock.wait(
+                threading.Event(), poll=0.1, on_wait=lambda holder: click.echo(f"{lock.held_by(holder)}; waiting", err=True)
+            )
         try:
             issue_id = prepare_issue(config, store, digest_list, now=now)
             if issue_id is None:
