@@ -48,7 +48,7 @@ chromium:
 # its own from Debian's binaries (initdb, pg_ctl) in a temporary folder; no
 # system service is used.
 postgresql:
-	@test -x /usr/lib/postgresql/15/bin/initdb || { \
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update && \
 	  $$SUDO apt-get install -y --no-install-recommends postgresql; }

@@ -22,7 +22,13 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-BIN = Path("/usr/lib/postgresql/15/bin")
+def _binaries() -> Path:
+    """Debian's newest PostgreSQL binaries (/usr/lib/postgresql/VERSION/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+BIN = _binaries()
 
 
 def _free_port() -> int:
