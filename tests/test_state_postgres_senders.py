@@ -146,3 +146,52 @@ def test_a_build_without_its_database_exits_2_and_the_next_one_publishes(tmp_pat
     assert up.returncode == 0, up.stderr
     assert (site / "feeds" / "rss.xml").exists()
     close_pools()
+
+
+def test_a_send_joins_the_issue_the_scheduler_is_sending(tmp_path: Path, url: str) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from publisher.config import load_config
+    from publisher.state import JobRun
+
+    from .helpers.sites import scheduled_site
+
+    total = 400
+    with SmtpServer() as server:
+        server.faults.pause_after = 50
+        site = scheduled_site(tmp_path, schedule="every 1 minute", subscribers=0, port=server.port)
+        config_path = site / "publisher.toml"
+        config_path.write_text(
+            config_path.read_text(encoding="utf-8").replace("[lists.daily]", f'[state]\nurl = "{url}"\n\n[lists.daily]'),
+            encoding="utf-8",
+        )
+        everyone = add_readers(url, total)
+        store = StateStore.connect(load_config(config_path).state)
+        try:
+            day_ago = datetime.now(timezone.utc) - timedelta(days=1)
+            store.jobs.record(JobRun("digest:daily", day_ago, day_ago, day_ago, "ok", None))  # due now
+        finally:
+            store.close()
+        scheduler = subprocess.Popen(publisher(site, "run", "--once"), env=env(), stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: server.paused.is_set() or scheduler.poll() is not None, timeout=300, what="the scheduler mid-send")
+        assert scheduler.poll() is None, scheduler.stderr.read()
+        sender = subprocess.Popen(publisher(site, "send"), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        owner = f"%:{sender.pid}:%"
+        # The send claims a batch of the issue while the scheduler still sends it.
+        wait_for(
+            lambda: query(url, "SELECT COUNT(*) FROM deliveries WHERE lease_owner LIKE ?", (owner,))[0][0] > 0
+            or sender.poll() is not None,
+            timeout=300, what="the send to join",
+        )
+        assert scheduler.poll() is None and sender.poll() is None
+        server.faults.pause_after = 0
+        _, scheduled_err = scheduler.communicate(timeout=300)
+        out, err = sender.communicate(timeout=300)
+        delivered = server.delivered()
+    assert scheduler.returncode == 0, scheduled_err
+    assert sender.returncode == 0, err
+    assert set(delivered) == everyone and max(delivered.values()) == 1
+    assert query(url, "SELECT status, COUNT(*) FROM deliveries GROUP BY status") == [("sent", total)]
+    assert query(url, "SELECT COUNT(*) FROM issues") == [(1,)]
+    owners = query(url, "SELECT lease_owner, COUNT(*) FROM deliveries GROUP BY lease_owner")
+    assert len(owners) == 2

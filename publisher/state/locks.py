@@ -101,6 +101,11 @@ class ProcessLock:
             if stop.wait(poll):
                 return False
 
+    @property
+    def held(self) -> bool:
+        """Does this process hold the lock (through this object)?"""
+        return self._fd is not None or (self._advisory is not None and self._advisory.held)
+
     def release(self) -> None:
         if self._advisory is not None:
             self._advisory.release()

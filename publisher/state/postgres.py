@@ -426,6 +426,10 @@ class AdvisoryHold:
         connection.close()
         return row[0] if row and row[0] else "another process"
 
+    @property
+    def held(self) -> bool:
+        return self._connection is not None
+
     def release(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
