@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean chromium mailservers
+.PHONY: demo test bench clean chromium mailservers postgresql
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/publisher --config publisher.toml subscribers import seeds/subscribers.csv
 	$(BIN)/publisher --config publisher.toml send --list daily
 
-test: $(STAMP) chromium mailservers
+test: $(STAMP) chromium mailservers postgresql
 	$(BIN)/python -m pytest
 
 # The benchmarks of bench/ (see bench/RESULTS.md): quick sizes by default,
@@ -55,6 +55,15 @@ mailservers:
 	  $$SUDO apt-get update && \
 	  echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends postfix dovecot-imapd dovecot-pop3d; }
+
+# The store-facing tests also run on PostgreSQL: the suite starts a server of
+# its own from Debian's binaries (initdb, pg_ctl) in a temporary folder; no
+# system service is used.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && \
+	  $$SUDO apt-get install -y --no-install-recommends postgresql; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .publisher

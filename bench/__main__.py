@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python -m bench [startup|messages|send|feeds|serve|handwritten ...]`` (all by default).
+"""Run the benchmarks: ``python -m bench [startup|messages|send|feeds|serve|handwritten|relay ...]`` (all by default).
 
 ``make bench`` runs this; ``BENCH_FULL=1`` uses the issue's sizes.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
-from bench import bench_feeds, bench_handwritten, bench_messages, bench_send, bench_serve, bench_startup
+from bench import bench_feeds, bench_handwritten, bench_messages, bench_relay, bench_send, bench_serve, bench_startup
 from bench.common import FULL, machine, print_summary
 
 BENCHMARKS = {
@@ -18,6 +18,7 @@ BENCHMARKS = {
     "feeds": bench_feeds.run,
     "serve": bench_serve.run,
     "handwritten": bench_handwritten.run,
+    "relay": bench_relay.run,
 }
 
 

@@ -138,11 +138,29 @@ class FeedSettings:
     stylesheet: bool = setting(_bool, False, "true: write feed.xsl and reference it")
 
 
+def _state_url(value: Any) -> str:
+    parts = urlsplit(_nonempty(value))
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise _Invalid(f"must be a PostgreSQL URL such as 'postgresql://publisher@db.example.org/publisher' (got {value!r})")
+    if parts.password:
+        raise _Invalid("must not hold the password: put it in the variable named by password_env, or in ~/.pgpass")
+    return value.strip()
+
+
 @dataclass(frozen=True)
 class StateSettings:
-    """``[state]``: the SQLite store (it holds post identity: keep it)."""
+    """``[state]``: the store (it holds post identity: keep it). SQLite in
+    ``path`` by default; PostgreSQL at ``url`` when one is given."""
 
-    path: Path = setting(_nonempty, ".publisher/state.db", relative=True)
+    path: Path = setting(_nonempty, ".publisher/state.db", "the SQLite file; with url, where local lock files go", relative=True)
+    url: str | None = setting(_state_url, None, "postgresql://user@host/db: PostgreSQL instead of the file")
+    password: str | None  # the value of $password_env
+    password_env: str = setting(_env_name, "PUBLISHER_STATE_PASSWORD", "the variable holding the password (or libpq's PGPASSWORD/.pgpass)")
+    pool: int = setting(_positive_int, 4, "PostgreSQL connections kept open per process")
+    timeout: float = setting(_positive_number, 30, "seconds: the longest a query may run")
+    reconnect: float = setting(_positive_number, 60, "seconds to keep trying when the database goes away")
+    lease: float = setting(_positive_number, 300, "seconds a sender holds a claimed batch of deliveries")
+    batch: int = setting(_positive_int, 200, "deliveries a sender claims at a time (PostgreSQL)")
 
 
 @dataclass(frozen=True)
@@ -454,6 +472,7 @@ def _derive(values: dict[str, Any], root: Path, shown: str) -> None:
     for server in (bounces["imap"], bounces["pop3"]):
         if server is not None:
             server["password"] = os.environ.get(server["password_env"]) or None
+    values["state"]["password"] = os.environ.get(values["state"]["password_env"]) or None
 
 
 def _read_secret(env: str, path: Path) -> tuple[bytes | None, tuple[Retired, ...]]:

@@ -43,6 +43,10 @@ class StateError(PublisherError):
     """The state store cannot be opened, read or written."""
 
 
+class StateUnavailable(StateError):
+    """The state database cannot be reached, or the connection was lost mid-transaction."""
+
+
 class OutputError(PublisherError):
     """An output file cannot be written; the previous one is left intact."""
 

@@ -53,6 +53,73 @@ class SteppedClock:
         self.at = moment
 
 
+# -- the state store's two backends ------------------------------------------------
+#
+# The tests of these modules run once on SQLite and once on PostgreSQL (a
+# server of the suite's own, tests/helpers/postgres.py): on PostgreSQL each
+# state file a test names, through ``StateStore.open`` or a site's ``[state]
+# path``, is a database of its own. A test of what only the SQLite file does
+# is marked ``sqlite_only``.
+STORE_FACING = {
+    "test_state_claims",
+    "test_subscribers",
+    "test_send",
+    "test_digest",
+    "test_optin",
+    "test_build_cache",
+    "test_scheduler",
+    "test_sources",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if (
+        "state_backend" in metafunc.fixturenames
+        and module in STORE_FACING
+        and metafunc.definition.get_closest_marker("sqlite_only") is None
+    ):
+        metafunc.parametrize("state_backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The suite's PostgreSQL server (one per test worker), stopped at the end."""
+    from tests.helpers.postgres import PostgresServer
+
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """"sqlite", or "postgresql" with every state file opened as a database of its own."""
+    backend = getattr(request, "param", "sqlite")
+    if backend != "postgresql":
+        yield backend
+        return
+    from publisher.state import postgres
+    from publisher.state.store import StateStore
+
+    server = request.getfixturevalue("postgres_server")
+    urls: dict[Path, str] = {}
+
+    def open_on_postgres(cls, path: Path, readonly: bool = False, *, check: bool = True):
+        key = Path(path).resolve()
+        if key not in urls:
+            urls[key] = server.create_database()
+        return cls.on(postgres.PostgresDatabase.open(urls[key], readonly=readonly, check=check, reconnect=10))
+
+    monkeypatch.setattr(StateStore, "open", classmethod(open_on_postgres))
+    try:
+        yield backend
+    finally:
+        postgres.close_pools()
+
+
 @pytest.fixture
 def sample_site(tmp_path: Path) -> Path:
     """A copy of the sample site (config and seeds, no feeds or state)."""

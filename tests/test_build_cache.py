@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import time
 from dataclasses import fields, replace
 from datetime import timedelta
@@ -25,6 +24,7 @@ from publisher.model import Post
 from publisher.state.store import StateStore
 
 from .conftest import DATA, NOW, Wall, build
+from .helpers.state import state_rows
 
 LATER = NOW + timedelta(hours=1)
 
@@ -129,12 +129,12 @@ def test_force_serialises_and_rewrites_every_feed(mixed_site: Path) -> None:
 
 def test_a_lost_or_damaged_cache_costs_a_reading_and_nothing_else(mixed_site: Path, reads: list[str]) -> None:
     first = build(mixed_site)
-    db = sqlite3.connect(mixed_site / ".publisher" / "state.db")
-    with db:
-        db.execute("UPDATE read_cache SET data = x'7b6e6f74206a736f6e' WHERE source = 'seeds/toml_front_matter.md'")
-        db.execute("DELETE FROM read_cache WHERE source = 'seeds/small-site.xml'")
-        db.execute("DELETE FROM feed_outputs")
-    db.close()
+    store = StateStore.open(mixed_site / ".publisher" / "state.db")
+    with store.transaction():
+        store.database.execute("UPDATE read_cache SET data = ? WHERE source = 'seeds/toml_front_matter.md'", (b"{not json",))
+        store.database.execute("DELETE FROM read_cache WHERE source = 'seeds/small-site.xml'")
+        store.database.execute("DELETE FROM feed_outputs")
+    store.close()
     reads.clear()
     report = build(mixed_site, LATER)
     assert sorted(reads) == ["seeds/small-site.xml", "seeds/toml_front_matter.md"]
@@ -145,16 +145,17 @@ def test_files_that_are_gone_leave_the_cache(mixed_site: Path) -> None:
     build(mixed_site)
     (mixed_site / "seeds" / "small-site.xml").unlink()
     build(mixed_site, LATER)
-    db = sqlite3.connect(mixed_site / ".publisher" / "state.db")
-    sources = {row[0] for row in db.execute("SELECT source FROM read_cache")}
-    db.close()
+    store = StateStore.open(mixed_site / ".publisher" / "state.db")
+    sources = {row[0] for row in store.database.query("SELECT source FROM read_cache")}
+    store.close()
     assert "seeds/small-site.xml" not in sources and "seeds/broken.md" in sources
 
 
-def test_check_uses_the_cache_and_writes_nothing(mixed_site: Path, reads: list[str]) -> None:
+def test_check_uses_the_cache_and_writes_nothing(mixed_site: Path, reads: list[str], state_backend: str) -> None:
     build(mixed_site)
     state = mixed_site / ".publisher" / "state.db"
-    before = state.read_bytes()
+    rows = state_rows(state)
+    before = state.read_bytes() if state_backend == "sqlite" else None
     post = mixed_site / "seeds" / "toml_front_matter.md"
     post.write_text(post.read_text(encoding="utf-8") + "\nmore\n", encoding="utf-8")
     reads.clear()
@@ -165,7 +166,9 @@ def test_check_uses_the_cache_and_writes_nothing(mixed_site: Path, reads: list[s
     finally:
         store.close()
     assert reads == ["seeds/toml_front_matter.md"] and report.site.posts
-    assert state.read_bytes() == before
+    assert state_rows(state) == rows
+    if state_backend == "sqlite":
+        assert state.read_bytes() == before
 
 
 def test_feed_digests_change_with_what_the_feed_shows(mixed_site: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,13 +38,13 @@ LATER = NOW + timedelta(days=1)
 
 
 def raw_rows(site: Path) -> tuple[list[tuple], list[tuple]]:
-    """Every subscriber and subscription row, as SQLite holds them."""
-    db = sqlite3.connect(site / ".publisher" / "state.db")
+    """Every subscriber and subscription row, as the database holds them."""
+    store = StateStore.open(site / ".publisher" / "state.db", check=False)
     try:
-        people = db.execute("SELECT * FROM subscribers ORDER BY id").fetchall()
-        subscriptions = db.execute("SELECT * FROM subscriptions ORDER BY subscriber_id, list").fetchall()
+        people = store.database.query("SELECT * FROM subscribers ORDER BY id")
+        subscriptions = store.database.query("SELECT * FROM subscriptions ORDER BY subscriber_id, list")
     finally:
-        db.close()
+        store.close()
     return people, subscriptions
 
 

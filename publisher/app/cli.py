@@ -18,6 +18,7 @@ from publisher import __version__
 from publisher.app.cli_bounces import bounces, subscribers_show
 from publisher.app.cli_base import CommandGroup, ctx_config, ctx_now, rejected, report_errors, warn_placeholder_url
 from publisher.app.cli_send import digest, run, send, status
+from publisher.app.cli_state import migrate, state
 from publisher.app.cli_subscribers import subscribers
 from publisher.app.common import make_transport, plural, with_secret
 from publisher.clock import SystemClock
@@ -64,7 +65,7 @@ def build(ctx: click.Context, force: bool) -> None:
     from publisher.state import StateStore
 
     config = ctx_config(ctx)
-    store = StateStore.open(config.state.path)
+    store = StateStore.connect(config.state)
     try:
         report = build_site(config, store=store, now=ctx_now(ctx), force=force)
     finally:
@@ -106,7 +107,7 @@ def check(ctx: click.Context) -> None:
 
     config = ctx_config(ctx)
     now = ctx_now(ctx)
-    store = StateStore.open(config.state.path, readonly=True)
+    store = StateStore.connect(config.state, readonly=True)
     try:
         report = check_site(config, store=store, now=now)
         # Each list's templates render (a typo is an error naming the line).
@@ -227,3 +228,5 @@ main.add_command(run)
 main.add_command(subscribers)
 main.add_command(bounces)
 subscribers.add_command(subscribers_show)
+main.add_command(migrate)
+main.add_command(state)

@@ -51,7 +51,7 @@ def bounces(ctx: click.Context) -> None:
     from publisher.state import StateStore
 
     config = with_secret(ctx_config(ctx))
-    store = StateStore.open(config.state.path)
+    store = StateStore.connect(config.state)
     try:
         report = read_bounces(config, store, now=ctx_now(ctx))
     finally:
@@ -80,7 +80,7 @@ def subscribers_show(ctx: click.Context, email: str) -> None:
         address = normalize_email(email)
     except SubscriberError:  # show what the store has, even an address no longer accepted
         address = email.strip()
-    store = StateStore.open(config.state.path, readonly=True)
+    store = StateStore.connect(config.state, readonly=True)
     try:
         found = store.subscribers.find(address)
         if found is None:

@@ -61,7 +61,7 @@ def digest(ctx: click.Context, list_name: str | None, out: Path | None, force: b
     config = ctx_config(ctx)
     digest_list = choose_list(config, list_name)
     now = ctx_now(ctx)
-    store = StateStore.open(config.state.path, readonly=True)
+    store = StateStore.connect(config.state, readonly=True)
     try:
         report = check_site(config, store=store, now=now)
         # The same choice as `publisher send` makes (a list in post mode: its next post).
@@ -158,7 +158,7 @@ def send(ctx: click.Context, list_name: str | None, dry_run: bool, test_to: tupl
     config = with_secret(ctx_config(ctx))
     lists = [choose_list(config, list_name)] if list_name or len(config.lists) < 2 else list(config.lists.values())
     addresses = _test_addresses(test_to)
-    store = StateStore.open(config.state.path, readonly=dry_run or bool(addresses))
+    store = StateStore.connect(config.state, readonly=dry_run or bool(addresses))
     try:
         begun = [d.name for d in lists if store.issues.last_cutoff(d.name) is not None]
         if backfill is not None and begun:
@@ -227,15 +227,27 @@ def _send_list(ctx, config: Config, store: StateStore, digest_list: DigestList, 
     """Deliver the list's unfinished or next issues (one per post in post
     mode), one after another; the exit code."""
     from publisher.mail import deliver_issue, prepare_issue
-    from publisher.state import SendLock
+    from publisher.state import send_lock
 
     quiet = ctx.obj["quiet"]
-    with SendLock(config.state.path, digest_list.name):  # SendLocked: the scheduler is sending it
+    lock = send_lock(config.state, digest_list.name)
+    shared = config.state.url is not None
+    if shared:
+        # Several senders share a PostgreSQL store: the lock is held only
+        # while the issue is chosen, then each claims batches of it.
+        lock.wait(
+            threading.Event(), poll=0.1, on_wait=lambda holder: click.echo(f"{lock.held_by(holder)}; waiting", err=True)
+        )
+    else:
+        lock.acquire()  # SendLocked: the scheduler is sending it
+    try:
         issue_id = prepare_issue(config, store, digest_list, now=ctx_now(ctx), backfill=backfill)
         if issue_id is None:
             if not quiet:
                 click.echo(_nothing_to_send(store, digest_list))
             return EXIT_OK
+        if shared:
+            lock.release()
         code = EXIT_OK
         while issue_id is not None:
             progress = _Progress(store.deliveries.pending_count(issue_id), quiet)
@@ -252,7 +264,9 @@ def _send_list(ctx, config: Config, store: StateStore, digest_list: DigestList, 
                 return EXIT_REJECTED
             code = EXIT_REJECTED if report.failed else code
             issue_id = store.issues.unfinished(digest_list.name)
-    return code
+        return code
+    finally:
+        lock.release()
 
 
 def _show_report(config: Config, report: SendReport, quiet: bool) -> None:
@@ -292,7 +306,7 @@ def status(ctx: click.Context) -> None:
     from publisher.state import StateStore
 
     config = ctx_config(ctx)
-    store = StateStore.open(config.state.path, readonly=True)
+    store = StateStore.connect(config.state, readonly=True)
     try:
         build = store.builds.last()
         if build is None:
@@ -392,7 +406,7 @@ def run(ctx: click.Context, once: bool) -> None:
     then exit 0), or with --once runs what is due now and exits: 0, or 1 if
     a job failed. Only one scheduler runs per state store.
     """
-    from publisher.state import SchedulerLock
+    from publisher.state import scheduler_lock
     from publisher.app.scheduler import Scheduler, jobs_of
     from publisher.state import StateStore
 
@@ -403,8 +417,8 @@ def run(ctx: click.Context, once: bool) -> None:
             'or a list schedule such as schedule = "daily at 07:00"'
         )
     stop = threading.Event()
-    with SchedulerLock(config.state.path), _stop_on_signals(stop), _event_lines(ctx.obj["quiet"]):
-        store = StateStore.open(config.state.path)
+    with scheduler_lock(config.state), _stop_on_signals(stop), _event_lines(ctx.obj["quiet"]):
+        store = StateStore.connect(config.state)
         try:
             scheduler = Scheduler(config, store, clock=ctx_clock(ctx), transport=lambda: make_transport(config), stop=stop)
             if once:

@@ -88,7 +88,7 @@ def subscribers_add(ctx: click.Context, email: str, name: str, list_names: tuple
     config = ctx_config(ctx)
     lists = _subscriber_lists(config, list_names)
     address = normalize_email(email)
-    store = StateStore.open(config.state.path)
+    store = StateStore.connect(config.state)
     try:
         before = store.subscribers.find(address)
         after, created = add_by_owner(
@@ -125,7 +125,7 @@ def subscribers_remove(ctx: click.Context, email: str, list_name: str | None) ->
     if list_name is not None:
         choose_list(config, list_name)
     address = normalize_email(email)
-    store = StateStore.open(config.state.path)
+    store = StateStore.connect(config.state)
     try:
         before = store.subscribers.find(address)
         after = remove_subscriber(store.subscribers, address, list_name, now=ctx_now(ctx)) if before is not None else None
@@ -161,7 +161,7 @@ def subscribers_list(ctx: click.Context, list_name: str | None, status_name: str
     config = ctx_config(ctx)
     if list_name is not None:
         choose_list(config, list_name)
-    store = StateStore.open(config.state.path, readonly=True)
+    store = StateStore.connect(config.state, readonly=True)
     try:
         found = store.subscribers.matching(list_name, status_name)
     finally:
@@ -197,7 +197,7 @@ def subscribers_import(ctx: click.Context, file: Path, list_name: str | None) ->
     parsed = read_subscriber_csv(data, shown, known_lists=tuple(config.lists), default_lists=default_lists)
     for rejection in parsed.rejected:
         click.echo(str(rejection), err=True)
-    store = StateStore.open(config.state.path)
+    store = StateStore.connect(config.state)
     try:
         report = import_subscribers(store, parsed.rows, source="import:stdin" if str(file) == "-" else f"import:{file.name}", now=ctx_now(ctx))
     finally:
@@ -235,7 +235,7 @@ def subscribers_export(ctx: click.Context, list_name: str | None, file: Path | N
     config = ctx_config(ctx)
     if list_name is not None:
         choose_list(config, list_name)
-    store = StateStore.open(config.state.path, readonly=True)
+    store = StateStore.connect(config.state, readonly=True)
     try:
         found = store.subscribers.matching(list_name)
     finally:

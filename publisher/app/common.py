@@ -45,8 +45,8 @@ def with_secret(config: Config) -> Config:
 
     if config.mail.secret is not None:
         return config
-    if config.state.path.exists():
-        store = StateStore.open(config.state.path, readonly=True, check=False)
+    if config.state.url is not None or config.state.path.exists():
+        store = StateStore.connect(config.state, readonly=True, check=False)
         try:
             sent = sum(1 for info in store.issues.all() if store.deliveries.counts(info.id).get("sent"))
         finally:

@@ -33,7 +33,8 @@ What is due, each time the scheduler looks (see ``plan_job``):
   before it creates a new one. A run stopped by request leaves its slot
   due, so the next start runs it again (under the same catch-up rules).
 - A digest run holds the list's ``SendLock`` from choosing the issue to its
-  last delivery. When ``publisher send`` has it, the run waits for that send
+  last delivery (on a PostgreSQL store, only while it chooses the issue:
+  other senders then share its deliveries). When ``publisher send`` has it, the run waits for that send
   to end (the loop waits with it), then sends whatever is still new.
 
 A job that raises is logged with its name, list and the exception, recorded
@@ -57,7 +58,7 @@ from publisher.app.common import plural
 from publisher.clock import Clock
 from publisher.config import Config
 from publisher.errors import PublisherError
-from publisher.state import SendLock
+from publisher.state import ProcessLock, send_lock
 from publisher.model import DigestList
 from publisher.schedules import Schedule, parse_duration, parse_schedule
 from publisher.state import JobRun, StateStore
@@ -328,7 +329,7 @@ class Scheduler:
         for error in report.errors:
             log.warning("%s: rejected %s", job.context, error)
         log.debug("%s: rebuilt the feeds: %d written", job.context, len(report.written))
-        lock = SendLock(self.config.state.path, digest_list.name)
+        lock = send_lock(self.config.state, digest_list.name)
 
         def waiting(holder: int | None) -> None:
             log.info("%s: %s; waiting for it to finish", job.context, lock.held_by(holder))
@@ -336,19 +337,28 @@ class Scheduler:
         if not lock.wait(self.stop, on_wait=waiting):
             return "stopped while another process was sending the list", "stopped"
         try:
-            return self._send(job, digest_list, now, new_issue=new_issue)
+            return self._send(job, digest_list, now, new_issue=new_issue, lock=lock)
         finally:
             lock.release()
 
-    def _send(self, job: Job, digest_list: DigestList, now: datetime, *, new_issue: bool) -> tuple[str, str]:
+    def _send(
+        self, job: Job, digest_list: DigestList, now: datetime, *, new_issue: bool, lock: ProcessLock
+    ) -> tuple[str, str]:
         from publisher.mail import deliver_issue, nothing_to_send, prepare_issue
 
+        # On a store several senders share (PostgreSQL), the lock guards only
+        # the choice of the issue; its deliveries are claimed in batches.
+        shared = self.config.state.url is not None
         messages: list[str] = []
         while not self.stop.is_set():
+            if not lock.held and not lock.wait(self.stop):
+                break
             resuming = self.store.issues.unfinished(digest_list.name)
             if resuming is None and not new_issue:
                 break
             issue_id = prepare_issue(self.config, self.store, digest_list, now=now)
+            if shared:
+                lock.release()
             if issue_id is None:
                 messages.append(f"nothing to send: {nothing_to_send(self.store, digest_list)}")
                 break

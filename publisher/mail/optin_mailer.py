@@ -62,7 +62,7 @@ class ConfirmationMailer:
         self.config = config
         self.transport = transport
         self.sender = config.mail.sender_address
-        self.open_store = open_store or (lambda: StateStore.open(config.state.path, check=False))
+        self.open_store = open_store or (lambda: StateStore.connect(config.state, check=False))
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=config.serve.mail_queue)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

@@ -23,12 +23,15 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import os
 import queue
 import random
+import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from publisher.clock import Clock
@@ -284,18 +287,83 @@ def deliver_issue(
         message_id = messages.message_id(delivery.email)
         return messages.compose(personal, now=clock.now(), message_id=message_id), message_id
 
+    _count(store, issue_id, report)
+    claims = Claims(store, issue_id, config, clock, stop) if config.state.url is not None else None
+    try:
+        _work_through_pending(
+            config, store, transport, issue_id, report, build, claims,
+            clock=clock, limiter=limiter, rng=rng, on_progress=on_progress, stop=stop, page_size=page_size,
+        )
+    finally:
+        if claims is not None:
+            claims.release()
+    if claims is not None:
+        _count(store, issue_id, report)  # what every sender did
+    if report.pending == 0:
+        store.retry(lambda: store.issues.finish(issue_id, now=clock.now()))
+    return report
+
+
+def _count(store: StateStore, issue_id: int, report: SendReport) -> None:
     counts = store.deliveries.counts(issue_id)
     report.total = sum(counts.values())
     report.sent, report.failed, report.skipped = counts.get("sent", 0), counts.get("failed", 0), counts.get("skipped", 0)
     report.pending = counts.get("pending", 0)
-    _work_through_pending(
-        config, store, transport, issue_id, report, build,
-        clock=clock, limiter=limiter, rng=rng, on_progress=on_progress, stop=stop, page_size=page_size,
-    )
-    if report.pending == 0:
-        with store.transaction():
-            store.issues.finish(issue_id, now=clock.now())
-    return report
+
+
+class Claims:
+    """Deliveries claimed in batches, for a store several senders share
+    (``[state] url``): each batch is leased to this sender for ``[state]
+    lease`` seconds, renewed at each new claim; what a crashed sender held
+    is taken over once its lease runs out, so at most the messages it had
+    in flight go out twice. When nothing is left to claim but another
+    sender still holds pending deliveries, this one (its own work done)
+    waits for them to be sent or for the lease to run out."""
+
+    def __init__(self, store: StateStore, issue_id: int, config: Config, clock: Clock, stop: threading.Event | None):
+        self.store, self.issue_id, self.clock, self.stop = store, issue_id, clock, stop
+        self.batch, self.lease = config.state.batch, timedelta(seconds=config.state.lease)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._renew_at = 0.0
+
+    def renew(self) -> None:
+        """Keep this sender's claims for another lease; due again after a quarter of it
+        (a batch may take longer than one lease to send)."""
+        until = self.clock.now() + self.lease
+        self.store.retry(lambda: self.store.deliveries.extend(self.issue_id, self.owner, until=until))
+        self._renew_at = self.clock.monotonic() + self.lease.total_seconds() / 4
+
+    def jobs(self) -> Iterator[_Job]:
+        while self.stop is None or not self.stop.is_set():
+            now = self.clock.now()
+            store, until = self.store, now + self.lease
+            self.renew()
+            page = store.retry(
+                lambda: store.deliveries.claim(self.issue_id, self.owner, limit=self.batch, now=now, until=until)
+            )
+            if page:
+                log.debug("issue %s: %s claimed %d deliveries", self.issue_id, self.owner, len(page))
+                for delivery in page:
+                    if self.clock.monotonic() >= self._renew_at:
+                        self.renew()
+                    yield _Job(delivery, delivery.attempts)
+                continue
+            return
+
+    def others_hold(self) -> bool:
+        """Does another sender hold pending deliveries of the issue? If so,
+        wait a moment (up to a second, or until its lease runs out) first."""
+        if self.stop is not None and self.stop.is_set():
+            return False
+        held = self.store.deliveries.next_lease_end(self.issue_id, self.owner)
+        if held is None:
+            return False
+        self.renew()
+        self.clock.sleep(min(1.0, max(0.05, (held - self.clock.now()).total_seconds())))
+        return True
+
+    def release(self) -> None:
+        self.store.retry(lambda: self.store.deliveries.release(self.issue_id, self.owner))
 
 
 def _apply_journal(config: Config, store: StateStore, now: datetime) -> None:
@@ -320,6 +388,7 @@ def _work_through_pending(
     issue_id: int,
     report: SendReport,
     build: Callable[[PendingDelivery], tuple[bytes, str]],
+    claims: Claims | None,
     *,
     clock: Clock,
     limiter: RateLimiter,
@@ -332,12 +401,12 @@ def _work_through_pending(
     connection each, and record every outcome in ``report`` as it comes."""
     # The pending deliveries are read a page at a time, never the whole
     # audience at once; retries that came due go before the next new one.
-    fresh = _pending_jobs(store, issue_id, page_size)
+    fresh = claims.jobs() if claims is not None else _pending_jobs(store, issue_id, page_size)
     upcoming = next(fresh, None)
     ready: list[_Job] = []
     delayed: list[tuple[float, int, _Job]] = []
     results: queue.Queue = queue.Queue()
-    size = max(1, min(transport.connections, report.pending))
+    size = max(1, min(transport.connections, report.pending if claims is None else claims.batch))
     sender = envelope_sender(config.mail.sender_address, config.mail.bounce_address, config.mail.secret)
     workers = [_Worker(transport, build, results, sender) for _ in range(size)]
     for worker in workers:
@@ -346,7 +415,14 @@ def _work_through_pending(
     in_flight = 0
     sequence = 0
     try:
-        while ready or upcoming is not None or delayed or in_flight:
+        while True:
+            if not (ready or upcoming is not None or delayed or in_flight):
+                # Nothing left here; another sender may still hold some (claims only).
+                if claims is None or report.stopped is not None or not claims.others_hold():
+                    break
+                fresh = claims.jobs()
+                upcoming = next(fresh, None)
+                continue
             if stop is not None and stop.is_set() and report.stopped is None:
                 report.stopped = "stopped by request"
             now = clock.monotonic()
@@ -358,10 +434,10 @@ def _work_through_pending(
                 else:
                     job, upcoming = upcoming, next(fresh, None)
                 if not store.deliveries.deliverable(job.delivery.id):
-                    with store.transaction():
-                        if store.deliveries.mark(job.delivery.id, "skipped", attempts=job.attempts, now=clock.now()):
-                            report.skipped += 1
-                            report.pending -= 1
+                    delivery_id, attempts = job.delivery.id, job.attempts
+                    if store.retry(lambda: store.deliveries.mark(delivery_id, "skipped", attempts=attempts, now=clock.now())):
+                        report.skipped += 1
+                        report.pending -= 1
                     continue
                 limiter.wait()
                 idle.pop().jobs.put(job)
@@ -412,10 +488,10 @@ def _settle(
     attempts = job.attempts + 1
     now = clock.now()
     if error is None:
-        with store.transaction():
-            if store.deliveries.mark(delivery.id, "sent", attempts=attempts, message_id=message_id, now=now):
-                report.sent += 1
-                report.pending -= 1
+        # Retried if the database goes away meanwhile: the message is out, its record must follow.
+        if store.retry(lambda: store.deliveries.mark(delivery.id, "sent", attempts=attempts, message_id=message_id, now=now)):
+            report.sent += 1
+            report.pending -= 1
         return
     if isinstance(error, TransportError):
         report.stopped = str(error)
@@ -432,8 +508,7 @@ def _settle(
                 report.suppressed += 1
         log.warning("delivery to %s failed: %s", mask_email(delivery.email), error)
         return
-    with store.transaction():
-        store.deliveries.note_attempt(delivery.id, attempts=attempts, code=error.code, error=str(error), now=now)
+    store.retry(lambda: store.deliveries.note_attempt(delivery.id, attempts=attempts, code=error.code, error=str(error), now=now))
     tries = job.tries + 1
     if tries >= config.mail.attempts or report.stopped is not None:
         log.warning("delivery to %s left pending after %d tries: %s", mask_email(delivery.email), attempts, error)

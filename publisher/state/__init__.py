@@ -37,6 +37,8 @@ __getattr__, __dir__ = exports(
         "SendLock": "locks",
         "SendLocked": "locks",
         "LockHeld": "locks",
+        "scheduler_lock": "locks",
+        "send_lock": "locks",
     },
 )
 
@@ -69,12 +71,16 @@ __all__ = [
     "SubscriberRepository",
     "WebEventRepository",
     "is_busy",
+    "scheduler_lock",
+    "send_lock",
 ]
 
 if TYPE_CHECKING:
     from publisher.state.bounces import BounceEvent, BounceRepository, DeliveryRef
     from publisher.state.database import Database, StoreBusy, is_busy
-    from publisher.state.locks import LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock, SendLocked
+    from publisher.state.locks import (
+        LockHeld, ProcessLock, SchedulerLock, SchedulerLocked, SendLock, SendLocked, scheduler_lock, send_lock,
+    )
     from publisher.state.protocols import (
         BuildRepository,
         DeliveryRepository,

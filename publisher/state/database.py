@@ -36,15 +36,26 @@ from typing import Any, TypeVar
 
 from publisher.errors import StateError
 from publisher.files import PRIVATE_FILE, PRIVATE_FOLDER, make_private
-from publisher.state.schema import MIGRATIONS
+from publisher.state.schema import MIGRATIONS, migration_script
 
 T = TypeVar("T")
 Params = Sequence[Any] | Mapping[str, Any]
 
 
 class Dialect:
-    """What the repositories' SQL says differently from one database to
-    another; this one is SQLite's."""
+    """What the repositories' SQL and the migrations say differently from one
+    database to another; this one is SQLite's (``publisher.state.postgres``
+    has PostgreSQL's). SQL is written as SQLite reads it, with ``?`` and
+    ``:name`` parameters; a dialect says what differs."""
+
+    name = "sqlite"
+    # A clause after a SELECT that claims rows: other claimers pass over them.
+    # SQLite needs none (BEGIN IMMEDIATE lets one writer in at a time).
+    skip_locked = ""
+
+    def ddl(self, statement: str) -> str:
+        """A migration's statement as this database takes it."""
+        return statement
 
     def list_agg(self, expression: str, separator: str) -> str:
         """An aggregate joining the values of ``expression`` with ``separator``."""
@@ -136,8 +147,33 @@ class Database:
         if problem != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {problem}")
 
-    def _migrate(self, migrations: Sequence[str]) -> None:
-        version = self._connection.execute("PRAGMA user_version").fetchone()[0]
+    @staticmethod
+    def peek_version(path: Path) -> int:
+        """The schema version of the file at ``path`` (0: none yet), read without changing it."""
+        if not path.exists():
+            return 0
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return connection.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{path}: cannot use the state database ({exc})") from exc
+        finally:
+            connection.close()
+
+    def version(self) -> int:
+        """The schema version the database is at (0: empty)."""
+        return self._connection.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self, migrations: Sequence) -> tuple[int, int]:
+        """Apply the migrations not yet applied; the versions before and after."""
+        before = self.version()
+        self._migrate(migrations)
+        return before, self.version()
+
+    def _migrate(self, migrations: Sequence) -> None:
+        # SQLite's file belongs to one machine: it is brought up to date as
+        # it is opened (PostgreSQL's waits for `publisher migrate`).
+        version = self.version()
         if version > len(migrations):
             raise StateError(f"{self.name}: written by a newer publisher (schema {version}); upgrade publisher")
         if version == len(migrations):
@@ -146,9 +182,8 @@ class Database:
         connection.execute(self._BEGIN)
         try:
             for number in range(version, len(migrations)):
-                for statement in migrations[number].split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
+                for statement in migration_script(migrations[number], self.dialect.name):
+                    connection.execute(self.dialect.ddl(statement))
                 connection.execute(f"PRAGMA user_version = {number + 1}")
             connection.execute("COMMIT")
         except BaseException:
@@ -183,6 +218,25 @@ class Database:
 
     def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
         return run(self._connection)
+
+    def serialize(self, key: str) -> None:
+        """Inside a transaction: wait until no other transaction holding
+        ``key`` is open (nothing to do here: BEGIN IMMEDIATE already lets one
+        writer in at a time)."""
+
+    def tables(self) -> list[str]:
+        """The schema's tables, in the order they were created."""
+        rows = self._connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def columns(self, table: str) -> list[str]:
+        return [row[1] for row in self._connection.execute(f'PRAGMA table_info("{table}")').fetchall()]
+
+    def reset_ids(self, table: str) -> None:
+        """After rows were copied in with their ids: new rows' ids follow them
+        (SQLite's do already)."""
 
     # -- transactions --------------------------------------------------------------
 

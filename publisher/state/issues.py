@@ -211,6 +211,50 @@ class SqlDeliveryRepository:
             )
         return changed == 1
 
+    def claim(self, issue_id: int, owner: str, *, limit: int, now: datetime, until: datetime) -> list[PendingDelivery]:
+        """Claim up to ``limit`` of the issue's pending deliveries that no
+        sender holds (or whose holder's lease ran out before ``now``) for
+        ``owner`` until ``until``, in id order. Two senders claiming at once
+        get different deliveries (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
+        with self._db.change("claim deliveries"):
+            rows = self._db.query(
+                f"""UPDATE deliveries SET lease_owner = :owner, lease_until = :until
+                    WHERE id IN (
+                        SELECT id FROM deliveries
+                         WHERE issue_id = :issue AND status = 'pending'
+                           AND (lease_until IS NULL OR lease_until <= :now)
+                         ORDER BY id LIMIT :limit {self._db.dialect.skip_locked})
+                    RETURNING id, subscriber_id, email, name, attempts""",
+                {"owner": owner, "until": iso(until), "issue": issue_id, "now": iso(now), "limit": limit},
+            )
+        return sorted((PendingDelivery(*row) for row in rows), key=lambda delivery: delivery.id)
+
+    def extend(self, issue_id: int, owner: str, *, until: datetime) -> int:
+        """Keep ``owner``'s pending claims until ``until``; how many."""
+        with self._db.change("claim deliveries"):
+            return self._db.execute(
+                "UPDATE deliveries SET lease_until = ? WHERE issue_id = ? AND lease_owner = ? AND status = 'pending'",
+                (iso(until), issue_id, owner),
+            )
+
+    def release(self, issue_id: int, owner: str) -> int:
+        """Give up ``owner``'s pending claims (another sender may take them now); how many."""
+        with self._db.change("claim deliveries"):
+            return self._db.execute(
+                """UPDATE deliveries SET lease_owner = NULL, lease_until = NULL
+                   WHERE issue_id = ? AND lease_owner = ? AND status = 'pending'""",
+                (issue_id, owner),
+            )
+
+    def next_lease_end(self, issue_id: int, owner: str) -> datetime | None:
+        """When the first claim another sender holds on a pending delivery runs out (None: it holds none)."""
+        row = self._db.query_one(
+            """SELECT MIN(lease_until) FROM deliveries
+               WHERE issue_id = ? AND status = 'pending' AND lease_owner IS NOT NULL AND lease_owner <> ?""",
+            (issue_id, owner),
+        )
+        return from_optional_iso(row[0]) if row else None
+
     def note_attempt(self, delivery_id: int, *, attempts: int, now: datetime, code: int | None, error: str) -> None:
         """A transient failure: the delivery stays pending, with the reason."""
         with self._db.change("record deliveries"):

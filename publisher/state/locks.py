@@ -1,12 +1,14 @@
 """Locks between processes sharing a state store: an exclusive ``flock`` on
-a file next to ``state.db``.
+a file next to ``state.db``, or, when the store is PostgreSQL (``[state]
+url``), an advisory lock in the database, which holds across hosts
+(``scheduler_lock`` and ``send_lock`` choose).
 
     with SchedulerLock(state_path):               # one scheduler per state store
         ...
     with SendLock(state_path, "daily"):           # one sender per list: `publisher send` and the scheduler
         ...
 
-The file holds the PID of the holder, for the message the next one gets.
+A file lock's file holds the PID of the holder, for the message the next one gets.
 The operating system drops the lock when the process ends, however it ends,
 so a crash never leaves a stale lock behind; the file itself stays
 (removing it would let two processes lock two different files). ``flock``
@@ -21,8 +23,13 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from publisher.errors import PublisherError
+
+if TYPE_CHECKING:
+    from publisher.config import StateSettings
+    from publisher.state.postgres import AdvisoryHold
 
 
 class LockHeld(PublisherError):
@@ -38,9 +45,10 @@ class ProcessLock:
 
     error: type[LockHeld] = LockHeld
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path | str, advisory: AdvisoryHold | None = None):
+        self.path = path  # the file, or what the advisory lock is called
         self._fd: int | None = None
+        self._advisory = advisory
 
     def held_by(self, holder: int | None) -> str:
         """The message for a refused ``acquire``."""
@@ -48,7 +56,10 @@ class ProcessLock:
 
     def try_acquire(self) -> int | None:
         """Take the lock without waiting. None when taken; else the holder's
-        PID (0 when the file does not say)."""
+        PID (0 when the file does not say; an advisory lock's holder is
+        "publisher PID@HOST")."""
+        if self._advisory is not None:
+            return self._advisory.try_acquire()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -90,7 +101,14 @@ class ProcessLock:
             if stop.wait(poll):
                 return False
 
+    @property
+    def held(self) -> bool:
+        """Does this process hold the lock (through this object)?"""
+        return self._fd is not None or (self._advisory is not None and self._advisory.held)
+
     def release(self) -> None:
+        if self._advisory is not None:
+            self._advisory.release()
         if self._fd is not None:
             os.ftruncate(self._fd, 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -114,13 +132,13 @@ class SchedulerLock(ProcessLock):
 
     error = SchedulerLocked
 
-    def __init__(self, state_path: Path):
-        super().__init__(state_path.with_name(state_path.name + ".lock"))
+    def __init__(self, state_path: Path, advisory: AdvisoryHold | None = None):
+        super().__init__(state_path.with_name(state_path.name + ".lock") if advisory is None else "the scheduler lock", advisory)
 
     def held_by(self, holder: int | None) -> str:
         return (
             f"{self.path}: another scheduler is running for this state store ({_who(holder)}); "
-            f"stop it first (kill -TERM {holder or 'PID'}), or let it do the work"
+            f"stop it first (kill -TERM {_pid(holder)}), or let it do the work"
         )
 
 
@@ -135,8 +153,9 @@ class SendLock(ProcessLock):
 
     error = SendLocked
 
-    def __init__(self, state_path: Path, list_name: str):
-        super().__init__(state_path.with_name(f"{state_path.name}.send-{list_name}.lock"))
+    def __init__(self, state_path: Path, list_name: str, advisory: AdvisoryHold | None = None):
+        where = state_path.with_name(f"{state_path.name}.send-{list_name}.lock") if advisory is None else "advisory"
+        super().__init__(where, advisory)
         self.list_name = list_name
 
     def held_by(self, holder: int | None) -> str:
@@ -146,8 +165,37 @@ class SendLock(ProcessLock):
         )
 
 
-def _who(holder: int | None) -> str:
+def _who(holder: int | str | None) -> str:
+    if isinstance(holder, str):
+        return holder
     return f"process {holder}" if holder else "another process"
 
 
-__all__ = ["LockHeld", "ProcessLock", "SchedulerLock", "SchedulerLocked", "SendLock", "SendLocked"]
+def _pid(holder: int | str | None) -> str:
+    if isinstance(holder, str):
+        found = holder.removeprefix("publisher ").split("@")
+        return f"{found[0]} on {found[1]}" if len(found) == 2 else "PID"
+    return str(holder or "PID")
+
+
+def _advisory(settings: StateSettings, name: str) -> AdvisoryHold | None:
+    if settings.url is None:
+        return None
+    from publisher.state.postgres import AdvisoryHold
+
+    return AdvisoryHold(settings.url, settings.password, settings.timeout, name)
+
+
+def scheduler_lock(settings: StateSettings) -> SchedulerLock:
+    """One scheduler per state store: a file lock beside SQLite's file, an advisory lock in PostgreSQL."""
+    return SchedulerLock(settings.path, _advisory(settings, "publisher scheduler"))
+
+
+def send_lock(settings: StateSettings, list_name: str) -> SendLock:
+    """One issue-maker per list: a file lock beside SQLite's file, an advisory lock in PostgreSQL."""
+    return SendLock(settings.path, list_name, _advisory(settings, f"publisher send {list_name}"))
+
+
+__all__ = [
+    "LockHeld", "ProcessLock", "SchedulerLock", "SchedulerLocked", "SendLock", "SendLocked", "scheduler_lock", "send_lock",
+]

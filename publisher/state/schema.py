@@ -3,17 +3,37 @@ and how times are stored in it (ISO 8601 text, in UTC, which sorts as the
 times do).
 
 Each migration is a script of statements separated by ``;``, applied in one
-transaction with the new version number (``publisher.state.database``).
+transaction with the new version number (``publisher.state.database`` for
+SQLite, ``publisher.state.postgres`` for PostgreSQL). One script serves
+both: it is written as SQLite reads it, with SQLite's types (INTEGER, TEXT,
+BLOB; ``id INTEGER PRIMARY KEY`` for a table's own id), and each dialect's
+``ddl`` turns a statement into its database's (PostgreSQL: BIGINT, TEXT
+COLLATE "C", BYTEA, an identity column). Where the two cannot share a
+statement, the migration is a mapping of scripts by dialect name
+(``{"sqlite": "...", "postgresql": "..."}``).
+
+Writing a migration that runs on both:
+- types in upper case: INTEGER (64-bit on both), TEXT (compared byte by
+  byte on both), BLOB; a table's own id is ``id INTEGER PRIMARY KEY``
+  (``Database.insert`` returns it); times are TEXT written by ``iso``;
+  true/false is INTEGER 0/1;
+- statements both take: CREATE TABLE/INDEX (partial indexes too), ALTER
+  TABLE ADD/RENAME/DROP COLUMN, UPDATE/INSERT ... ON CONFLICT; not PRAGMA,
+  INSERT OR IGNORE/REPLACE, or a table rebuild (use the mapping form);
+- a new table is created after the tables it references: ``state copy``
+  copies tables in the order the migrations create them (``table_names``).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 # Each entry moves the schema from version N to N+1 (the database keeps the
 # number: ``Database.open`` applies those it has not had yet). Never edit one
 # that has shipped: add the next.
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[str | Mapping[str, str], ...] = (
     """
     CREATE TABLE posts (
         source TEXT PRIMARY KEY,
@@ -220,7 +240,31 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE issues ADD COLUMN cutoff TEXT;
     ALTER TABLE posts ADD COLUMN date TEXT;
     """,
+    # 13: several senders on one issue (PostgreSQL): a pending delivery is
+    # claimed by one sender until lease_until; a crashed sender's claims
+    # are taken over once their lease has run out.
+    """
+    ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+    ALTER TABLE deliveries ADD COLUMN lease_until TEXT;
+    CREATE INDEX deliveries_lease ON deliveries(issue_id, status, lease_until);
+    """,
 )
+
+
+def table_names() -> list[str]:
+    """The schema's tables in the order the migrations create them (a
+    table's parents before it)."""
+    names: list[str] = []
+    for migration in MIGRATIONS:
+        script = migration if isinstance(migration, str) else migration["sqlite"]
+        names += [name for name in re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", script) if name not in names]
+    return names
+
+
+def migration_script(migration: str | Mapping[str, str], dialect: str) -> list[str]:
+    """The statements of one migration for the database ``dialect`` names."""
+    script = migration if isinstance(migration, str) else migration[dialect]
+    return [statement for statement in script.split(";") if statement.strip()]
 
 
 def iso(moment: datetime) -> str:

@@ -15,8 +15,12 @@ between. A store opened ``readonly`` writes nothing to the file: see
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from publisher.state.bounces import BounceRepository, SqlBounceRepository
 from publisher.state.confirmations import SqlConfirmationRepository
@@ -37,6 +41,12 @@ from publisher.state.protocols import (
 )
 from publisher.state.subscribers import SqlSubscriberRepository
 from publisher.state.web_events import SqlWebEventRepository
+
+if TYPE_CHECKING:
+    from publisher.config import StateSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StateStore:
@@ -86,6 +96,38 @@ class StateStore:
         return cls.on(Database.open(path, readonly=readonly, check=check, wait=wait))
 
     @classmethod
+    def connect(
+        cls, settings: StateSettings, *, readonly: bool = False, check: bool = True, wait: float = 10.0
+    ) -> StateStore:
+        """The store ``[state]`` names: PostgreSQL at ``url`` when it is set, else SQLite at ``path``
+        (``wait``: how long SQLite waits for another process's write lock)."""
+        if settings.url is None:
+            return cls.open(settings.path, readonly, check=check, wait=wait)
+        from publisher.state.postgres import PostgresDatabase
+
+        return cls.on(
+            PostgresDatabase.open(
+                settings.url, password=settings.password, pool=settings.pool, timeout=settings.timeout,
+                reconnect=settings.reconnect, readonly=readonly, check=check,
+            )
+        )
+
+    @classmethod
+    def migrate(cls, settings: StateSettings) -> tuple[int, int]:
+        """Bring the store ``[state]`` names up to this code's schema; the versions before and after."""
+        from publisher.state.schema import MIGRATIONS
+
+        if settings.url is None:
+            before = Database.peek_version(settings.path)
+            cls.open(settings.path).close()
+            return before, len(MIGRATIONS)
+        store = cls.connect(settings, check=False)
+        try:
+            return store.database.migrate(MIGRATIONS)
+        finally:
+            store.close()
+
+    @classmethod
     def on(cls, database: Database) -> StateStore:
         """The SQL repositories over ``database``."""
         return cls(
@@ -110,6 +152,25 @@ class StateStore:
     def transaction(self) -> AbstractContextManager[None]:
         """All changes inside commit together, or none do."""
         return self.database.transaction()
+
+    def retry(self, change: Callable[[], T], *, attempts: int = 5) -> T:
+        """Run ``change`` in a transaction, again if the database connection
+        was lost halfway (``StateUnavailable``: nothing of it was kept, or
+        what was is harmless to write twice, as every state transition is
+        guarded by its WHERE). The database's own reconnection waits the
+        outage out between attempts."""
+        from publisher.errors import StateUnavailable
+
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction():
+                    return change()
+            except StateUnavailable as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("%s; trying again", exc)
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.database.close()

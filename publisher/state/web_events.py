@@ -24,6 +24,7 @@ class SqlWebEventRepository:
         let in again as its old events age out of the window.
         """
         with self._db.change("record web events"):
+            self._db.serialize(f"web_events {kind} {key}")  # several servers count the same key
             row = self._db.query_one(
                 "SELECT COUNT(*) FROM web_events WHERE kind = ? AND key = ? AND at > ?", (kind, key, iso(since))
             )

@@ -49,7 +49,7 @@ def make_site(
         encoding="utf-8",
     )
     config = load_config(root / "publisher.toml")
-    store = StateStore.open(config.state.path)
+    store = StateStore.connect(config.state)
     with store.transaction():
         for n in range(subscribers):
             add_subscriber(store.subscribers, f"reader{n}@example.net", f"Reader {n}", ["daily"], source="test", now=NOW)

@@ -73,7 +73,7 @@ def create_app(
 
     # The store is checked (every page read) and migrated once, here; each
     # request then opens it without reading the whole file again.
-    StateStore.open(config.state.path).close()
+    StateStore.connect(config.state).close()
 
     app.teardown_appcontext(close_store)
     app.context_processor(_common)

@@ -64,7 +64,7 @@ def store(wait: float | None = None) -> StateStore:
             raise StoreBusy(f"{site.config.state.path}: {STORE_THREADS} requests are waiting on the store already")
         g.store_slot = True
         wait = site.config.serve.store_wait if wait is None else wait
-        g.store = StateStore.open(site.config.state.path, check=False, wait=wait)
+        g.store = StateStore.connect(site.config.state, check=False, wait=wait)
     return g.store
 
 

@@ -189,7 +189,7 @@ class Upkeep(threading.Thread):
     def _chore(self, chore) -> bool:
         """Run ``chore`` on a store of its own; False if the store was busy or failed."""
         try:
-            store = StateStore.open(self.site.config.state.path, check=False, wait=1.0)
+            store = StateStore.connect(self.site.config.state, check=False, wait=1.0)
         except PublisherError as exc:
             log.error("upkeep: %s", exc)
             return False

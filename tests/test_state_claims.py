@@ -1,0 +1,69 @@
+"""Deliveries claimed in leased batches by several senders (the store's
+side of ``publisher.mail.send.Claims``), on both backends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from publisher.mail.subscribers import add_subscriber
+from publisher.state.store import StateStore
+
+from .conftest import NOW
+
+LEASE = timedelta(minutes=5)
+
+
+def issue_with(tmp_path: Path, recipients: int) -> tuple[StateStore, int]:
+    store = StateStore.open(tmp_path / "state.db")
+    with store.transaction():
+        for n in range(recipients):
+            add_subscriber(store.subscribers, f"r{n}@example.net", "", ["daily"], source="test", now=NOW)
+        issue_id = store.issues.create("daily", 1, NOW, "Subject", [])
+        store.deliveries.start(issue_id, "{}", "daily", now=NOW)
+    return store, issue_id
+
+
+def test_two_senders_claim_different_deliveries_in_id_order(tmp_path: Path) -> None:
+    store, issue = issue_with(tmp_path, 10)
+    try:
+        first = store.deliveries.claim(issue, "a", limit=4, now=NOW, until=NOW + LEASE)
+        second = store.deliveries.claim(issue, "b", limit=4, now=NOW, until=NOW + LEASE)
+        third = store.deliveries.claim(issue, "c", limit=4, now=NOW, until=NOW + LEASE)
+        assert [d.email for d in first] == ["r0@example.net", "r1@example.net", "r2@example.net", "r3@example.net"]
+        assert [d.email for d in second] == ["r4@example.net", "r5@example.net", "r6@example.net", "r7@example.net"]
+        assert [d.email for d in third] == ["r8@example.net", "r9@example.net"]
+        assert store.deliveries.claim(issue, "d", limit=4, now=NOW, until=NOW + LEASE) == []
+    finally:
+        store.close()
+
+
+def test_a_claim_whose_lease_ran_out_is_taken_over_and_sent_ones_never_are(tmp_path: Path) -> None:
+    store, issue = issue_with(tmp_path, 3)
+    try:
+        crashed = store.deliveries.claim(issue, "crashed", limit=3, now=NOW, until=NOW + LEASE)
+        assert store.deliveries.mark(crashed[0].id, "sent", attempts=1, now=NOW)
+        assert store.deliveries.next_lease_end(issue, "survivor") == NOW + LEASE
+        assert store.deliveries.next_lease_end(issue, "crashed") is None  # its own claims are not waited for
+        assert store.deliveries.claim(issue, "survivor", limit=3, now=NOW + LEASE / 2, until=NOW + LEASE) == []
+        later = NOW + LEASE
+        taken = store.deliveries.claim(issue, "survivor", limit=3, now=later, until=later + LEASE)
+        assert [d.id for d in taken] == [d.id for d in crashed[1:]]
+        rows = store.database.query("SELECT lease_owner FROM deliveries WHERE status = 'pending'")
+        assert rows == [("survivor",), ("survivor",)]
+    finally:
+        store.close()
+
+
+def test_released_claims_are_free_at_once_and_extended_ones_stay_held(tmp_path: Path) -> None:
+    store, issue = issue_with(tmp_path, 4)
+    try:
+        held = store.deliveries.claim(issue, "a", limit=4, now=NOW, until=NOW + LEASE)
+        assert store.deliveries.extend(issue, "a", until=NOW + 3 * LEASE) == 4
+        assert store.deliveries.claim(issue, "b", limit=4, now=NOW + 2 * LEASE, until=NOW + 3 * LEASE) == []
+        assert store.deliveries.mark(held[0].id, "sent", attempts=1, now=NOW)
+        assert store.deliveries.release(issue, "a") == 3
+        free = store.deliveries.claim(issue, "b", limit=4, now=NOW, until=NOW + LEASE)
+        assert [d.id for d in free] == [d.id for d in held[1:]]
+    finally:
+        store.close()
