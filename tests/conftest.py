@@ -107,10 +107,11 @@ def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     server = request.getfixturevalue("postgres_server")
     urls: dict[Path, str] = {}
 
-    def open_on_postgres(cls, path: Path, readonly: bool = False, *, check: bool = True):
+    def open_on_postgres(cls, path: Path, readonly: bool = False, *, check: bool = True, wait: float = 10.0):
         key = Path(path).resolve()
-        if key not in urls:
+        if key not in urls:  # a new store gets its schema, as a new SQLite file does whatever ``check`` says
             urls[key] = server.create_database()
+            postgres.PostgresDatabase.open(urls[key], check=True, reconnect=10).close()
         return cls.on(postgres.PostgresDatabase.open(urls[key], readonly=readonly, check=check, reconnect=10))
 
     monkeypatch.setattr(StateStore, "open", classmethod(open_on_postgres))

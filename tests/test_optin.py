@@ -268,6 +268,7 @@ def test_the_welcome_email_can_be_overridden_or_turned_off(tmp_path: Path, monke
     assert outbox_messages(config.mail.outbox) == []
 
 
+@pytest.mark.sqlite_only  # an old SQLite file, made by hand
 def test_a_store_from_before_drops_strangers_names_and_mails_a_mailbox_once(tmp_path: Path) -> None:
     import sqlite3
 
