@@ -28,9 +28,25 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from publisher.dates import check_language
+from publisher.config_values import (
+    Invalid as _Invalid,
+    text as _text,
+    nonempty as _nonempty,
+    absolute_url as _absolute_url,
+    http_url as _http_url,
+    timezone as _timezone,
+    language as _language,
+    author as _author,
+    boolean as _bool,
+    number as _number,
+    positive_int as _positive_int,
+    count as _count,
+    port as _port,
+    positive_number as _positive_number,
+    rate as _rate,
+)
 from publisher.errors import ConfigError, toml_error
 from publisher.model import Author, DigestList, SiteInfo
 from publisher.text import DEFAULT_BOILERPLATE
@@ -40,94 +56,6 @@ DEFAULT_PERMALINK = "{year}/{month}/{slug}/"
 
 
 # --- parsers: a value as written -> the setting, or _Invalid saying the rule --
-
-
-class _Invalid(ValueError):
-    """A value broke its rule; the message says the rule."""
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"must be a string (got {type(value).__name__} {value!r})")
-    return value
-
-
-def _nonempty(value: Any) -> str:
-    if not _text(value).strip():
-        raise _Invalid("must not be empty")
-    return value.strip()
-
-
-def _absolute_url(value: Any) -> str:
-    parts = urlsplit(_text(value))
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise _Invalid(f"must be an absolute http(s) URL (got {value!r})")
-    return value
-
-
-def _http_url(value: Any) -> str:
-    """An absolute URL of a folder (site, feeds): always ends in a slash."""
-    value = _absolute_url(value)
-    return value if value.endswith("/") else value + "/"
-
-
-def _timezone(value: Any) -> ZoneInfo:
-    try:
-        return ZoneInfo(_nonempty(value))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _Invalid(f"must be an IANA time zone such as 'Europe/London' (got {value!r})") from None
-
-
-def _language(value: Any) -> str:
-    if not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", _text(value)):
-        raise _Invalid(f"must be a language tag such as 'en' or 'pt-BR' (got {value!r})")
-    try:
-        check_language(value)
-    except ValueError as exc:
-        # Dates would otherwise be shown in English without a word.
-        raise _Invalid(
-            f"must be a language dates can be written in, such as 'en', 'fr', 'de' or 'pt-BR' "
-            f"(got {value!r}: {exc})"
-        ) from None
-    return value
-
-
-def _author(value: Any) -> Author:
-    if not isinstance(value, dict):
-        raise _Invalid('must be a table such as { name = "Editor", email = "editor@example.org" }')
-    unknown = sorted(set(value) - {"name", "email", "url"})
-    if unknown:
-        raise _Invalid(f"unknown keys {', '.join(unknown)} (known: name, email, url)")
-    name = _nonempty(value.get("name", ""))
-    email = value.get("email")
-    if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", _text(email)):
-        raise _Invalid(f"email must be an address such as editor@example.org (got {email!r})")
-    url = value.get("url")
-    return Author(name=name, email=email, url=_http_url(url) if url is not None else None)
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"must be true or false (got {value!r})")
-    return value
-
-
-def _number(kinds: type | tuple[type, ...], bad: Callable[[Any], bool], rule: str) -> Callable[[Any], Any]:
-    """A number of ``kinds`` (never true or false) that is not ``bad``; a float when floats are allowed."""
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, kinds) or bad(value):
-            raise _Invalid(f"must be {rule} (got {value!r})")
-        return value if kinds is int else float(value)
-
-    return convert
-
-
-_positive_int = _number(int, lambda n: n < 1, "a whole number of at least 1")
-_count = _number(int, lambda n: n < 0, "a whole number, 0 or more")
-_port = _number(int, lambda n: not 0 < n < 65536, "a port number from 1 to 65535")
-_positive_number = _number((int, float), lambda n: n <= 0, "a number greater than 0")
-_rate = _number((int, float), lambda n: n < 0, "messages per second, 0 for unlimited")
 
 
 def _as_written(parse: Callable[[str], Any]) -> Callable[[Any], str]:
@@ -298,6 +226,7 @@ class ContentSettings:
     feeds: tuple[FeedSource, ...] = setting(_feed_sources, [], "[[content.feeds]]: feeds as sources", relative=True)
     fetch_timeout: float = setting(_positive_number, 20, "seconds, for [[content.feeds]] URLs")
     fetch_max_bytes: int = setting(_positive_int, 20_000_000, "a larger feed is refused, never read whole")
+    static: tuple[Path, ...] = setting(_string_list, [], "folders copied as they are to the pages", relative=True)
 
 
 @dataclass(frozen=True)
@@ -310,6 +239,16 @@ class FeedSettings:
     full_content: bool = setting(_bool, True, "false: summaries only")
     hub: str | None = setting(_absolute_url, None, "a WebSub hub, pinged when feeds change")
     stylesheet: bool = setting(_bool, False, "true: write feed.xsl and reference it")
+
+
+@dataclass(frozen=True)
+class PagesSettings:
+    """``[pages]``: the web pages of the site (a page per post, the index, archives)."""
+
+    enabled: bool = setting(_bool, True, "false: no pages (the site is hosted elsewhere)")
+    out: Path = setting(_nonempty, "public", "the output folder, served at [site] url", relative=True)
+    per_page: int = setting(_positive_int, 10, "posts on each page of the home, tag and author pages")
+    subscribe: bool = setting(_bool, True, "a subscribe form on the pages (posts to `publisher serve`)")
 
 
 @dataclass(frozen=True)
@@ -422,6 +361,7 @@ class Config:
     site: SiteSettings = section(SiteSettings)
     content: ContentSettings = section(ContentSettings)
     feeds: FeedSettings = section(FeedSettings)
+    pages: PagesSettings = section(PagesSettings)
     state: StateSettings = section(StateSettings)
     jobs: JobSettings = section(JobSettings)
     serve: ServeSettings = section(ServeSettings)

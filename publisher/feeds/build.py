@@ -31,7 +31,7 @@ from publisher.content import PostCache, load_posts, publish
 from publisher.errors import ContentError, OutputError
 from publisher.feeds.formats import COMMENTS, MANAGED_FOLDERS, STYLESHEET, FeedDocument, FeedOptions, plan_feeds
 from publisher.state import ProcessLock
-from publisher.model import Site
+from publisher.model import Post, Site
 from publisher.resources import default_templates
 from publisher.content import load_feed_sources
 from publisher.state import BuildRecord, FeedOutput, PostRecord, PostRepository, StateStore
@@ -54,6 +54,9 @@ class BuildReport:
     written: tuple[str, ...]
     removed: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    # A post's fingerprint as the build knows it (cheaper than hashing the
+    # post): for the stages that make more from the same site.
+    fingerprint: Callable[[Post], bytes | None] | None = None
 
     @property
     def unchanged(self) -> tuple[str, ...]:
@@ -182,7 +185,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     if config.feeds.hub and changed_feeds:
         warnings += ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
     names = tuple(document.name for document in documents)
-    return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings))
+    return BuildReport(site, errors, names, tuple(written), tuple(removed), tuple(warnings), cache.fingerprint)
 
 
 def _commit_identities(

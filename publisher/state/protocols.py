@@ -16,7 +16,16 @@ from datetime import datetime
 from typing import Protocol
 
 from publisher.model import Subscriber
-from publisher.state.records import BuildRecord, CachedFetch, FeedOutput, IssueInfo, JobRun, PendingDelivery, PostRecord
+from publisher.state.records import (
+    BuildRecord,
+    CachedFetch,
+    FeedOutput,
+    IssueInfo,
+    JobRun,
+    PageOutput,
+    PendingDelivery,
+    PostRecord,
+)
 
 
 class PostRepository(Protocol):
@@ -48,6 +57,12 @@ class BuildRepository(Protocol):
     def remember_feed_outputs(self, outputs: Iterable[FeedOutput]) -> None: ...
 
     def forget_feed_outputs(self, names: Iterable[str]) -> None: ...
+
+    def page_outputs(self) -> dict[str, PageOutput]: ...
+
+    def remember_page_outputs(self, outputs: Iterable[PageOutput]) -> None: ...
+
+    def forget_page_outputs(self, names: Iterable[str]) -> None: ...
 
     def record(self, build: BuildRecord) -> None: ...
 
