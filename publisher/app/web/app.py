@@ -24,6 +24,7 @@ from publisher.state import StateStore
 from . import archive, csrf, index, leaving, subscribe
 from .context import EXTENSION, WebContext, close_store, context, page
 from .feed_files import FeedFiles
+from .site_files import SiteFiles
 from .headers import CSP, SECURITY_HEADERS
 
 MAX_REQUEST_BYTES = 64 * 1024
@@ -62,7 +63,11 @@ def create_app(
         site_templates=config.mail.templates / "web",
     )
     app = _flask_app(site)
-    app.wsgi_app = FeedFiles(app.wsgi_app, config.feeds.out, _feeds_mount(config))  # type: ignore[method-assign]
+    if config.pages.enabled:
+        app.wsgi_app = SiteFiles(app.wsgi_app, config.pages.out)  # type: ignore[method-assign]
+    app.wsgi_app = FeedFiles(  # type: ignore[method-assign]
+        app.wsgi_app, config.feeds.out, _feeds_mount(config), view=config.feeds.stylesheet
+    )
     if prefix:
         app.wsgi_app = _PrefixMiddleware(app.wsgi_app, prefix)  # type: ignore[method-assign]
 
