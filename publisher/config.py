@@ -361,10 +361,10 @@ class Config:
     site: SiteSettings = section(SiteSettings)
     content: ContentSettings = section(ContentSettings)
     feeds: FeedSettings = section(FeedSettings)
-    pages: PagesSettings = section(PagesSettings)
     state: StateSettings = section(StateSettings)
     jobs: JobSettings = section(JobSettings)
     serve: ServeSettings = section(ServeSettings)
+    pages: PagesSettings = section(PagesSettings)
     mail: MailSettings = section(MailSettings)
     lists: dict[str, DigestList] = section(DigestList, named=True)
 

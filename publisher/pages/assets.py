@@ -83,14 +83,14 @@ def _source_of(url: str, post_url: str, name: str, beside: Path, bases: list[Pat
     return None
 
 
-def copy_asset(source: Path, target: Path) -> bool:
+def copy_asset(source: Path, target: Path, force: bool = False) -> bool:
     """Copy ``source`` to ``target`` atomically unless it is there already
     (the same size and modification time: the copy keeps the source's); True if copied."""
     try:
         stat = source.stat()
         try:
             have = target.stat()
-            if have.st_size == stat.st_size and have.st_mtime_ns == stat.st_mtime_ns:
+            if not force and have.st_size == stat.st_size and have.st_mtime_ns == stat.st_mtime_ns:
                 return False
         except OSError:
             pass

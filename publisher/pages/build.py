@@ -114,7 +114,7 @@ def build_pages(
             log.debug("wrote %s", config.relative(path))
     copied = []
     for name, source in assets.items():
-        if copy_asset(source, out / name):
+        if copy_asset(source, out / name, force):
             copied.append(name)
             log.debug("copied %s to %s", config.relative(source), config.relative(out / name))
         stat = (out / name).stat()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,16 @@ class SiteTemplates:
         """The template ``name`` rendered; raises ``OutputError`` naming the template and line."""
         try:
             return self.environment.get_template(name).render(**context).encode("utf-8")
-        except TemplateError as exc:
-            line = getattr(exc, "lineno", None)
-            where = getattr(exc, "filename", None) or name
-            raise OutputError(f"{where}{f':{line}' if line else ''}: {exc.message or exc}") from exc
+        except (TemplateError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+            where, line = getattr(exc, "filename", None) or name, getattr(exc, "lineno", None)
+            if line is None:
+                # Jinja2 rewrites tracebacks so that template frames carry
+                # the template's file and line.
+                for frame in traceback.extract_tb(exc.__traceback__):
+                    if not frame.filename.endswith(".py"):
+                        where, line = frame.filename, frame.lineno
+            message = exc.message if isinstance(exc, TemplateError) and exc.message else f"{exc}"
+            raise OutputError(f"{where}{f':{line}' if line else ''}: {message}") from exc
 
     def source(self, name: str) -> bytes:
         """A file's bytes as they are (the stylesheet), from the site's folder first."""
