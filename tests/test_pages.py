@@ -96,7 +96,7 @@ def test_every_post_has_a_page_at_the_url_its_feeds_carry(site: Path) -> None:
         assert f'<meta property="og:url" content="{item["url"]}">' in page
         assert '<link rel="alternate" type="application/rss+xml" title="Test Site (RSS)" href="/feeds/rss.xml">' in page
         assert re.search(r'<main id="content">', page) and "<script" not in page
-        assert "<form class=\"subscribe\" method=\"post\" action=\"/subscribe\">" in page
+        assert '<form id="subscribe" class="subscribe" method="post" action="/subscribe"' in page
     # The excerpts as the feeds carry them, with their source.
     first = page_at(site, items[-1]["url"]).read_text(encoding="utf-8")
     assert "<cite>BBC News</cite> reports:" in first and "<blockquote>" in first
