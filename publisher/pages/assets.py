@@ -32,7 +32,6 @@ from publisher.pages.plan import page_name
 
 log = logging.getLogger("publisher.pages.assets")
 
-_LINK = re.compile(r"""\s(?:src|href|poster)\s*=\s*["']([^"'<>]+)["']""", re.IGNORECASE)
 
 
 def find_assets(config: Config, site: Site) -> dict[str, Path]:
@@ -46,12 +45,14 @@ def find_assets(config: Config, site: Site) -> dict[str, Path]:
                 if path.is_file() and not any(part.startswith(".") for part in name.split("/")):
                     found.setdefault(name, path)
     bases = [p if p.is_dir() else p.parent for p in config.content.paths]
-    bases += [b.parent for b in bases if b.parent != b]
+    bases = [str(b) for b in bases + [b.parent for b in bases if b.parent != b]]
+    # The content stage made every link absolute: only those under the site's URL can name a file here.
+    links = re.compile(r"""\s(?:src|href|poster)\s*=\s*["'](%s[^"'<>]*)["']""" % re.escape(config.site.url), re.IGNORECASE)
     for post in site.posts:
         if not post.url or not post.url.startswith(config.site.url):
             continue
-        beside = (config.root / post.source).parent
-        for url in dict.fromkeys(_links(post)):
+        beside = os.path.dirname(os.path.join(config.root, post.source))
+        for url in dict.fromkeys(_links(post, links)):
             name = page_name(config.site.url, url)
             if name is None or name.endswith("index.html") or name in found:
                 continue
@@ -61,24 +62,23 @@ def find_assets(config: Config, site: Site) -> dict[str, Path]:
     return found
 
 
-def _links(post) -> list[str]:
-    links = _LINK.findall(post.content_html)
+def _links(post, pattern: re.Pattern[str]) -> list[str]:
+    links = pattern.findall(post.content_html)
     if post.image:
         links.append(post.image)
     return [link.replace("&amp;", "&") for link in links]
 
 
-def _source_of(url: str, post_url: str, name: str, beside: Path, bases: list[Path], root: Path) -> Path | None:
+def _source_of(url: str, post_url: str, name: str, beside: str, bases: list[str], root: Path) -> Path | None:
     """The file ``url`` names: beside the post, else under a content folder."""
-    here = posixpath.dirname(unquote(urlsplit(post_url).path)) if not post_url.endswith("/") else unquote(urlsplit(post_url).path)
+    page = unquote(urlsplit(post_url).path)
+    here = page if page.endswith("/") else posixpath.dirname(page)
     relative = posixpath.relpath(unquote(urlsplit(url).path), here)
-    candidates = [beside / relative] + [base / name for base in bases]
-    for candidate in candidates:
-        try:
-            path = candidate.resolve(strict=True)
-        except (OSError, RuntimeError):
+    for candidate in [os.path.join(beside, relative)] + [os.path.join(base, name) for base in bases]:
+        if not os.path.isfile(candidate):  # one stat; most links name no file of ours
             continue
-        if path.is_file() and path.is_relative_to(root):
+        path = Path(os.path.realpath(candidate))
+        if path.is_relative_to(root):
             return path
     return None
 

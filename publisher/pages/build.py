@@ -90,7 +90,7 @@ def build_pages(
     documents = [d for d in documents if d.name not in assets]
     known = store.builds.page_outputs()
     documents += _redirects(config, site, documents, known, PageContext(site.info, options, templates))
-    staged = StagedFiles(force=force)
+    staged = StagedFiles(force=force, many=True)
     made: list[PageDocument] = []
     try:
         for document in documents:

@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime, tzinfo
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from publisher import __version__
 from publisher.model import Author, Post, Site
@@ -80,10 +80,10 @@ def page_name(site_url: str, url: str) -> str | None:
     is not under ``site_url`` (or names no file we could write)."""
     if not url.startswith(site_url):
         return None
-    parts = urlsplit(url)
-    if parts.query or parts.fragment:
+    rest = url[len(site_url) :]
+    if "?" in rest or "#" in rest:
         return None
-    path = unquote(url[len(site_url) :].split("#", 1)[0])
+    path = unquote(rest) if "%" in rest else rest
     if path == "" or path.endswith("/"):
         path += "index.html"
     segments = path.split("/")
@@ -173,11 +173,14 @@ def _listings(site: Site, context: PageContext, digests: _Digests, add) -> None:
     _paged(Listing("home", "", info.title, info.description), site.posts, context, digests, add)
     tags: dict[str, tuple[str, list[Post]]] = {}
     authors: dict[str, tuple[str, list[Post]]] = {}
+    slugs: dict[str, str] = {}  # a site has far fewer names than posts
     for post in site.posts:
         for tag in dict.fromkeys(post.tags):
-            tags.setdefault(distinct_slug(tag), (tag, []))[1].append(post)
+            slug = slugs.get(tag) or slugs.setdefault(tag, distinct_slug(tag))
+            tags.setdefault(slug, (tag, []))[1].append(post)
         name = (post.author or info.author).name
-        authors.setdefault(distinct_slug(name), (name, []))[1].append(post)
+        slug = slugs.get(name) or slugs.setdefault(name, distinct_slug(name))
+        authors.setdefault(slug, (name, []))[1].append(post)
     for kind, groups, what in (("tag", tags, "Posts tagged “{}”"), ("author", authors, "Posts by {}")):
         folder = f"{kind}s"
         for slug, (name, posts) in sorted(groups.items()):
