@@ -101,6 +101,9 @@ class Post:
     comments: tuple[Comment, ...] = ()
     comments_closed: bool = False
     comments_heading: str | None = None
+    # Other URLs of the post, as written (Hugo's ``aliases``: "/2019/old-name/"):
+    # each gets a page that redirects to the post's.
+    aliases: tuple[str, ...] = ()
 
     @property
     def excerpts(self) -> tuple[Excerpt, ...]:

@@ -36,11 +36,11 @@ def test_capitalised_draft_is_held_back_in_front_matter_and_sidecar(blank_site: 
 def test_unknown_keys_are_build_warnings_and_the_post_is_published(blank_site: Path) -> None:
     post(blank_site, "a.md", "---\ntitle: Misspelt\ndarft: true\nlayout: post\n---\nBody.\n")
     post(blank_site, "b.txt", "With a sidecar\n\nBody.\n")
-    (blank_site / "posts" / "b.txt.meta.toml").write_text('tags = ["x"]\naliases = ["/old/"]\n', encoding="utf-8")
+    (blank_site / "posts" / "b.txt.meta.toml").write_text('tags = ["x"]\nweight = 3\n', encoding="utf-8")
     expected = (
         "posts/a.md:3: unknown key 'darft'",
         "posts/a.md:4: unknown key 'layout'",
-        "posts/b.txt.meta.toml:2: unknown key 'aliases'",
+        "posts/b.txt.meta.toml:2: unknown key 'weight'",
     )
     report = build(blank_site)
     assert report.errors == ()

@@ -307,3 +307,26 @@ def test_the_page_name_of_a_url() -> None:
     assert page_name(base, "https://example.org/blog/a/../../etc/") is None
     assert page_name(base, "https://example.org/blog/.git/config") is None
     assert page_name(base, "https://example.org/blog/x/?p=1") is None
+
+
+def test_aliases_redirect_to_the_post(site: Path) -> None:
+    post = site / "posts" / "p05.txt"
+    post.write_text(post.read_text(encoding="utf-8").replace("+++\nPost", 'aliases = ["/2019/old-name/", "https://example.org/old.html"]\n+++\nPost'), encoding="utf-8")
+    build(site)
+    url = next(i["url"] for i in feed_items(site) if i["title"] == "Post number 5")
+    for name in ("2019/old-name/index.html", "old.html"):
+        page = (site / "public" / name).read_text(encoding="utf-8")
+        assert f'<meta http-equiv="refresh" content="0; url={url}">' in page, name
+    lines = (site / "public" / "_redirects").read_text(encoding="utf-8").splitlines()
+    assert sorted(lines) == sorted([f"/2019/old-name/ {urlsplit(url).path} 301", f"/old.html {urlsplit(url).path} 301"])
+    # An alias dropped from the post leaves no page behind.
+    post.write_text(post.read_text(encoding="utf-8").replace(', "https://example.org/old.html"', ""), encoding="utf-8")
+    build(site, clock=SteppedClock(NOW + timedelta(hours=1)))
+    assert not (site / "public" / "old.html").exists() and (site / "public" / "2019/old-name/index.html").is_file()
+
+
+def test_an_alias_that_is_not_a_path_rejects_the_post(site: Path) -> None:
+    (site / "posts" / "bad.txt").write_text('+++\naliases = ["../../etc/"]\n+++\nBad\n\nText.\n', encoding="utf-8")
+    result = invoke("--config", str(site / "publisher.toml"), "build", clock=SteppedClock(NOW))
+    assert result.exit_code == 1
+    assert "posts/bad.txt:2: aliases:" in result.stderr

@@ -34,7 +34,7 @@ log = logging.getLogger("publisher.content")
 # Bump when what a reading gives changes without publisher's version changing.
 # 4: srcset and cite URLs are resolved too. 5: HTML pieces only where there is HTML.
 # 6: imported feeds resolve srcset against their source. 7: warnings are kept.
-CACHE_FORMAT = 7
+CACHE_FORMAT = 8
 
 
 class PostCache:
@@ -383,7 +383,7 @@ _HTML = _POST_FIELDS.index("content_html")
 _AUTHOR = _POST_FIELDS.index("author")
 _BLOCKS = _POST_FIELDS.index("blocks")
 _COMMENTS = _POST_FIELDS.index("comments")
-_TUPLES = tuple(i for i, name in enumerate(_POST_FIELDS) if name == "tags")
+_TUPLES = tuple(i for i, name in enumerate(_POST_FIELDS) if name in ("tags", "aliases"))
 _COMMENT_DATE = [f.name for f in fields(Comment)].index("date")
 
 

@@ -129,7 +129,7 @@ def build_pages(
         with store.transaction():
             store.builds.remember_page_outputs(outputs)
             store.builds.forget_page_outputs(removed)
-    redirects = tuple(d.name for d in documents if d.post and d.digest.startswith("redirect:"))
+    redirects = tuple(d.name for d in documents if d.post and d.digest.startswith(("redirect:", "alias:")))
     return PagesReport(
         tuple(d.name for d in documents), tuple(written + copied), tuple(removed), redirects, tuple(copied)
     )
@@ -139,16 +139,33 @@ def _redirects(
     config: Config, site: Site, documents: list[PageDocument], known: dict[str, PageOutput], context: PageContext
 ) -> list[PageDocument]:
     """A redirect page where a post's page was and the post is now at
-    another URL of the site, and the ``_redirects`` map of them all."""
+    another URL of the site, and at each of its ``aliases``; and the
+    ``_redirects`` map of them all."""
     planned = {d.name for d in documents}
     where = {p.id: p.url for p in site.posts if p.id and p.url and page_name(config.site.url, p.url)}
-    found = []
+    moved: dict[str, str] = {}  # the page's name -> the id of the post it now sends to
+    aliases: set[str] = set()
+    for post in site.posts:
+        if post.id in where:
+            for alias in post.aliases:
+                url = alias if "://" in alias else config.site.url + alias.lstrip("/")
+                name = page_name(config.site.url, url)
+                if name is not None and name not in planned:
+                    moved.setdefault(name, post.id)
+                    aliases.add(name)
+                elif name is None:
+                    log.warning("%s: alias %s is not under [site] url: no page made for it", post.source, alias)
     for name, output in sorted(known.items()):
-        target = where.get(output.post) if output.post else None
-        if name in planned or target is None or name == REDIRECTS:
-            continue
-        digest = "redirect:" + hashlib.sha256(f"{context.templates.digest}\x00{target}".encode("utf-8")).hexdigest()
-        found.append(PageDocument(name, digest, lambda target=target: context.redirect(target), output.post))
+        # Where a post's page was, a redirect stays; an alias dropped from the post goes.
+        if output.post and output.post in where and name not in planned and not output.digest.startswith("alias:"):
+            moved.setdefault(name, output.post)
+    moved.pop(REDIRECTS, None)
+    found = []
+    for name, post in sorted(moved.items()):
+        target = where[post]
+        kind = "alias:" if name in aliases else "redirect:"
+        digest = kind + hashlib.sha256(f"{context.templates.digest}\x00{target}".encode("utf-8")).hexdigest()
+        found.append(PageDocument(name, digest, lambda target=target: context.redirect(target), post))
     if found:
         lines = [f"{_path(config, d.name)} {context.link(where[d.post])} 301\n" for d in found if d.post]
         data = "".join(lines).encode("utf-8")

@@ -57,6 +57,7 @@ class Metadata:
     draft: bool = False
     image: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
     warnings: tuple[ContentWarning, ...] = ()
 
 
@@ -72,6 +73,7 @@ def post_fields(meta: Metadata) -> dict[str, Any]:
         "tags": meta.tags,
         "draft": meta.draft,
         "image": meta.image,
+        "aliases": meta.aliases,
     }
 
 
@@ -183,11 +185,24 @@ def _sources(value: Any) -> dict[str, str]:
     return {_text(name, "sources"): _url(url, f"sources.{name}") for name, url in value.items()}
 
 
+def _aliases(value: Any) -> tuple[str, ...]:
+    """Other URLs of the post: paths under the site's URL ("/2019/old/") or http(s) URLs."""
+    found = []
+    for alias in _text_list(value, "aliases"):
+        alias = alias.strip()
+        if "://" in alias:
+            alias = _url(alias, "aliases")
+        elif not alias or any(c in alias for c in "\\?#\x00") or ".." in alias.split("/"):
+            raise ValueError(f"aliases: {alias!r} is not a path such as /2019/old-name/")
+        found.append(alias)
+    return tuple(dict.fromkeys(found))
+
+
 # The keys publisher reads; any other is reported (and otherwise ignored).
 KEYS = frozenset(
     {
         "title", "date", "updated", "id", "slug", "url", "canonical_url", "tags", "categories",
-        "author", "summary", "draft", "image", "sources",
+        "author", "summary", "draft", "image", "sources", "aliases",
     }
 )  # fmt: skip
 
@@ -215,6 +230,7 @@ def parse_metadata(
         "image": _image,
         "author": _author,
         "sources": _sources,
+        "aliases": _aliases,
     }
     tags: list[str] = []
     spelt: dict[str, str] = {}  # key -> as written
