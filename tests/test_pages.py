@@ -266,6 +266,18 @@ def test_an_undefined_name_is_an_error_naming_the_template_and_no_page_changes(s
     assert not [p for p in (site / "public").rglob(".*.tmp")], "no temporary file left"
 
 
+def test_check_finds_a_broken_page_template_and_writes_nothing(site: Path) -> None:
+    folder = site / "templates" / "site"
+    folder.mkdir(parents=True)
+    (folder / "terms.html").write_text('{% extends "base.html" %}\n{% block content %}{{ termz }}{% endblock %}', encoding="utf-8")
+    result = invoke("--config", str(site / "publisher.toml"), "check", clock=SteppedClock(NOW))
+    assert result.exit_code == 2
+    assert "terms.html:2" in result.stderr and "termz" in result.stderr
+    assert not (site / "public").exists()
+    (folder / "terms.html").unlink()
+    assert invoke("--config", str(site / "publisher.toml"), "check", clock=SteppedClock(NOW)).exit_code == 0
+
+
 def test_pages_can_be_turned_off(site: Path) -> None:
     text = (site / "publisher.toml").read_text(encoding="utf-8")
     (site / "publisher.toml").write_text(text.replace("per_page = 5", "per_page = 5\nenabled = false"))

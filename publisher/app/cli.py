@@ -109,6 +109,10 @@ def check(ctx: click.Context) -> None:
             issue = next_issue(report.site, digest_list, store, now=now, force=True)
             if issue is not None:
                 render_issue(issue, report.site.info, templates=config.mail.templates / "email")
+        if config.pages.enabled:
+            from publisher.pages import check_pages
+
+            check_pages(config, report.site, store=store)
     finally:
         store.close()
     code = report_errors(report)

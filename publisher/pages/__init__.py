@@ -12,6 +12,7 @@ __getattr__, __dir__ = exports(
     {
         "PagesReport": "build",
         "build_pages": "build",
+        "check_pages": "build",
         "site_templates": "build",
         "REDIRECTS": "build",
         "PageOptions": "plan",
@@ -20,8 +21,17 @@ __getattr__, __dir__ = exports(
     },
 )
 
-__all__ = ["PageOptions", "PagesReport", "REDIRECTS", "build_pages", "page_name", "plan_pages", "site_templates"]
+__all__ = [
+    "PageOptions",
+    "PagesReport",
+    "REDIRECTS",
+    "build_pages",
+    "check_pages",
+    "page_name",
+    "plan_pages",
+    "site_templates",
+]
 
 if TYPE_CHECKING:
-    from publisher.pages.build import REDIRECTS, PagesReport, build_pages, site_templates
+    from publisher.pages.build import REDIRECTS, PagesReport, build_pages, check_pages, site_templates
     from publisher.pages.plan import PageOptions, page_name, plan_pages

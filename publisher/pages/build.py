@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,33 @@ def build_pages(
     return PagesReport(
         tuple(d.name for d in documents), tuple(written + copied), tuple(removed), redirects, tuple(copied)
     )
+
+
+def check_pages(config: Config, site: Site, *, store: StateStore) -> None:
+    """Make one page of each template (a post's, a listing, the indexes, …)
+    and write none; raises ``OutputError`` naming a template that fails."""
+    templates = site_templates(config)
+    documents = plan_pages(site, page_options(config, store), templates)
+    kinds: dict[str, PageDocument] = {}
+    for document in documents:
+        kinds.setdefault(_template_of(document), document)
+    for document in kinds.values():
+        document.render()
+    PageContext(site.info, page_options(config, store), templates).redirect(config.site.url)
+
+
+def _template_of(document: PageDocument) -> str:
+    """Which template makes ``document`` (by its name)."""
+    name = document.name
+    if document.post:
+        return "post.html"
+    if name in ("tags/index.html", "authors/index.html"):
+        return "terms.html"
+    if name == "archives/index.html" or re.fullmatch(r"\d{4}/index\.html", name):
+        return "archives.html"
+    if name.startswith("issues/"):
+        return "issues.html"
+    return name if "/" not in name and name != "index.html" else "list.html"
 
 
 def _redirects(
