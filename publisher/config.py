@@ -40,7 +40,6 @@ from publisher.config_values import (
     language as _language,
     author as _author,
     boolean as _bool,
-    number as _number,
     positive_int as _positive_int,
     count as _count,
     port as _port,

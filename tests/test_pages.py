@@ -342,3 +342,24 @@ def test_an_alias_that_is_not_a_path_rejects_the_post(site: Path) -> None:
     result = invoke("--config", str(site / "publisher.toml"), "build", clock=SteppedClock(NOW))
     assert result.exit_code == 1
     assert "posts/bad.txt:2: aliases:" in result.stderr
+
+
+def test_a_new_issue_changes_only_the_issue_archive(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBLISHER_SECRET", "s" * 32)
+    config = str(site / "publisher.toml")
+    clock = SteppedClock(NOW)
+    build(site, clock=clock)
+    assert not (site / "public" / "issues").exists()
+    for command in (["subscribers", "add", "reader@example.net"], ["send", "--list", "daily"]):
+        assert invoke("--config", config, *command, clock=clock).exit_code == 0
+    build(site, clock=clock)
+    archive = (site / "public" / "issues" / "daily" / "index.html").read_text(encoding="utf-8")
+    assert archive.count('href="/issues/daily/1/"') == 1
+    assert '<a href="/issues/">Newsletter</a>' in (site / "public" / "index.html").read_text(encoding="utf-8")
+    (site / "posts" / "new.txt").write_text("+++\ndate = 2024-05-01T10:00:00Z\n+++\nA new post\n\nText.\n", encoding="utf-8")
+    build(site, clock=SteppedClock(NOW + timedelta(hours=1)))
+    assert invoke("--config", config, "send", "--list", "daily", clock=SteppedClock(NOW + timedelta(hours=2))).exit_code == 0
+    before = mtimes(site / "public")
+    build(site, clock=SteppedClock(NOW + timedelta(hours=3)))
+    after = mtimes(site / "public")
+    assert {name for name in after if after[name] != before.get(name)} == {"issues/index.html", "issues/daily/index.html"}

@@ -24,7 +24,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import datetime, tzinfo
 from urllib.parse import unquote
 
@@ -137,7 +137,10 @@ def plan_pages(
     (a post's page wins over an archive page of the same name)."""
     info = site.info
     context = PageContext(info, options, templates)
-    digests = _Digests([info, options, templates.digest], fingerprint)
+    # Every page shows whether there is an issue archive, not its issues:
+    # a new issue changes the archive's pages only.
+    shared = replace(options, issues=())
+    digests = _Digests([info, shared, bool(options.issues), templates.digest], fingerprint)
     documents: dict[str, PageDocument] = {}
 
     def add(name: str, digest: str, render: Callable[[], bytes], post: str | None = None) -> None:
