@@ -107,6 +107,8 @@ def test_folders_moved_posts_and_missing_pages(sample) -> None:
     path = f"/2024/01/{post.name}"
     slashless = client.get(path)
     assert slashless.status == 301 and slashless.headers["Location"] == path + "/"
+    assert client.get(path + "?a=1").headers["Location"] == path + "/?a=1"
+    assert client.get("/style.css/").status == 404 and client.get("/tags").headers["Location"] == "/tags/"
     page = client.get(path + "/")
     assert page.status == 200 and page.body == (post / "index.html").read_bytes()
     assert page.headers["Content-Type"] == "text/html; charset=utf-8"
@@ -181,3 +183,18 @@ def test_the_sample_site_of_the_repository_builds_its_pages(tmp_path: Path) -> N
     post = site / "public/2014/06/the-us-has-been-speaking-to-hamas-through-back-channels-for-more-than-six-months/index.html"
     html = post.read_text(encoding="utf-8")
     assert "Comments are closed." in html and '<ol>\n<li id="comment-1">' in html
+
+
+def test_a_unicode_post_is_served_and_its_folder_url_redirected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    port = free_port()
+    site = make_web_site(tmp_path / "site", port, pages=True)
+    (site / "posts" / "war.txt").write_text("+++\ndate = 2024-05-01T10:00:00Z\n+++\nВойна и мир\n\nТекст.\n", encoding="utf-8")
+    build(site)
+    encoded = "/2024/05/%D0%B2%D0%BE%D0%B9%D0%BD%D0%B0-%D0%B8-%D0%BC%D0%B8%D1%80"
+    with WebServer(site / "publisher.toml", port) as server:
+        client = Client(server.port)
+        page = client.get(encoded + "/")
+        assert page.status == 200 and "<h1>Война и мир</h1>" in page.text
+        moved = client.get(encoded)
+        assert moved.status == 301 and moved.headers["Location"] == encoded + "/"

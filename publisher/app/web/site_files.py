@@ -18,7 +18,7 @@ import mimetypes
 import os
 import threading
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from .feed_files import FEED_MAX_AGE, FeedFiles
 from .headers import CSP, SECURITY_HEADERS
@@ -112,14 +112,15 @@ class SiteFiles(FeedFiles):
         target = self._redirects().get(full)
         if target is not None:
             return target
-        if decoded.endswith("/") or "." in decoded.rsplit("/", 1)[-1]:
+        name = decoded[1:]
+        if not name or name.endswith("/") or not os.path.isdir(self.folder / name):
             return None
-        name = decoded.lstrip("/")
-        if name and resolve_site_file(self.folder, name + "/index.html") is not None:
-            query = environ.get("QUERY_STRING")
-            raw = environ.get("SCRIPT_NAME", "") + path + "/"
-            return raw.encode("latin-1").decode("latin-1") + (f"?{query}" if query else "")
-        return None
+        if resolve_site_file(self.folder, name + "/index.html") is None:
+            return None
+        # The path as the request spelt it (WSGI gives its bytes as latin-1), percent-encoded.
+        raw = (environ.get("SCRIPT_NAME", "") + path).encode("latin-1")
+        query = environ.get("QUERY_STRING")
+        return quote(raw, safe="/:@!$&'()*+,;=-._~%") + "/" + (f"?{query}" if query else "")
 
     def _redirects(self) -> dict[str, str]:
         """``_redirects`` (``FROM TO [STATUS]`` a line), read again when it changes."""
