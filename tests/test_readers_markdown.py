@@ -282,12 +282,13 @@ def test_keys_ignore_case_and_other_tools_keys_are_warnings() -> None:
     assert post.title == "Moved from another blog"
     assert post.date == datetime(2024, 2, 10, 8, 0, tzinfo=timezone.utc)
     assert post.tags == ("Archive", "Notes")
-    # Keys of Hugo and Jekyll are read, not used, and named with their line.
+    # Hugo's aliases are read (each becomes a redirect page).
+    assert post.aliases == ("/old/moved/", "/older/moved.html")
+    # Other keys of Hugo and Jekyll are read, not used, and named with their line.
     assert [str(w) for w in result.warnings] == [
         f"posts/{name}:4: unknown key 'lastmod'",
         f"posts/{name}:5: unknown key 'layout'",
         f"posts/{name}:6: unknown key 'permalink'",
-        f"posts/{name}:7: unknown key 'aliases'",
         f"posts/{name}:8: unknown key 'weight'",
         f"posts/{name}:9: unknown key 'params'",
     ]
