@@ -39,12 +39,14 @@ def make_posts(site: Path, count: int = 12) -> None:
     folder.mkdir()
     (folder / "with-image.md").write_text(
         "---\ntitle: A post with a picture\ndate: 2024-04-01T10:00:00Z\nimage: chart.png\n---\n"
-        "See the chart:\n\n![The chart](chart.png)\n\n[Report](files/report.pdf)\n",
+        "See the chart:\n\n![The chart](chart.png)\n\n[Report](files/report.pdf)\n\n![Logo](/assets/logo.svg)\n",
         encoding="utf-8",
     )
     (folder / "chart.png").write_bytes(PNG)
     (folder / "files").mkdir()
     (folder / "files" / "report.pdf").write_bytes(b"%PDF-1.4 a report\n")
+    (site / "assets").mkdir()  # a Jekyll site's assets folder, beside the posts folder
+    (site / "assets" / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>', encoding="utf-8")
 
 
 @pytest.fixture
@@ -161,6 +163,7 @@ def test_assets_posts_link_to_are_copied_where_their_links_lead(site: Path) -> N
     assert page_at(site, picture["url"] + "chart.png").read_bytes() == PNG
     assert page_at(site, picture["url"] + "files/report.pdf").read_bytes() == b"%PDF-1.4 a report\n"
     assert (site / "public" / "favicon.ico").read_bytes() == b"\x00\x00\x01\x00icon"
+    assert (site / "public" / "assets" / "logo.svg").read_text(encoding="utf-8").startswith("<svg")
     assert not (site / "public" / "publisher.toml").exists()
 
 
