@@ -120,7 +120,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     4. Rename the staged feeds into place; a second short transaction
        records what was written, and the build.
 
-    One build at a time does steps 2 to 4 (``_writing_lock``); one that
+    One build at a time does steps 2 to 4 (``writing_lock``); one that
     waited for another works its identities out again if that one changed
     the records. Step 3 checks the records are still those the identities
     were worked out from; if a process that does not take the lock changed
@@ -149,7 +149,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     records = store.posts.records()
     changes = _IdentityChanges(records)
     site, publish_errors = identities(changes)
-    lock = _writing_lock(config)
+    lock = writing_lock(config)
     try:
         current = store.posts.records()
         if current != records:
@@ -220,7 +220,7 @@ def _commit_identities(
     return again
 
 
-def _writing_lock(config: Config) -> ProcessLock:
+def writing_lock(config: Config) -> ProcessLock:
     """The lock (``state.db.build.lock``) a build holds from making its feeds
     to recording them, taken once any build holding it is done."""
     state = config.state.path

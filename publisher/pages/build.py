@@ -26,6 +26,7 @@ from pathlib import Path
 
 from publisher.config import Config
 from publisher.errors import OutputError
+from publisher.feeds.build import writing_lock
 from publisher.feeds.writer import StagedFiles, remove_temporaries
 from publisher.model import Post, Site
 from publisher.pages.assets import copy_asset, find_assets
@@ -78,9 +79,22 @@ def build_pages(
     fingerprint: Callable[[Post], bytes | None] | None = None,
     force: bool = False,
 ) -> PagesReport:
-    """Write the pages of ``site`` into ``[pages] out``; raises ``OutputError``."""
+    """Write the pages of ``site`` into ``[pages] out``; raises ``OutputError``.
+
+    Under the build's lock, as the feeds are written: two builds never
+    write the pages folder at once."""
     if not config.pages.enabled:
         return PagesReport()
+    lock = writing_lock(config)
+    try:
+        return _write_pages(config, site, store, fingerprint, force)
+    finally:
+        lock.release()
+
+
+def _write_pages(
+    config: Config, site: Site, store: StateStore, fingerprint: Callable[[Post], bytes | None] | None, force: bool
+) -> PagesReport:
     out = config.pages.out
     for leftover in remove_temporaries(out):
         log.info("removed %s, left by an interrupted build", config.relative(leftover))
