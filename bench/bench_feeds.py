@@ -269,10 +269,8 @@ def run() -> None:
             rounds = 3 if count <= 1_000 else 2
             baseline_seconds = cold_seconds = rebuild_seconds = one_seconds = float("inf")
             for round_ in range(rounds):
-                shutil.rmtree(feeds, ignore_errors=True)
-                shutil.rmtree(public, ignore_errors=True)
-                shutil.rmtree(state, ignore_errors=True)
-                shutil.rmtree(root / "baseline", ignore_errors=True)
+                for folder in (feeds, public, state, root / "baseline"):
+                    shutil.rmtree(folder, ignore_errors=True)
                 changed.write_text(original, encoding="utf-8")
                 seconds, baseline_bytes = _in_child("baseline", str(posts), str(root / "baseline"))
                 baseline_seconds = min(baseline_seconds, seconds)
@@ -293,9 +291,8 @@ def run() -> None:
             per_post[count] = cold_seconds / count
 
             # The commands, cold, each from nothing: publisher build and Pelican.
-            shutil.rmtree(feeds)
-            shutil.rmtree(public)
-            shutil.rmtree(state)
+            for folder in (feeds, public, state):
+                shutil.rmtree(folder)
             code, cli_seconds, cli_peak, err = run_measured(
                 [PYTHON, "-m", "publisher", "--config", str(config_path), "-q", "build"]
             )
