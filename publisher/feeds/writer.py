@@ -71,9 +71,15 @@ def write_if_changed(path: Path, data: bytes, force: bool = False) -> bool:
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 
-def _stage(path: Path, data: bytes, mode: int, sync: bool = True) -> str:
-    """Write ``data`` to a new temporary file beside ``path``; returns its name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _stage(path: Path, data: bytes, mode: int, sync: bool = True, folders: set[Path] | None = None) -> str:
+    """Write ``data`` to a new temporary file beside ``path``; returns its name.
+
+    ``folders``: the folders known to exist (those made here are added), so
+    that a folder of many files is made once, not asked for per file."""
+    if folders is None or path.parent not in folders:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if folders is not None:
+            folders.add(path.parent)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -112,6 +118,7 @@ class StagedFiles:
         # the renames and one after, rather than an fsync per file and per
         # folder, each of which waits for the disk.
         self._many = many
+        self._folders: set[Path] = set()
         self._staged: dict[Path, str] = {}
         self._closed = False
         self.changed: list[Path] = []
@@ -137,7 +144,7 @@ class StagedFiles:
         if not self._force and _same_bytes(path, data):
             return False
         try:
-            self._staged[path] = _stage(path, data, self._mode, sync=not self._many)
+            self._staged[path] = _stage(path, data, self._mode, sync=not self._many, folders=self._folders)
         except OSError as exc:
             raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         return True

@@ -52,13 +52,14 @@ class PageContext:
         self.options = options
         self.templates = templates
         self.root = urlsplit(info.url).path or "/"
+        self._terms: dict[tuple[str, str], str] = {}
         self._common = {
             "site": info,
             "href": self.href,
             "link": self.link,
             "local_date": self.local_date,
-            "tag_href": lambda tag: self.href(f"tags/{distinct_slug(tag)}/"),
-            "author_href": lambda name: self.href(f"authors/{distinct_slug(name)}/"),
+            "tag_href": lambda tag: self._term_href("tags", tag),
+            "author_href": lambda name: self._term_href("authors", name),
             "stylesheet": self.href("style.css"),
             "main_feeds": self.feeds(""),
             "subscribe": self._subscribe(),
@@ -70,6 +71,14 @@ class PageContext:
     def href(self, path: str) -> str:
         """The link to ``path`` (under the site's URL) from any page."""
         return self.root + uri_path(path)
+
+    def _term_href(self, folder: str, name: str) -> str:
+        """The link to a tag's or author's page (a page links to a few names, a site has few)."""
+        key = (folder, name)
+        found = self._terms.get(key)
+        if found is None:
+            found = self._terms[key] = self.href(f"{folder}/{distinct_slug(name)}/")
+        return found
 
     def link(self, url: str) -> str:
         """The link to ``url``: a path from the root when it is under the site's URL."""
