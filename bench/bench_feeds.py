@@ -5,10 +5,12 @@ For each corpus size (1,000 and, with BENCH_FULL=1, 10,000 posts):
 - baseline, the libraries alone: read each file, split its YAML front
   matter (PyYAML), render the Markdown (markdown-it-py, the same options as
   publisher's reader), then serialise every post once into an RSS and an
-  Atom feed (feedgen, full content) and write them: the least any tool must
-  do to publish these posts as feeds;
-- publisher, in process: a cold ``build_site`` (empty state store, no
-  feeds), a rebuild with nothing changed, a rebuild after one post changed;
+  Atom feed (feedgen, full content) and write them, and render (Jinja2) and
+  write a web page per post and the home pages, ten posts each: the least
+  any tool must do to publish these posts as feeds and pages;
+- publisher, in process: a cold build (``build_site`` then ``build_pages``,
+  as ``publisher build`` does; empty state store, no feeds, no pages), a
+  rebuild with nothing changed, a rebuild after one post changed;
 - ``publisher build`` and Pelican (PyPI) as commands, cold: Pelican set to
   write feeds only (see ``PELICAN_CONF``), from the same posts with Pelican's
   metadata syntax;
@@ -117,6 +119,41 @@ def _baseline(posts: Path, out: Path) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{kind}.xml").write_bytes(data)
         written += len(data)
+    return written + _baseline_pages(entries, out / "public")
+
+
+_BASELINE_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }} · War in Context</title>
+<link rel="stylesheet" href="/style.css"></head><body><header><a href="/">War in Context</a></header><main>
+{% for post in posts %}<article><h1><a href="{{ post.url }}">{{ post.title }}</a></h1>
+<p><time datetime="{{ post.date }}">{{ post.date }}</time> · {{ post.author }}</p>
+{% if full %}{{ post.html|safe }}{% endif %}
+<p>{% for tag in post.tags %}<a href="/tags/{{ tag }}/">{{ tag }}</a> {% endfor %}</p></article>{% endfor %}
+</main></body></html>
+"""
+
+
+def _baseline_pages(entries: list, out: Path) -> int:
+    """A Jinja2 page per post and the home pages (ten posts each), written plainly."""
+    from jinja2 import Environment
+
+    template = Environment(autoescape=True).from_string(_BASELINE_PAGE)
+    posts = [
+        {"url": f"/{stem}/", "title": meta["title"], "date": meta["date"], "author": meta["author"], "tags": meta["tags"], "html": html}
+        for meta, html, stem in entries
+    ]
+    written = 0
+    pages = [(f"{post['url'][1:]}index.html", post["title"], [post], True) for post in posts]
+    pages += [
+        ("index.html" if n == 0 else f"page/{n // 10 + 1}/index.html", "Home", posts[n : n + 10], False)
+        for n in range(0, len(posts), 10)
+    ]
+    for name, title, shown, full in pages:
+        data = template.render(title=title, posts=shown, full=full).encode("utf-8")
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written += len(data)
     return written
 
 
@@ -135,11 +172,12 @@ def _site(root: Path, count: int) -> Path:
 
 
 def _build(config_path: Path, now=NOW):
-    from publisher.feeds.build import build_site
+    """What ``publisher build`` does: the feeds, then the pages."""
+    from publisher.app.common import build
 
     config, store = open_site(config_path)
     try:
-        return build_site(config, store=store, now=now)
+        return build(config, store, now)
     finally:
         store.close()
 
@@ -166,8 +204,8 @@ def _child(what: str, *arguments: str) -> None:
     if what == "baseline":
         seconds, value = timed(lambda: _baseline(Path(arguments[0]), Path(arguments[1])))
     else:
-        seconds, report = timed(lambda: _build(Path(arguments[0]), datetime.fromisoformat(arguments[1])))
-        value = [len(report.site.posts), len(report.errors), len(report.written)]
+        seconds, (report, pages) = timed(lambda: _build(Path(arguments[0]), datetime.fromisoformat(arguments[1])))
+        value = [len(report.site.posts), len(report.errors), len(report.written), len(pages.written)]
     print(json.dumps([seconds, [*value, _cpu() - cpu]] if what != "baseline" else [seconds, value]))
 
 
@@ -202,7 +240,11 @@ def _import_first() -> None:
     import markdown_it  # noqa: F401
     import yaml  # noqa: F401
 
+    import jinja2  # noqa: F401
+
+    import publisher.app.common  # noqa: F401
     import publisher.feeds.build  # noqa: F401
+    import publisher.pages.build  # noqa: F401
     import publisher.content.readers.markdown  # noqa: F401
 
 
@@ -218,6 +260,7 @@ def run() -> None:
             posts = config_path.parent / "posts"
 
             feeds = config_path.parent / "feeds"
+            public = config_path.parent / "public"
             state = config_path.parent / ".publisher"
             changed = posts / "post-00042.md"
             original = changed.read_text(encoding="utf-8")
@@ -226,29 +269,30 @@ def run() -> None:
             rounds = 3 if count <= 1_000 else 2
             baseline_seconds = cold_seconds = rebuild_seconds = one_seconds = float("inf")
             for round_ in range(rounds):
-                shutil.rmtree(feeds, ignore_errors=True)
-                shutil.rmtree(state, ignore_errors=True)
+                for folder in (feeds, public, state, root / "baseline"):
+                    shutil.rmtree(folder, ignore_errors=True)
                 changed.write_text(original, encoding="utf-8")
                 seconds, baseline_bytes = _in_child("baseline", str(posts), str(root / "baseline"))
                 baseline_seconds = min(baseline_seconds, seconds)
-                seconds, (published, rejected, _, cpu) = _in_child("build", str(config_path), NOW.isoformat())
+                seconds, (published, rejected, _, cold_pages, cpu) = _in_child("build", str(config_path), NOW.isoformat())
                 if seconds < cold_seconds:
                     cold_cpu = cpu
                 cold_seconds = min(cold_seconds, seconds)
                 assert published == count and not rejected, (published, rejected)
-                seconds, (_, _, written, _) = _in_child("build", str(config_path), (NOW + timedelta(minutes=10)).isoformat())
+                seconds, (_, _, written, pages_written, _) = _in_child("build", str(config_path), (NOW + timedelta(minutes=10)).isoformat())
                 rebuild_seconds = min(rebuild_seconds, seconds)
-                assert not written
+                assert not written and not pages_written
                 changed.write_text(original + "\nOne more paragraph, edited.\n", encoding="utf-8")
-                seconds, (_, _, one_written, _) = _in_child("build", str(config_path), (NOW + timedelta(minutes=20)).isoformat())
+                seconds, (_, _, one_written, one_pages, _) = _in_child("build", str(config_path), (NOW + timedelta(minutes=20)).isoformat())
                 one_seconds = min(one_seconds, seconds)
-                assert one_written, "the changed post must reach the feeds"
+                assert one_written and one_pages, "the changed post must reach the feeds and its page"
             written_bytes = _feed_bytes(feeds)
+            page_bytes = _feed_bytes(public)
             per_post[count] = cold_seconds / count
 
             # The commands, cold, each from nothing: publisher build and Pelican.
-            shutil.rmtree(feeds)
-            shutil.rmtree(state)
+            for folder in (feeds, public, state):
+                shutil.rmtree(folder)
             code, cli_seconds, cli_peak, err = run_measured(
                 [PYTHON, "-m", "publisher", "--config", str(config_path), "-q", "build"]
             )
@@ -256,12 +300,12 @@ def run() -> None:
             pelican_seconds = _pelican(root, count)
 
             line(f"(each timed in a fresh process, imports done first: best of {rounds} rounds)", "")
-            line("baseline: read + markdown-it + feedgen RSS and Atom", f"{baseline_seconds:.2f} s ({baseline_bytes / 1e6:.1f} MB written)")
-            line("publisher: cold build_site()", f"{cold_seconds:.2f} s, {written_bytes / 1e6:.1f} MB of feeds")
+            line("baseline: read + markdown-it + feedgen RSS and Atom + Jinja2 pages", f"{baseline_seconds:.2f} s ({baseline_bytes / 1e6:.1f} MB written)")
+            line("publisher: cold build (feeds and pages)", f"{cold_seconds:.2f} s, {written_bytes / 1e6:.1f} MB of feeds, {cold_pages} pages ({page_bytes / 1e6:.1f} MB)")
             line("  CPU time of it, parsing workers included", f"{cold_cpu:.2f} s ({cold_cpu / baseline_seconds:.2f}x the baseline's time)")
             line("  time per post", f"{cold_seconds / count * 1e3:.2f} ms")
             line("publisher: rebuild, nothing changed", f"{rebuild_seconds:.3f} s ({rebuild_seconds / cold_seconds:.1%} of cold)")
-            line("publisher: rebuild, one post changed", f"{one_seconds:.3f} s ({one_seconds / cold_seconds:.1%} of cold), {one_written} files rewritten")
+            line("publisher: rebuild, one post changed", f"{one_seconds:.3f} s ({one_seconds / cold_seconds:.1%} of cold), {one_written} feeds and {one_pages} pages rewritten")
             line("`publisher build` command, cold", f"{cli_seconds:.2f} s")
             if pelican_seconds is not None:
                 line("`pelican` command, cold, feeds only", f"{pelican_seconds:.2f} s")

@@ -124,6 +124,7 @@ class ContentSettings:
     fetch_timeout: float = setting(_positive_number, 20, "seconds, for [[content.feeds]] URLs")
     fetch_max_bytes: int = setting(_positive_int, 20_000_000, "a larger feed is refused, never read whole")
     exclude: tuple[str, ...] = setting(_string_list, [], "globs of files that are no posts, besides robots.txt, 404.* …")
+    static: tuple[Path, ...] = setting(_string_list, [], "folders copied as they are to the pages", relative=True)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,16 @@ def _state_url(value: Any) -> str:
     if parts.password:
         raise _Invalid("must not hold the password: put it in the variable named by password_env, or in ~/.pgpass")
     return value.strip()
+
+
+@dataclass(frozen=True)
+class PagesSettings:
+    """``[pages]``: the web pages of the site (a page per post, the index, archives)."""
+
+    enabled: bool = setting(_bool, True, "false: no pages (the site is hosted elsewhere)")
+    out: Path = setting(_nonempty, "public", "the output folder, served at [site] url", relative=True)
+    per_page: int = setting(_positive_int, 10, "posts on each page of the home, tag and author pages")
+    subscribe: bool = setting(_bool, True, "a subscribe form on the pages (posts to `publisher serve`)")
 
 
 @dataclass(frozen=True)
@@ -320,6 +331,7 @@ class Config:
     jobs: JobSettings = section(JobSettings)
     bounces: BounceSettings = section(BounceSettings)
     serve: ServeSettings = section(ServeSettings)
+    pages: PagesSettings = section(PagesSettings)
     mail: MailSettings = section(MailSettings)
     lists: dict[str, DigestList] = section(DigestList, named=True)
 

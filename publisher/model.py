@@ -117,6 +117,9 @@ class Post:
     expires: datetime | None = None
     # The slug was made from the file name, not given: on a clash it steps aside.
     derived_slug: bool = False
+    # Other URLs of the post, as written (Hugo's ``aliases``: "/2019/old-name/"):
+    # each gets a page that redirects to the post's.
+    aliases: tuple[str, ...] = ()
 
     @property
     def excerpts(self) -> tuple[Excerpt, ...]:

@@ -326,7 +326,7 @@ def test_problems_in_every_section_are_reported_in_order(tmp_path: Path, monkeyp
         "mode, backfill, backdated, test_prefix"
     )
     assert _lines(path) == [
-        "[extra]: unknown section (known: site, content, feeds, state, jobs, bounces, serve, mail, lists)",
+        "[extra]: unknown section (known: site, content, feeds, state, jobs, bounces, serve, pages, mail, lists)",
         "[site] title: required, but missing",
         "[site] url: must be an absolute http(s) URL (got 'e.org')",
         "[content] fetch_timeout: must be a number greater than 0 (got 0)",
@@ -489,12 +489,13 @@ def test_the_readme_reference_lists_every_setting(tmp_path: Path) -> None:
     path.write_text("[zzz]\n", encoding="utf-8")
     (line,) = [line for line in _lines(path) if line.startswith("[zzz]")]
     assert line.split("(known: ", 1)[1].rstrip(")").split(", ") == [
-        "site", "content", "feeds", "state", "jobs", "bounces", "serve", "mail", "lists"
+        "site", "content", "feeds", "state", "jobs", "bounces", "serve", "pages", "mail", "lists"
     ]
-    assert set(reference) == {"site", "content", "feeds", "state", "jobs", "bounces", "serve", "mail", "lists"}
+    assert set(reference) == {"site", "content", "feeds", "state", "jobs", "bounces", "serve", "pages", "mail", "lists"}
     tables = {
         "site": reference["site"], "content": reference["content"], "feeds": reference["feeds"],
         "state": reference["state"], "jobs": reference["jobs"], "serve": reference["serve"],
+        "pages": reference["pages"],
         "mail": {k: v for k, v in reference["mail"].items() if k not in ("smtp", "dkim")},
         "mail.smtp": reference["mail"]["smtp"], "mail.dkim": reference["mail"]["dkim"],
         "lists.daily": reference["lists"]["daily"],

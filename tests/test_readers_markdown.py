@@ -286,6 +286,8 @@ def test_keys_ignore_case_and_other_tools_keys_mean_what_they_mean_there() -> No
     assert post.updated == datetime(2024, 2, 11, 9, 0, tzinfo=timezone.utc)
     assert post.url == "/2024/moved/"
     assert result.warnings == ()
+    # Hugo's aliases are read (each becomes a redirect page).
+    assert post.aliases == ("/old/moved/", "/older/moved.html")
     # The registry hands the warnings on; read() gives the same post.
     reader = reader_for(f"posts/{name}")
     assert reader is not None

@@ -56,18 +56,18 @@ def main(ctx: click.Context, config_path: Path, verbose: int, quiet: bool) -> No
 
 
 @main.command()
-@click.option("--force", is_flag=True, help="Rewrite every feed even if unchanged.")
+@click.option("--force", is_flag=True, help="Rewrite every feed and page even if unchanged.")
 @click.pass_context
 def build(ctx: click.Context, force: bool) -> None:
     """Read the content, update the state store and write the feeds."""
-    from publisher.feeds import build_site
+    from publisher.app.common import build as build_all
     from publisher.feeds import ATOM, JSON_FEED, RSS
     from publisher.state import StateStore
 
     config = ctx_config(ctx)
     store = StateStore.connect(config.state)
     try:
-        report = build_site(config, store=store, now=ctx_now(ctx), force=force)
+        report, pages = build_all(config, store, ctx_now(ctx), force=force)
     finally:
         store.close()
     code = report_errors(report)
@@ -85,6 +85,13 @@ def build(ctx: click.Context, force: bool) -> None:
             click.echo(f"  and {plural(others, 'more file')} (tag, author, comment and archive feeds)")
         if report.removed:
             click.echo(f"  removed {plural(len(report.removed), 'feed')} no longer produced")
+        if config.pages.enabled:
+            click.echo(
+                f"Pages in {config.relative(config.pages.out)}/: {len(pages.written)} written, "
+                f"{len(pages.unchanged)} unchanged"
+                + (f", {len(pages.removed)} removed" if pages.removed else "")
+                + (f", {plural(len(pages.redirects), 'redirect')}" if pages.redirects else "")
+            )
         for old, new in report.renamed:
             click.echo(f"renamed: {old} -> {new}")
         if unexpected := unexpected_skips(report.skipped):
@@ -115,6 +122,10 @@ def check(ctx: click.Context) -> None:
             issue = next_issue(report.site, digest_list, store, now=now, force=True)
             if issue is not None:
                 render_issue(issue, report.site.info, templates=config.mail.templates / "email")
+        if config.pages.enabled:
+            from publisher.pages import check_pages
+
+            check_pages(config, report.site, store=store)
     finally:
         store.close()
     code = report_errors(report)

@@ -9,8 +9,13 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from publisher.config import Config
+    from publisher.feeds import BuildReport
     from publisher.mail import Transport
+    from publisher.pages import PagesReport
+    from publisher.state import StateStore
 
 log = logging.getLogger("publisher")
 
@@ -18,6 +23,16 @@ log = logging.getLogger("publisher")
 def plural(n: int, word: str) -> str:
     """``1 post``, ``2 posts``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def build(config: Config, store: StateStore, now: datetime, force: bool = False) -> tuple[BuildReport, PagesReport]:
+    """The build: the feeds (``feeds.build_site``), then the web pages of the same site."""
+    from publisher.feeds import build_site
+    from publisher.pages import build_pages
+
+    report = build_site(config, store=store, now=now, force=force)
+    pages = build_pages(config, report.site, store=store, fingerprint=report.fingerprint, force=force)
+    return report, pages
 
 
 def make_transport(config: Config) -> Transport:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING
 
 import schedule
 
-from publisher.app.common import plural
+from publisher.app.common import build, plural
 from publisher.clock import Clock
 from publisher.config import Config
 from publisher.errors import PublisherError
@@ -295,9 +295,7 @@ class Scheduler:
         self.store.jobs.record(JobRun(job.name, done, started, self.clock.now(), status, message))
 
     def _build(self, job: Job, now: datetime) -> str:
-        from publisher.feeds import build_site
-
-        report = build_site(self.config, store=self.store, now=now)
+        report, pages = build(self.config, self.store, now)
         for error in report.errors:
             log.warning("%s: rejected %s", job.context, error)
         for warning in report.warnings:
@@ -306,7 +304,8 @@ class Scheduler:
             log.info("%s: renamed: %s -> %s", job.context, old, new)
         return (
             f"built {plural(len(report.site.posts), 'post')}: {len(report.written)} written, "
-            f"{len(report.unchanged)} unchanged, {len(report.errors)} rejected"
+            f"{len(report.unchanged)} unchanged, {len(report.errors)} rejected; "
+            f"pages: {len(pages.written)} written, {len(pages.removed)} removed"
         )
 
     def _bounces(self, job: Job, now: datetime) -> tuple[str, str]:
@@ -323,9 +322,7 @@ class Scheduler:
         """Rebuild, finish the unfinished issue and, for a slot, send a new one.
         Returns the message and the status: ok, stopped or error."""
         digest_list = self.config.lists[job.list_name]
-        from publisher.feeds import build_site
-
-        report = build_site(self.config, store=self.store, now=now)
+        report, _ = build(self.config, self.store, now)
         for error in report.errors:
             log.warning("%s: rejected %s", job.context, error)
         log.debug("%s: rebuilt the feeds: %d written", job.context, len(report.written))

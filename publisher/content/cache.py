@@ -34,8 +34,8 @@ log = logging.getLogger("publisher.content")
 # Bump when what a reading gives changes without publisher's version changing.
 # 4: srcset and cite URLs are resolved too. 5: HTML pieces only where there is HTML.
 # 6: imported feeds resolve srcset against their source. 7: warnings are kept.
-# 8: enclosures, expiry, derived slugs, and files skipped as not posts.
-CACHE_FORMAT = 8
+# 8: enclosures, expiry, derived slugs, and files skipped as not posts. 9: aliases.
+CACHE_FORMAT = 9
 
 
 class PostCache:
@@ -389,7 +389,7 @@ _HTML = _POST_FIELDS.index("content_html")
 _AUTHOR = _POST_FIELDS.index("author")
 _BLOCKS = _POST_FIELDS.index("blocks")
 _COMMENTS = _POST_FIELDS.index("comments")
-_TUPLES = tuple(i for i, name in enumerate(_POST_FIELDS) if name == "tags")
+_TUPLES = tuple(i for i, name in enumerate(_POST_FIELDS) if name in ("tags", "aliases"))
 _COMMENT_DATE = [f.name for f in fields(Comment)].index("date")
 
 

@@ -31,7 +31,7 @@ from publisher.content import IdentityNotes, PostCache, load_posts, publish
 from publisher.errors import ContentError, OutputError
 from publisher.feeds.formats import COMMENTS, MANAGED_FOLDERS, STYLESHEET, FeedDocument, FeedOptions, plan_feeds
 from publisher.state import ProcessLock
-from publisher.model import Site
+from publisher.model import Post, Site
 from publisher.resources import default_templates
 from publisher.content import load_feed_sources
 from publisher.state import BuildRecord, FeedOutput, PostRecord, PostRepository, StateStore
@@ -57,6 +57,9 @@ class BuildReport:
     # Files under the content folders that are no posts: "path: reason".
     skipped: tuple[str, ...] = ()
     renamed: tuple[tuple[str, str], ...] = ()  # (old source, new source): moved posts that kept their identity
+    # A post's fingerprint as the build knows it (cheaper than hashing the
+    # post): for the stages that make more from the same site.
+    fingerprint: Callable[[Post], bytes | None] | None = None
 
     @property
     def unchanged(self) -> tuple[str, ...]:
@@ -125,7 +128,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     4. Rename the staged feeds into place; a second short transaction
        records what was written, and the build.
 
-    One build at a time does steps 2 to 4 (``_writing_lock``); one that
+    One build at a time does steps 2 to 4 (``writing_lock``); one that
     waited for another works its identities out again if that one changed
     the records. Step 3 checks the records are still those the identities
     were worked out from; if a process that does not take the lock changed
@@ -156,7 +159,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     records = store.posts.records()
     changes = _IdentityChanges(records)
     site, publish_errors = identities(changes)
-    lock = _writing_lock(config)
+    lock = writing_lock(config)
     try:
         current = store.posts.records()
         if current != records:
@@ -192,7 +195,10 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     if config.feeds.hub and changed_feeds:
         warnings += ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
     names, warnings = tuple(document.name for document in documents), tuple(warnings + notes.ambiguous)
-    return BuildReport(site, errors, names, tuple(written), tuple(removed), warnings, skipped, tuple(notes.renamed))
+    return BuildReport(
+        site, errors, names, tuple(written), tuple(removed), warnings,
+        skipped=skipped, renamed=tuple(notes.renamed), fingerprint=cache.fingerprint,
+    )
 
 
 def _commit_identities(
@@ -227,7 +233,7 @@ def _commit_identities(
     return again
 
 
-def _writing_lock(config: Config) -> ProcessLock:
+def writing_lock(config: Config) -> ProcessLock:
     """The lock (``state.db.build.lock``) a build holds from making its feeds
     to recording them, taken once any build holding it is done."""
     state = config.state.path

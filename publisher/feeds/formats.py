@@ -31,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone, tzinfo
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -241,7 +242,9 @@ def _stylesheet(data: bytes, site: Site, options: FeedOptions) -> bytes:
     if not options.stylesheet:
         return data
     declaration, _, rest = data.partition(b"\n")
-    href = _url(site, STYLESHEET).encode()
+    # A path from the root: a browser applies only a stylesheet of the
+    # feed's own origin, whatever address the feed is read at.
+    href = urlsplit(_url(site, STYLESHEET)).path.encode()
     return declaration + b'\n<?xml-stylesheet type="text/xsl" href="' + href + b'"?>\n' + rest
 
 
@@ -478,7 +481,7 @@ def plan_feeds(
 
 # Bump when the bytes made from the same inputs change without publisher's
 # version changing.
-_DIGEST_FORMAT = 1
+_DIGEST_FORMAT = 2
 
 
 class _Plan:

@@ -71,15 +71,22 @@ def write_if_changed(path: Path, data: bytes, force: bool = False) -> bool:
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 
-def _stage(path: Path, data: bytes, mode: int) -> str:
-    """Write ``data`` to a new temporary file beside ``path``; returns its name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _stage(path: Path, data: bytes, mode: int, sync: bool = True, folders: set[Path] | None = None) -> str:
+    """Write ``data`` to a new temporary file beside ``path``; returns its name.
+
+    ``folders``: the folders known to exist (those made here are added), so
+    that a folder of many files is made once, not asked for per file."""
+    if folders is None or path.parent not in folders:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if folders is not None:
+            folders.add(path.parent)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.chmod(tmp_name, mode)
     except BaseException:
         os.unlink(tmp_name)
@@ -104,9 +111,14 @@ class StagedFiles:
         staged.changed  # the paths replaced, in the order they were added
     """
 
-    def __init__(self, *, force: bool = False, mode: int = 0o644) -> None:
+    def __init__(self, *, force: bool = False, mode: int = 0o644, many: bool = False) -> None:
         self._force = force
         self._mode = mode
+        # Many files (a site's pages): one flush of the file system before
+        # the renames and one after, rather than an fsync per file and per
+        # folder, each of which waits for the disk.
+        self._many = many
+        self._folders: set[Path] = set()
         self._staged: dict[Path, str] = {}
         self._closed = False
         self.changed: list[Path] = []
@@ -132,7 +144,7 @@ class StagedFiles:
         if not self._force and _same_bytes(path, data):
             return False
         try:
-            self._staged[path] = _stage(path, data, self._mode)
+            self._staged[path] = _stage(path, data, self._mode, sync=not self._many, folders=self._folders)
         except OSError as exc:
             raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         return True
@@ -143,10 +155,15 @@ class StagedFiles:
         staged = list(self._staged)
         current: Path | None = None
         try:
+            if self._many and staged:
+                os.sync()  # every staged byte on disk before any name points at it
             for current, tmp_name in self._staged.items():
                 os.replace(tmp_name, current)
-            for current in dict.fromkeys(path.parent for path in staged):
-                fsync_folder(current)
+            if self._many and staged:
+                os.sync()
+            else:
+                for current in dict.fromkeys(path.parent for path in staged):
+                    fsync_folder(current)
         except OSError as exc:
             raise OutputError(f"{current}: cannot write: {exc.strerror or exc}") from exc
         finally:
@@ -189,14 +206,17 @@ def write_changed(
 
 def remove_temporaries(folder: Path) -> list[Path]:
     """Remove temporary files a killed writer left under ``folder``."""
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
-    for path in folder.rglob(".*.tmp"):
-        if path.is_file() and _TEMPORARY.match(path.name):
-            try:
-                path.unlink()
-                removed.append(path)
-            except OSError:
-                pass
+    # os.walk (scandir underneath): a pages folder has thousands of folders.
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if name.startswith(".") and _TEMPORARY.match(name):
+                path = Path(parent) / name
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except OSError:
+                    pass
     return removed

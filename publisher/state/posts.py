@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from publisher.state.database import Database
-from publisher.state.records import BuildRecord, CachedFetch, FeedOutput, PostRecord
+from publisher.state.records import BuildRecord, CachedFetch, FeedOutput, PageOutput, PostRecord
 from publisher.state.schema import from_iso, from_optional_iso, iso
 
 _POST_COLUMNS = "source, guid, slug, first_seen, content_hash, updated, date"
@@ -111,6 +111,22 @@ class SqlBuildRepository:
 
     def forget_feed_outputs(self, names: Iterable[str]) -> None:
         self._db.executemany("DELETE FROM feed_outputs WHERE name = ?", ((n,) for n in names))
+
+    def page_outputs(self) -> dict[str, PageOutput]:
+        """Every file of the pages folder the last builds wrote, by name."""
+        rows = self._db.query("SELECT name, digest, size, mtime_ns, post FROM page_outputs")
+        return {row[0]: PageOutput(*row) for row in rows}
+
+    def remember_page_outputs(self, outputs: Iterable[PageOutput]) -> None:
+        self._db.executemany(
+            """INSERT INTO page_outputs (name, digest, size, mtime_ns, post) VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT(name) DO UPDATE SET
+                 digest = excluded.digest, size = excluded.size, mtime_ns = excluded.mtime_ns, post = excluded.post""",
+            ((o.name, o.digest, o.size, o.mtime_ns, o.post) for o in outputs),
+        )
+
+    def forget_page_outputs(self, names: Iterable[str]) -> None:
+        self._db.executemany("DELETE FROM page_outputs WHERE name = ?", ((n,) for n in names))
 
     def record(self, build: BuildRecord) -> None:
         self._db.execute(

@@ -23,6 +23,7 @@ from publisher.state.records import (
     IssueInfo,
     JobRun,
     PendingConfirmation,
+    PageOutput,
     PendingDelivery,
     PostRecord,
 )
@@ -57,6 +58,12 @@ class BuildRepository(Protocol):
     def remember_feed_outputs(self, outputs: Iterable[FeedOutput]) -> None: ...
 
     def forget_feed_outputs(self, names: Iterable[str]) -> None: ...
+
+    def page_outputs(self) -> dict[str, PageOutput]: ...
+
+    def remember_page_outputs(self, outputs: Iterable[PageOutput]) -> None: ...
+
+    def forget_page_outputs(self, names: Iterable[str]) -> None: ...
 
     def record(self, build: BuildRecord) -> None: ...
 

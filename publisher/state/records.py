@@ -39,6 +39,17 @@ class FeedOutput:
 
 
 @dataclass(frozen=True)
+class PageOutput:
+    """A file of the pages folder as the build left it; ``post`` is the id of the post it shows."""
+
+    name: str
+    digest: str
+    size: int
+    mtime_ns: int
+    post: str | None = None
+
+
+@dataclass(frozen=True)
 class CachedFetch:
     """The last good response of a feed source's URL.
 

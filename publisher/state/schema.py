@@ -248,6 +248,19 @@ MIGRATIONS: tuple[str | Mapping[str, str], ...] = (
     ALTER TABLE deliveries ADD COLUMN lease_until TEXT;
     CREATE INDEX deliveries_lease ON deliveries(issue_id, status, lease_until);
     """,
+    # 14: each file of the pages folder a build wrote (pages, redirects,
+    # copied assets): the digest of what it was made from, its size and
+    # mtime once written, and the id of the post it shows (so a post that
+    # moves leaves a redirect where it was).
+    """
+    CREATE TABLE page_outputs (
+        name TEXT PRIMARY KEY,
+        digest TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        post TEXT
+    );
+    """,
 )
 
 

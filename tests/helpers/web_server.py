@@ -51,8 +51,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_web_site(root: Path, port: int, extra: str = "") -> Path:
-    """A site whose public URL is the test server's, with an outbox transport."""
+def make_web_site(root: Path, port: int, extra: str = "", *, pages: bool = False) -> Path:
+    """A site whose public URL is the test server's, with an outbox transport.
+
+    Without ``pages`` the build writes no web pages, so ``serve``'s own
+    index (the form with its CSRF token) answers at /."""
     root.mkdir(parents=True, exist_ok=True)
     posts = root / "posts"
     posts.mkdir(exist_ok=True)
@@ -69,6 +72,7 @@ def make_web_site(root: Path, port: int, extra: str = "") -> Path:
         '[lists.daily]\ntitle = "Daily digest"\ndescription = "Every day\'s posts"\n'
         "backfill = 5\n\n"  # its first issue holds the site's posts
         '[lists.weekly]\ntitle = "Weekly roundup"\n'
+        + ("" if pages else "\n[pages]\nenabled = false\n")
         + extra,
         encoding="utf-8",
     )

@@ -27,6 +27,7 @@ from .context import EXTENSION, STORE_THREADS, WebContext, close_store, context,
 from .feed_files import FeedFiles
 from .headers import CSP, SECURITY_HEADERS, PublicHost
 from .ratelimit import store_busy
+from .site_files import SiteFiles
 
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -66,7 +67,11 @@ def create_app(
         site_templates=config.mail.templates / "web",
     )
     app = _flask_app(site)
-    app.wsgi_app = FeedFiles(app.wsgi_app, config.feeds.out, _feeds_mount(config))  # type: ignore[method-assign]
+    if config.pages.enabled:
+        app.wsgi_app = SiteFiles(app.wsgi_app, config.pages.out)  # type: ignore[method-assign]
+    app.wsgi_app = FeedFiles(  # type: ignore[method-assign]
+        app.wsgi_app, config.feeds.out, _feeds_mount(config), view=config.feeds.stylesheet
+    )
     if prefix:
         app.wsgi_app = _PrefixMiddleware(app.wsgi_app, prefix)  # type: ignore[method-assign]
     app.wsgi_app = PublicHost(app.wsgi_app, config.site.url)  # type: ignore[method-assign]

@@ -26,10 +26,31 @@ RSS_TYPE = "application/rss+xml; charset=utf-8"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 JSON_FEED_TYPE = "application/feed+json; charset=utf-8"
 XSLT_TYPE = "application/xslt+xml; charset=utf-8"
+XML_TYPE = "application/xml; charset=utf-8"
 
 _ARCHIVE_ATOM = re.compile(r"(?:.*/)?atom-\d+\.xml")
 _ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c|00)", re.IGNORECASE)
 _GZIP_CACHE_SIZE = 64
+# Appended to the name of a feed asked for by a browser (see ``wants_page``).
+_VIEW = "\x00view"
+# The feed as a page: the browser fetches feed.xsl (CSP's script-src
+# governs XSLT) and shows its output, which has an inline <style>.
+# Chromium's XSLT runs an inline handler of its own: 'unsafe-inline', on
+# this answer only, whose document holds no script (the feed's text is
+# text to the stylesheet, never markup).
+CSP_FEED_VIEW = CSP_FEED + "; script-src 'self' 'unsafe-inline'"
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json")
+
+
+def wants_page(accept: str | None) -> bool:
+    """Does a request with this Accept header come from a browser opening a
+    feed (text/html asked for, no feed type named) rather than a feed reader?"""
+    if not accept:
+        return False
+    accepted = parse_accept_header(accept)
+    if not any(value == "text/html" and quality > 0 for value, quality in accepted):
+        return False
+    return not any(value in _FEED_TYPES and quality > 0 for value, quality in accepted)
 
 
 def feed_content_type(name: str) -> str | None:
@@ -76,11 +97,11 @@ def resolve_feed_file(folder: Path, name: str) -> Path | None:
     return path
 
 
-def _etag(size: int, mtime_ns: int, inode: int, gzipped: bool) -> str:
+def _etag(size: int, mtime_ns: int, inode: int, gzipped: bool, variant: str = "") -> str:
     # Strong: the writer replaces a feed by renaming a new file over it, so
     # new bytes always come with a new inode and mtime. The gzip coding is
-    # another representation, so it gets its own tag.
-    return f'"{inode:x}-{size:x}-{mtime_ns:x}{"-gz" if gzipped else ""}"'
+    # another representation, so it gets its own tag (as does the page view).
+    return f'"{inode:x}-{size:x}-{mtime_ns:x}{variant}{"-gz" if gzipped else ""}"'
 
 
 class _GzipCache:
@@ -145,12 +166,14 @@ class FeedFiles:
     file, an encoded separator in the request line) goes on to ``app``.
     """
 
-    def __init__(self, app, folder: Path, mount: str):
+    def __init__(self, app, folder: Path, mount: str, *, view: bool = False):
         self.app = app
         self.folder = folder
         self.mount = mount
+        self.view = view  # feed.xsl is written: a browser gets the feed as a page
         self._known: dict[str, _FeedFile] = {}
         self._codings: dict[str, bool] = {}
+        self._views: dict[str, bool] = {}
         self._gzip = _GzipCache()
 
     def __call__(self, environ, start_response):
@@ -158,10 +181,12 @@ class FeedFiles:
         if method != "GET" and method != "HEAD":
             return self.app(environ, start_response)
         name = self._name(environ)
+        if name and self.view and name.endswith(".xml") and self._wants_page(environ.get("HTTP_ACCEPT")):
+            name += _VIEW
         known = self._check(name) if name else None
         if known is None:
             return self.app(environ, start_response)
-        gzipped = self._accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING"))
+        gzipped = self._accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING")) and self._compressible(name)
         if self._not_modified(environ, known):
             return self._answer_304(start_response, known, gzipped)
         try:
@@ -214,7 +239,7 @@ class FeedFiles:
                     return known
             except OSError:
                 pass
-        path = resolve_feed_file(self.folder, name)
+        path = self._resolve(name)
         if path is None:
             self._known.pop(name, None)
             return None
@@ -222,27 +247,54 @@ class FeedFiles:
             stat = os.stat(path)
         except OSError:
             return None
-        known = self._describe(name, str(self.folder / name), str(path), stat)
+        known = self._describe(name, str(self._lookup(name)), str(path), stat)
         if len(self._known) >= _MAX_KNOWN_FILES:
             self._known.clear()
         self._known[name] = known
         return known
 
-    @staticmethod
-    def _describe(name: str, lookup: str, path: str, stat: os.stat_result) -> _FeedFile:
-        identity = _etag(stat.st_size, stat.st_mtime_ns, stat.st_ino, gzipped=False)
-        coded = _etag(stat.st_size, stat.st_mtime_ns, stat.st_ino, gzipped=True)
+    def _resolve(self, name: str) -> Path | None:
+        """The file to serve for ``name``, or None (see ``resolve_feed_file``)."""
+        return resolve_feed_file(self.folder, name.removesuffix(_VIEW))
+
+    def _compressible(self, name: str) -> bool:
+        return True
+
+    def _lookup(self, name: str) -> Path:
+        """The path each request for ``name`` stats, symlinks unresolved."""
+        return self.folder / name.removesuffix(_VIEW)
+
+    def _wants_page(self, accept: str | None) -> bool:
+        if not accept:
+            return False
+        found = self._views.get(accept)
+        if found is None:
+            found = wants_page(accept)
+            if len(self._views) >= _MAX_KNOWN_CODINGS:
+                self._views.clear()
+            self._views[accept] = found
+        return found
+
+    def _kind(self, name: str) -> tuple[str, list[tuple[str, str]]]:
+        """The Content-Type of ``name`` and the headers of its kind of file."""
+        viewed = name.endswith(_VIEW)
+        media_type = XML_TYPE if viewed else feed_content_type(name) or "application/octet-stream"
+        return media_type, [
+            ("Cache-Control", f"public, max-age={FEED_MAX_AGE}"),
+            ("Vary", "Accept, Accept-Encoding" if self.view and name.endswith((".xml", _VIEW)) else "Accept-Encoding"),
+            ("Access-Control-Allow-Origin", "*"),
+            ("Content-Security-Policy", CSP_FEED_VIEW if viewed else CSP_FEED),
+        ]
+
+    def _describe(self, name: str, lookup: str, path: str, stat: os.stat_result) -> _FeedFile:
+        variant = "-view" if name.endswith(_VIEW) else ""
+        identity = _etag(stat.st_size, stat.st_mtime_ns, stat.st_ino, gzipped=False, variant=variant)
+        coded = _etag(stat.st_size, stat.st_mtime_ns, stat.st_ino, gzipped=True, variant=variant)
         modified = datetime.fromtimestamp(int(stat.st_mtime), timezone.utc)
         last_modified = format_datetime(modified, usegmt=True)
-        common = [
-            ("Last-Modified", last_modified),
-            ("Cache-Control", f"public, max-age={FEED_MAX_AGE}"),
-            ("Vary", "Accept-Encoding"),
-            ("Access-Control-Allow-Origin", "*"),
-            ("Content-Security-Policy", CSP_FEED),
-            *SECURITY_HEADERS.items(),
-        ]
-        content_type = ("Content-Type", feed_content_type(name) or "application/octet-stream")
+        media_type, headers = self._kind(name)
+        common = [("Last-Modified", last_modified), *headers, *SECURITY_HEADERS.items()]
+        content_type = ("Content-Type", media_type)
         return _FeedFile(
             lookup=lookup,
             path=path,

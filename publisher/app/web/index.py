@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, Response, abort
 
 from .context import context, page
+from .site_files import CSP_PAGES
 
 log = logging.getLogger("publisher.web")
 
@@ -108,4 +109,11 @@ def favicon():
 
 
 def not_a_feed(name: str):
+    config = context().config
+    missing = config.pages.out / "404.html"
+    if config.pages.enabled and missing.is_file():
+        # The pages' own "nothing here", in the site's look.
+        response = Response(missing.read_bytes(), status=404, content_type="text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = CSP_PAGES
+        return response
     abort(404)

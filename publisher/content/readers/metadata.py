@@ -75,6 +75,7 @@ class Metadata:
     enclosures: tuple[Enclosure, ...] = ()
     # Why the file is no post ("a page (layout: page)"), when it is not.
     page: str | None = None
+    aliases: tuple[str, ...] = ()
     warnings: tuple[ContentWarning, ...] = ()
 
 
@@ -92,6 +93,7 @@ def post_fields(meta: Metadata) -> dict[str, Any]:
         "image": meta.image,
         "expires": meta.expires,
         "enclosures": meta.enclosures,
+        "aliases": meta.aliases,
     }
 
 
@@ -236,11 +238,25 @@ def _sources(value: Any) -> dict[str, str]:
     return {_text(name, "sources"): _url(url, f"sources.{name}") for name, url in value.items()}
 
 
+def _aliases(value: Any) -> tuple[str, ...]:
+    """Other URLs of the post: paths under the site's URL ("/2019/old/") or http(s) URLs."""
+    found = []
+    for alias in _text_list(value, "aliases"):
+        alias = alias.strip()
+        if "://" in alias:
+            alias = _url(alias, "aliases")
+        elif not alias or any(c in alias for c in "\\?#\x00") or ".." in alias.split("/"):
+            raise ValueError(f"aliases: {alias!r} is not a path such as /2019/old-name/")
+        found.append(alias)
+    return tuple(dict.fromkeys(found))
+
+
 # The keys publisher reads; any other is reported (and otherwise ignored).
 KEYS = frozenset(
     {
         "title", "date", "updated", "id", "slug", "url", "canonical_url", "tags", "categories",
         "author", "summary", "draft", "image", "sources", "enclosure",
+        "author", "summary", "draft", "image", "sources", "aliases",
     }
 )  # fmt: skip
 
@@ -348,6 +364,7 @@ def parse_metadata(
         "author": _author,
         "sources": _sources,
         "enclosure": lambda v: tuple(_enclosure(item) for item in (v if isinstance(v, list) else [v])),
+        "aliases": _aliases,
     }
     tags: list[str] = []
     spelt: dict[str, str] = {}  # key -> as written

@@ -1,0 +1,114 @@
+"""Static files for the pages folder: images and other files posts link to
+relatively, and the ``[content] static`` folders, each copied to the URL its
+links resolve to.
+
+    assets = find_assets(config, site)   # name in the pages folder -> source file
+    copied = copy_assets(out, assets, known)
+
+A post's links were made absolute against its URL by the content stage
+(``img.png`` in ``2024/05/hello/`` is ``https://SITE/2024/05/hello/img.png``),
+so a link under the site's URL that is no page names a file: looked for
+beside the post's file (the same relative path), then under each content
+folder and its parent (a Jekyll ``assets/`` folder). A file outside the
+site's folder is never copied.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from publisher.config import Config
+from publisher.errors import OutputError
+from publisher.files import fsync_folder
+from publisher.model import Site
+from publisher.pages.plan import page_name
+
+log = logging.getLogger("publisher.pages.assets")
+
+
+
+def find_assets(config: Config, site: Site) -> dict[str, Path]:
+    """Every file to copy: its name in the pages folder -> the file it is copied from."""
+    root = config.root.resolve()
+    found: dict[str, Path] = {}
+    for folder in config.content.static:
+        if folder.is_dir():
+            for path in sorted(folder.rglob("*")):
+                name = path.relative_to(folder).as_posix()
+                if path.is_file() and not any(part.startswith(".") for part in name.split("/")):
+                    found.setdefault(name, path)
+    bases = [p if p.is_dir() else p.parent for p in config.content.paths]
+    bases = [str(b) for b in bases + [b.parent for b in bases if b.parent != b]]
+    # The content stage made every link absolute: only those under the site's URL can name a file here.
+    links = re.compile(r"""\s(?:src|href|poster)\s*=\s*["'](%s[^"'<>]*)["']""" % re.escape(config.site.url), re.IGNORECASE)
+    for post in site.posts:
+        if not post.url or not post.url.startswith(config.site.url):
+            continue
+        beside = os.path.dirname(os.path.join(config.root, post.source))
+        for url in dict.fromkeys(_links(post, links)):
+            name = page_name(config.site.url, url)
+            if name is None or name.endswith("index.html") or name in found:
+                continue
+            path = _source_of(url, post.url, name, beside, bases, root)
+            if path is not None:
+                found[name] = path
+    return found
+
+
+def _links(post, pattern: re.Pattern[str]) -> list[str]:
+    links = pattern.findall(post.content_html)
+    if post.image:
+        links.append(post.image)
+    return [link.replace("&amp;", "&") for link in links]
+
+
+def _source_of(url: str, post_url: str, name: str, beside: str, bases: list[str], root: Path) -> Path | None:
+    """The file ``url`` names: beside the post, else under a content folder."""
+    page = unquote(urlsplit(post_url).path)
+    here = page if page.endswith("/") else posixpath.dirname(page)
+    relative = posixpath.relpath(unquote(urlsplit(url).path), here)
+    for candidate in [os.path.join(beside, relative)] + [os.path.join(base, name) for base in bases]:
+        if not os.path.isfile(candidate):  # one stat; most links name no file of ours
+            continue
+        path = Path(os.path.realpath(candidate))
+        if path.is_relative_to(root):
+            return path
+    return None
+
+
+def copy_asset(source: Path, target: Path, force: bool = False) -> bool:
+    """Copy ``source`` to ``target`` atomically unless it is there already
+    (the same size and modification time: the copy keeps the source's); True if copied."""
+    try:
+        stat = source.stat()
+        try:
+            have = target.stat()
+            if not force and have.st_size == stat.st_size and have.st_mtime_ns == stat.st_mtime_ns:
+                return False
+        except OSError:
+            pass
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle, source.open("rb") as data:
+                shutil.copyfileobj(data, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp_name, 0o644)
+            os.utime(tmp_name, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            os.replace(tmp_name, target)
+        except BaseException:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+            raise
+        fsync_folder(target.parent)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot copy {source}: {exc.strerror or exc}") from exc
+    return True
