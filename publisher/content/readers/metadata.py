@@ -21,7 +21,7 @@ summary, ``authors`` and ``category`` add to ``author`` and ``tags``;
 page`` or ``type: page`` marks a page, which is not a post. ``enclosure``
 (also ``audio``, ``podcast``) is a media file: a URL, or a table with
 ``url``, ``type`` and ``length``. Keys those tools use for templates and
-menus (``layout``, ``weight``, ``aliases`` …) are read without a warning.
+menus (``layout``, ``weight`` …) are read without a warning.
 
     meta = parse_metadata(raw, path="posts/a.md", text=front_matter_text, first_line=1, tz=ZoneInfo("UTC"))
     meta.date      # aware datetime, naive values taken in the site's time zone
@@ -255,8 +255,7 @@ def _aliases(value: Any) -> tuple[str, ...]:
 KEYS = frozenset(
     {
         "title", "date", "updated", "id", "slug", "url", "canonical_url", "tags", "categories",
-        "author", "summary", "draft", "image", "sources", "enclosure",
-        "author", "summary", "draft", "image", "sources", "aliases",
+        "author", "summary", "draft", "image", "sources", "enclosure", "aliases",
     }
 )  # fmt: skip
 
@@ -273,7 +272,7 @@ ALIASES = {
 # Keys of other tools that change nothing in a feed: read without a warning.
 OTHER_TOOLS_KEYS = frozenset(
     {
-        "layout", "type", "weight", "aliases", "toc", "comments", "excerpt_separator", "lang",
+        "layout", "type", "weight", "toc", "comments", "excerpt_separator", "lang",
         "translation", "translationkey", "keywords", "menu", "params", "series", "save_as",
         "template", "eleventynavigation", "sitemap", "outputs", "headless", "linktitle",
         "markup", "resources", "pagination", "permalink", "published", "status", "publishdate",
