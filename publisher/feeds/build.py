@@ -191,14 +191,11 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
                     store.builds.record(BuildRecord(now, len(site.posts), len(errors), len(written)))
     finally:
         lock.release()
-    changed_feeds = [config.feeds.url + uri_path(name) for name in written if name != STYLESHEET]
-    if config.feeds.hub and changed_feeds:
-        warnings += ping_hub(config.feeds.hub, changed_feeds, timeout=HUB_TIMEOUT)
-    names, warnings = tuple(document.name for document in documents), tuple(warnings + notes.ambiguous)
-    return BuildReport(
-        site, errors, names, tuple(written), tuple(removed), warnings,
-        skipped=skipped, renamed=tuple(notes.renamed), fingerprint=cache.fingerprint,
-    )
+    if config.feeds.hub and (changed := [config.feeds.url + uri_path(n) for n in written if n != STYLESHEET]):
+        warnings += ping_hub(config.feeds.hub, changed, timeout=HUB_TIMEOUT)
+    names, renamed = tuple(document.name for document in documents), tuple(notes.renamed)
+    warnings = tuple(warnings + notes.ambiguous)
+    return BuildReport(site, errors, names, tuple(written), tuple(removed), warnings, skipped, renamed, cache.fingerprint)
 
 
 def _commit_identities(

@@ -33,6 +33,7 @@ from __future__ import annotations
 import email.utils
 import mimetypes
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from typing import Any
@@ -339,17 +340,9 @@ def _other_tools(raw: dict[str, tuple[str, Any]], fields: dict[str, Any], tz: Zo
             raise ValueError(f"{shown}: {exc}") from None
 
 
-def parse_metadata(
-    raw: dict[str, Any], *, path: str, text: str, first_line: int, tz: ZoneInfo
-) -> Metadata:
-    """Check and convert ``raw``; the first bad key raises ``ContentError`` at its line.
-
-    Keys are matched ignoring case. A key publisher reads given twice in two
-    spellings (``draft`` and ``Draft``) is an error; an unknown key is a
-    warning in ``Metadata.warnings``.
-    """
-    fields: dict[str, Any] = {}
-    converters = {
+def _converters(tz: ZoneInfo) -> dict[str, Callable[[Any], Any]]:
+    """Each key of publisher's own: the value as written -> the metadata (ValueError: why not)."""
+    return {
         "title": lambda v: visible_line(_text(v, "title")),
         "date": lambda v: parse_date(v, tz),
         "updated": lambda v: parse_date(v, tz),
@@ -365,6 +358,19 @@ def parse_metadata(
         "enclosure": lambda v: tuple(_enclosure(item) for item in (v if isinstance(v, list) else [v])),
         "aliases": _aliases,
     }
+
+
+def parse_metadata(
+    raw: dict[str, Any], *, path: str, text: str, first_line: int, tz: ZoneInfo
+) -> Metadata:
+    """Check and convert ``raw``; the first bad key raises ``ContentError`` at its line.
+
+    Keys are matched ignoring case. A key publisher reads given twice in two
+    spellings (``draft`` and ``Draft``) is an error; an unknown key is a
+    warning in ``Metadata.warnings``.
+    """
+    fields: dict[str, Any] = {}
+    converters = _converters(tz)
     tags: list[str] = []
     spelt: dict[str, str] = {}  # key -> as written
     warnings: list[ContentWarning] = []
