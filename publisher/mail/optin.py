@@ -116,14 +116,25 @@ def confirmation_message(config: Config, email: str, lists: Sequence[DigestList]
     if not lists:
         raise ValueError("a confirmation needs at least one list")
     secret = _secret(config)
-    site = config.site.url
     first = lists[0]
     subject, html, text = render_confirmation(
         config.site_info, lists, confirm_url(config, token), templates=config.mail.templates / "email"
     )
+    return list_message(config, secret, email, "", first, (subject, html, text), kind="confirm", now=now)
+
+
+def list_message(
+    config: Config, secret: bytes, email: str, name: str, first: DigestList, parts: tuple[str, str, str],
+    *, kind: str, now: datetime,
+) -> bytes:
+    """A one-off email about ``first`` (a confirmation, a welcome) to one
+    address, with the list's headers and its signed unsubscribe link; DKIM
+    signed when configured. ``parts``: subject, HTML and text."""
+    site = config.site.url
+    subject, html, text = parts
     personal = Personal(
         email=email,
-        name="",
+        name=name,
         unsubscribe_url=f"{site}unsubscribe/{sign_token(secret, email, first.name)}",
         preferences_url=f"{site}preferences/{sign_token(secret, email, first.name, purpose='preferences')}",
         view_url=site,
@@ -139,7 +150,7 @@ def confirmation_message(config: Config, email: str, lists: Sequence[DigestList]
         list_id=list_id(first.name, first.title, host),
         unsubscribe_url=personal.unsubscribe_url,
         unsubscribe_mailto=config.mail.unsubscribe_mailto,
-        message_id=make_message_id(host, "confirm", email, now.isoformat()),
+        message_id=make_message_id(host, kind, email, now.isoformat()),
         date=now,
     )
     return dkim_signed(config, data)

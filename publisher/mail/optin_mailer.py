@@ -25,16 +25,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from publisher.config import Config
 from publisher.errors import DeliveryError, PublisherError, TransportError
-from publisher.mail.digest import dkim_signed
-from publisher.mail.message import build_message, list_id, make_message_id
-from publisher.mail.optin import confirmation_message, request_subscription, requested_lists
+from publisher.mail.optin import confirmation_message, list_message, request_subscription, requested_lists
 from publisher.mail.render import render_welcome
 from publisher.mail.tokens import sign_token
-from publisher.model import Personal
 from publisher.state import StateStore, is_busy
 from publisher.text import mask_email
 
@@ -176,26 +172,4 @@ def welcome_message(config: Config, email: str, name: str, lists, *, now: dateti
     )
     if rendered is None:
         return None
-    subject, html, text = rendered
-    personal = Personal(
-        email=email,
-        name=name,
-        unsubscribe_url=f"{site}unsubscribe/{sign_token(secret, email, first.name)}",
-        preferences_url=preferences,
-        view_url=site,
-    )
-    host = urlsplit(site).hostname or "localhost"
-    data = build_message(
-        subject,
-        html,
-        text,
-        sender=config.mail.sender,
-        to=personal,
-        reply_to=config.mail.reply_to,
-        list_id=list_id(first.name, first.title, host),
-        unsubscribe_url=personal.unsubscribe_url,
-        unsubscribe_mailto=config.mail.unsubscribe_mailto,
-        message_id=make_message_id(host, "welcome", email, now.isoformat()),
-        date=now,
-    )
-    return dkim_signed(config, data)
+    return list_message(config, secret, email, name, first, rendered, kind="welcome", now=now)
