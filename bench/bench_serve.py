@@ -92,7 +92,8 @@ def floor(feed: Path) -> None:
 
     from publisher.app.web import FeedFiles
 
-    headers = FeedFiles._describe(feed.name, str(feed), str(feed), feed.stat()).plain_304
+    files = FeedFiles(None, feed.parent, "/")  # only to describe the file as serve does
+    headers = files._describe(feed.name, str(feed), str(feed), feed.stat()).plain_304
 
     def app(environ, start_response):
         start_response("304 Not Modified", headers)
