@@ -98,22 +98,27 @@ class OutboxTransport:
         # Several writers overlap their fsyncs; more gains nothing on one disk.
         self.connections = connections
         self._ready = False
+        self._preparing = threading.Lock()  # the workers connect at once; the folders are made once
 
     def connect(self) -> OutboxConnection:
-        if not self._ready:
-            try:
-                # Each message holds its recipient's unsubscribe and confirm
-                # links: the folders are the owner's alone (fixed, with a
-                # warning, when they were not), the files 0600.
-                for sub in ("", "tmp", "new", "cur"):
-                    private_folder(self.folder / sub)
-                _private_messages(self.folder)
-            except OSError as exc:
-                raise TransportError(f"outbox {self.folder}: cannot create it: {exc.strerror or exc}") from exc
-            if not os.access(self.folder / "tmp", os.W_OK) or not os.access(self.folder / "new", os.W_OK):
-                raise TransportError(f"outbox {self.folder}: not writable (check its owner and permissions)")
-            self._ready = True
+        with self._preparing:
+            if not self._ready:
+                self._prepare()
         return OutboxConnection(self.folder)
+
+    def _prepare(self) -> None:
+        try:
+            # Each message holds its recipient's unsubscribe and confirm
+            # links: the folders are the owner's alone (fixed, with a
+            # warning, when they were not), the files 0600.
+            for sub in ("", "tmp", "new", "cur"):
+                private_folder(self.folder / sub)
+            _private_messages(self.folder)
+        except OSError as exc:
+            raise TransportError(f"outbox {self.folder}: cannot create it: {exc.strerror or exc}") from exc
+        if not os.access(self.folder / "tmp", os.W_OK) or not os.access(self.folder / "new", os.W_OK):
+            raise TransportError(f"outbox {self.folder}: not writable (check its owner and permissions)")
+        self._ready = True
 
 
 def _private_messages(folder: Path) -> None:
@@ -122,9 +127,12 @@ def _private_messages(folder: Path) -> None:
     for sub in ("new", "cur", "tmp"):
         with os.scandir(folder / sub) as entries:
             for entry in entries:
-                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mode & 0o077:
-                    os.chmod(entry.path, PRIVATE_FILE)
-                    fixed += 1
+                try:
+                    if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mode & 0o077:
+                        os.chmod(entry.path, PRIVATE_FILE)
+                        fixed += 1
+                except FileNotFoundError:
+                    continue  # delivered (tmp -> new) or read (new -> cur) while we looked
     if fixed:
         log.warning("outbox %s: %d messages were readable by others; now 0600", folder, fixed)
 
