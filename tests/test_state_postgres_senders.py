@@ -13,7 +13,7 @@ import pytest
 from publisher.state.postgres import PostgresDatabase, close_pools
 from publisher.state.store import StateStore
 
-from .conftest import NOW
+from .conftest import DATA, NOW
 from .helpers.sites import env, make_site, publisher
 from .helpers.smtp_server import SmtpServer
 from .helpers.waiting import wait_for
@@ -194,3 +194,54 @@ def test_a_send_joins_the_issue_the_scheduler_is_sending(tmp_path: Path, url: st
     assert query(url, "SELECT COUNT(*) FROM issues") == [(1,)]
     owners = query(url, "SELECT lease_owner, COUNT(*) FROM deliveries GROUP BY lease_owner")
     assert len(owners) == 2
+
+
+def test_a_restart_of_the_database_mid_build_loses_nothing_and_the_build_goes_on(tmp_path: Path, own_server) -> None:
+    """The build is held on its feed source (after it has written to the
+    store: the list's creation), the database restarts under it, then the
+    source answers: the build reconnects, publishes, and records it all."""
+    import threading
+
+    from .helpers.feed_server import FeedServer
+
+    url = own_server.create_database()
+    asked, answer = threading.Event(), threading.Event()
+    body = (DATA / "feeds" / "atom.xml").read_bytes()
+
+    def held(handler) -> None:
+        asked.set()
+        answer.wait(timeout=300)
+        handler.reply(200, body, {"Content-Type": "application/atom+xml"})
+
+    feeds = FeedServer()
+    feeds.routes["/atom.xml"] = held
+    feeds.start()
+    try:
+        extra = f'\n[state]\nurl = "{url}"\n\n[[content.feeds]]\nurl = "{feeds.url("/atom.xml")}"\n'
+        site = make_site(tmp_path / "site", None, 0, extra=extra)
+        config = site / "publisher.toml"  # the source may take as long as the restart does
+        config.write_text(config.read_text().replace('paths = ["posts"]', 'paths = ["posts"]\nfetch_timeout = 300'))
+        builder = subprocess.Popen(publisher(site, "build"), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: asked.is_set() or builder.poll() is not None, timeout=300, what="the build to fetch its source")
+        assert builder.poll() is None, builder.stderr.read()
+        own_server.restart()  # every connection of the build is cut
+        answer.set()
+        out, err = builder.communicate(timeout=300)
+        assert builder.returncode == 0, err
+        # The next build finds everything as the first left it.
+        again = subprocess.run(publisher(site, "build"), env=env(), capture_output=True, text=True, timeout=300)
+    finally:
+        answer.set()
+        feeds.stop()
+    close_pools()
+    assert "lost the connection" in err and "Traceback" not in err  # the restart was met, and waited out
+    rss = (site / "feeds" / "rss.xml").read_text(encoding="utf-8")
+    assert "Talks resume" in rss and "Rockets and rhetoric" in rss
+    assert (site / "public" / "index.html").exists()
+    assert query(url, "SELECT COUNT(*) FROM builds")[0][0] == 1
+    posts = query(url, "SELECT COUNT(*) FROM posts")[0][0]
+    assert posts >= 3  # the file's post and the source's
+    assert again.returncode == 0, again.stderr
+    assert query(url, "SELECT COUNT(*) FROM posts")[0][0] == posts
+    assert query(url, "SELECT COUNT(*) FROM builds")[0][0] == 1  # it wrote nothing
+    close_pools()
