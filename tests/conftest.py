@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.helpers import state as state_helpers
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SEED = REPO / "seeds" / "000_876ff53b270cd303.txt"
@@ -69,7 +71,19 @@ STORE_FACING = {
     "test_build_cache",
     "test_scheduler",
     "test_sources",
+    "test_cli",
+    "test_cli_send",
+    "test_bounces",
+    "test_bounces_webhooks",
+    "test_digest_selection",
+    "test_identity_moves",
+    "test_unsubscribe_journal",
+    "test_subscribers_formats",
+    "test_pages",
 }
+# Not here: test_web and test_web_hardening share one server per module
+# (several servers on one database: test_state_postgres_web), and
+# test_reliability_crash reads the SQLite file itself.
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -107,14 +121,18 @@ def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     server = request.getfixturevalue("postgres_server")
     urls: dict[Path, str] = {}
 
-    def open_on_postgres(cls, path: Path, readonly: bool = False, *, check: bool = True, wait: float = 10.0):
+    def database_for(path: Path) -> str:
         key = Path(path).resolve()
         if key not in urls:  # a new store gets its schema, as a new SQLite file does whatever ``check`` says
             urls[key] = server.create_database()
             postgres.PostgresDatabase.open(urls[key], check=True, reconnect=10).close()
-        return cls.on(postgres.PostgresDatabase.open(urls[key], readonly=readonly, check=check, reconnect=10))
+        return urls[key]
+
+    def open_on_postgres(cls, path: Path, readonly: bool = False, *, check: bool = True, wait: float = 10.0):
+        return cls.on(postgres.PostgresDatabase.open(database_for(path), readonly=readonly, check=check, reconnect=10))
 
     monkeypatch.setattr(StateStore, "open", classmethod(open_on_postgres))
+    monkeypatch.setattr(state_helpers, "database_for", database_for)  # for processes: helpers.state.pin_state
     try:
         yield backend
     finally:

@@ -71,7 +71,7 @@ def feed_files(site: Path) -> int:
 
 
 def test_build_sample_site_exits_0_and_prints_the_feed_paths(
-    sample_site: Path, monkeypatch: pytest.MonkeyPatch
+    sample_site: Path, monkeypatch: pytest.MonkeyPatch, state_backend: str
 ) -> None:
     monkeypatch.chdir(sample_site)
     result = invoke("build")
@@ -83,7 +83,7 @@ def test_build_sample_site_exits_0_and_prints_the_feed_paths(
     for name in FEEDS:
         assert f"  feeds/{name}" in lines
         assert (sample_site / "feeds" / name).stat().st_size > 0
-    assert (sample_site / ".publisher" / "state.db").is_file()
+    assert (sample_site / ".publisher" / "state.db").is_file() == (state_backend == "sqlite")
     assert len(rss_titles(sample_site)) == 1
 
 
@@ -497,6 +497,7 @@ def test_init_refuses_an_existing_site(tmp_path: Path, monkeypatch: pytest.Monke
 # --- --config --------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # the SQLite file itself
 def test_config_option_resolves_paths_relative_to_the_config(
     sample_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -547,6 +548,7 @@ def test_build_leaves_unchanged_files_alone_and_force_rewrites_them(
 # --- the state database ------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # the SQLite file itself
 @pytest.mark.parametrize("command", ["build", "check"])
 def test_corrupt_state_database_exits_2_and_touches_nothing(
     sample_site: Path, monkeypatch: pytest.MonkeyPatch, command: str

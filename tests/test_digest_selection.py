@@ -293,6 +293,7 @@ def test_the_rule_of_new_posts() -> None:
     )
 
 
+@pytest.mark.sqlite_only  # an old SQLite file, made by hand
 def test_a_store_from_before_cutoffs_dates_each_list_from_its_first_issue(tmp_path: Path) -> None:
     import sqlite3
 

@@ -344,8 +344,7 @@ def test_an_unexpected_exception_in_a_job_is_logged_with_its_traceback_and_tried
 # --- the lock ----------------------------------------------------------------------
 
 
-# A separate process reads the site's config, which names the SQLite file and its lock files
-# (processes on PostgreSQL: tests/test_state_postgres_senders.py).
+# The lock files of a SQLite store (on PostgreSQL an advisory lock: tests/test_state_postgres.py).
 @pytest.mark.sqlite_only
 @pytest.mark.slow
 def test_the_lock_refuses_a_second_scheduler_and_names_the_holder(tmp_path: Path) -> None:
@@ -366,8 +365,7 @@ def test_the_lock_refuses_a_second_scheduler_and_names_the_holder(tmp_path: Path
     assert allowed.returncode == 0, allowed.stderr
 
 
-# A separate process reads the site's config, which names the SQLite file and its lock files
-# (processes on PostgreSQL: tests/test_state_postgres_senders.py).
+# The lock files of a SQLite store (on PostgreSQL an advisory lock: tests/test_state_postgres.py).
 @pytest.mark.sqlite_only
 @pytest.mark.slow
 def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
@@ -391,9 +389,6 @@ def test_the_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
 # --- signals ----------------------------------------------------------------------
 
 
-# A separate process reads the site's config, which names the SQLite file and its lock files
-# (processes on PostgreSQL: tests/test_state_postgres_senders.py).
-@pytest.mark.sqlite_only
 @pytest.mark.slow
 def test_sigterm_during_a_send_of_1000_stops_cleanly_and_a_restart_completes_it(tmp_path: Path) -> None:
     total, pool = 1000, 4
@@ -439,9 +434,6 @@ def test_sigterm_during_a_send_of_1000_stops_cleanly_and_a_restart_completes_it(
         store.close()
 
 
-# A separate process reads the site's config, which names the SQLite file and its lock files
-# (processes on PostgreSQL: tests/test_state_postgres_senders.py).
-@pytest.mark.sqlite_only
 def test_sigterm_stops_an_idle_loop_with_exit_0(tmp_path: Path) -> None:
     site = scheduled_site(tmp_path, schedule="weekly on monday at 08:00", build="every 6 hours")
     process = subprocess.Popen(publisher(site, "run"), env=env(), stderr=subprocess.PIPE, text=True)

@@ -13,6 +13,7 @@ from publisher.state import JobRun
 from publisher.state.store import StateStore
 
 from ..conftest import NOW
+from .state import pin_state
 
 SECRET = "a-test-secret-that-is-long-enough"
 
@@ -93,6 +94,9 @@ def env() -> dict[str, str]:
 
 
 def publisher(site: Path, *args: str) -> list[str]:
+    """The command line of a ``publisher`` process for the site (on the
+    PostgreSQL variant of a test, its config names the test's database)."""
+    pin_state(site / "publisher.toml")
     return [sys.executable, "-m", "publisher", "--config", str(site / "publisher.toml"), *args]
 
 

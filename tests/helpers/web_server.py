@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from ..conftest import REPO
+from .state import pin_state
 
 SECRET = "a-web-test-secret-that-is-long-enough"
 SECRET_ENV = "TEST_PUBLISHER_WEB_SECRET"
@@ -104,6 +105,7 @@ class WebServer:
         return f"http://127.0.0.1:{self.port}/"
 
     def __enter__(self) -> WebServer:
+        pin_state(self.config)  # the PostgreSQL variant of a test: the test's database
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [
