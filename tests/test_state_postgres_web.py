@@ -81,3 +81,52 @@ def test_two_servers_share_everything_through_the_database(tmp_path, postgres_se
         close_pools()
     assert status == ("active",)
     assert burst == (PER_IP,)
+
+
+
+def test_two_first_subscribes_of_one_address_at_once_make_one_subscriber(postgres_server) -> None:
+    """Two servers take the first request of one address, in two letter
+    cases, at the same moment: the second waits for the first's transaction
+    (the mailbox is claimed before it is looked up), then finds its
+    subscriber, where both would have found none and made two."""
+    import threading
+
+    from publisher.mail.subscribers import request_from_form
+    from publisher.state import is_busy
+    from publisher.state.store import StateStore
+
+    from .conftest import NOW
+
+    url = postgres_server.create_database()
+    first, second = (StateStore.on(PostgresDatabase.open(url)) for _ in range(2))
+    watcher = PostgresDatabase.open(url, check=False)
+    results: list[object] = []
+
+    def second_server() -> None:
+        try:
+            results.append(request_from_form(second.subscribers, "Race@example.net", now=NOW))
+        except Exception as exc:
+            results.append(exc)
+
+    waiting = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    try:
+        with first.transaction():
+            made, added = request_from_form(first.subscribers, "race@example.net", now=NOW)
+            assert added
+            racer = threading.Thread(target=second_server)
+            racer.start()
+            wait_for(lambda: watcher.query(waiting)[0][0] > 0, what="the second server to wait on the first")
+        racer.join(timeout=60)
+        assert len(results) == 1 and not isinstance(results[0], Exception), results
+        found, added = results[0]
+        assert not added and found.id == made.id and found.email == "race@example.net"
+        assert watcher.query("SELECT COUNT(*) FROM subscribers") == [(1,)]
+        # A race lost on a unique key some other way is one to run again.
+        with pytest.raises(Exception) as lost:
+            first.subscribers.insert("race@example.net", "", "pending", (), source="web", created=NOW, now=NOW)
+        assert is_busy(lost.value)
+    finally:
+        for store in (first, second):
+            store.close()
+        watcher.close()
+        close_pools()

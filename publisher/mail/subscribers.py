@@ -191,6 +191,7 @@ def add_subscriber(
     check_status(status)
     lists = tuple(dict.fromkeys(lists))
     with subscribers.change():
+        subscribers.claim(email)
         found = subscribers.find(email)
         if found is None:
             joined = () if status == "unsubscribed" else lists

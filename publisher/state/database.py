@@ -280,11 +280,21 @@ class StoreBusy(StateError):
     """The store cannot be used now (too many requests are waiting on it already)."""
 
 
+# PostgreSQL's SQLSTATEs for a transaction that lost a race to another
+# (the same new key committed first, a serialization failure, a deadlock):
+# run again, it sees what the other committed.
+_LOST_RACE = {"23505", "40001", "40P01"}
+
+
 def is_busy(exc: BaseException) -> bool:
     """Did ``exc`` come from another process holding the write lock longer
-    than the wait (or from ``StoreBusy``)?"""
+    than the wait (or from ``StoreBusy``), or, on PostgreSQL, from a
+    transaction that lost a race to another's? Either way the change may be
+    tried again."""
     while exc is not None:
         if isinstance(exc, StoreBusy) or (isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)):
+            return True
+        if getattr(exc, "sqlstate", None) in _LOST_RACE:
             return True
         exc = exc.__cause__  # a StateError raised from it
     return False

@@ -60,6 +60,12 @@ class SqlSubscriberRepository:
 
     # -- loading ---------------------------------------------------------------------
 
+    def claim(self, email: str) -> None:
+        """Inside a transaction: wait for any other transaction adding or
+        changing this mailbox, so two servers taking the first request of one
+        address at once (in any letter case) make one subscriber."""
+        self._db.serialize(f"mailbox {email.lower()}")
+
     def find(self, email: str) -> Subscriber | None:
         """The subscriber of this mailbox, if any: the address compared
         without regard to case (the first one stored, should a store from
