@@ -6,7 +6,8 @@ store in one transaction. ``deliver_issue`` then works through its pending
 deliveries with a pool of transport connections. Each delivery moves
 ``pending -> sent`` (after the server accepted it), ``failed`` (a permanent
 refusal; hard bounces suppress the address) or ``skipped`` (the address left
-the list meanwhile), committed as it happens, so a crash loses at most the
+the list meanwhile), committed as it happens (the messages sent meanwhile by
+other connections in the same transaction), so a crash loses at most the
 messages in flight: one per connection. Transient failures are retried with
 exponential backoff and jitter, then left pending for the next run.
 
@@ -282,10 +283,12 @@ def deliver_issue(
     # Prepared once for the issue, shared read-only by the workers.
     messages = IssueMessages(config, issue, rendered)
 
+    stuff = getattr(transport, "takes_smtp_data", False)  # dot-stuffed as it is composed: cheaper
+
     def build(delivery: PendingDelivery) -> tuple[bytes, str]:
         personal = messages.recipient(delivery.email, delivery.name)
         message_id = messages.message_id(delivery.email)
-        return messages.compose(personal, now=clock.now(), message_id=message_id), message_id
+        return messages.compose(personal, now=clock.now(), message_id=message_id, stuff=stuff), message_id
 
     _count(store, issue_id, report)
     claims = Claims(store, issue_id, config, clock, stop) if config.state.url is not None else None
@@ -443,11 +446,10 @@ def _work_through_pending(
                 idle.pop().jobs.put(job)
                 in_flight += 1
             if in_flight:
-                worker, job, error, message_id = results.get()
-                in_flight -= 1
-                idle.append(worker)
-                sequence += 1
-                _settle(config, store, clock, rng, report, job, error, message_id, delayed, sequence)
+                done = _finished(results)
+                in_flight -= len(done)
+                sequence = _settle_all(config, store, clock, rng, report, done, delayed, sequence)
+                idle.extend(worker for worker, *_ in done)  # only now: their outcomes are committed
                 if on_progress is not None:
                     on_progress(report)
                 continue
@@ -471,6 +473,52 @@ def _pending_jobs(store: StateStore, issue_id: int, page_size: int) -> Iterator[
         after = page[-1].id
 
 
+def _finished(results: queue.Queue) -> list[tuple]:
+    """The outcomes the workers have reported: the next one, waited for, and
+    any that came meanwhile."""
+    done = [results.get()]
+    while True:
+        try:
+            done.append(results.get_nowait())
+        except queue.Empty:
+            return done
+
+
+def _settle_all(
+    config: Config,
+    store: StateStore,
+    clock: Clock,
+    rng: random.Random,
+    report: SendReport,
+    done: list[tuple],
+    delayed: list,
+    sequence: int,
+) -> int:
+    """Record the outcomes in ``done`` (the calling thread): the sent ones
+    in one transaction (a commit each cost more than composing a message),
+    the others one by one. Returns the last sequence number used."""
+    sent = [(job, message_id) for _, job, error, message_id in done if error is None]
+    if sent:
+        now = clock.now()
+        marks = store.deliveries.mark
+
+        def record() -> int:
+            # Retried if the database goes away meanwhile: the messages are out, their records must follow.
+            return sum(
+                marks(job.delivery.id, "sent", attempts=job.attempts + 1, message_id=message_id, now=now)
+                for job, message_id in sent
+            )
+
+        recorded = store.retry(record)
+        report.sent += recorded
+        report.pending -= recorded
+    for _, job, error, message_id in done:
+        if error is not None:
+            sequence += 1
+            _settle(config, store, clock, rng, report, job, error, message_id, delayed, sequence)
+    return sequence
+
+
 def _settle(
     config: Config,
     store: StateStore,
@@ -478,21 +526,15 @@ def _settle(
     rng: random.Random,
     report: SendReport,
     job: _Job,
-    error: Exception | None,
+    error: Exception,
     message_id: str | None,
     delayed: list,
     sequence: int,
 ) -> None:
-    """Record one outcome (in the calling thread), and schedule a retry."""
+    """Record one failure (in the calling thread), and schedule a retry."""
     delivery = job.delivery
     attempts = job.attempts + 1
     now = clock.now()
-    if error is None:
-        # Retried if the database goes away meanwhile: the message is out, its record must follow.
-        if store.retry(lambda: store.deliveries.mark(delivery.id, "sent", attempts=attempts, message_id=message_id, now=now)):
-            report.sent += 1
-            report.pending -= 1
-        return
     if isinstance(error, TransportError):
         report.stopped = str(error)
         log.error("list %s: %s; the rest stays pending", report.list_name, error)
