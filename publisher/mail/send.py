@@ -368,19 +368,19 @@ def _work_through_pending(
             while delayed and delayed[0][0] <= now:
                 ready.append(heapq.heappop(delayed)[2])
             while idle and (ready or upcoming is not None) and report.stopped is None:
-                if ready:
-                    job = ready.pop()
-                else:
-                    job, upcoming = upcoming, next(fresh, None)
-                if not store.deliveries.deliverable(job.delivery.id):
-                    delivery_id, attempts = job.delivery.id, job.attempts
-                    if store.retry(lambda: store.deliveries.mark(delivery_id, "skipped", attempts=attempts, now=clock.now())):
-                        report.skipped += 1
-                        report.pending -= 1
-                    continue
-                limiter.wait()
-                idle.pop().jobs.put(job)
-                in_flight += 1
+                # As many as there are idle connections, checked in one query
+                # (one at a time under a rate limit: each is checked just before it goes).
+                batch: list[_Job] = []
+                while len(batch) < (1 if limiter.interval else len(idle)) and (ready or upcoming is not None):
+                    if ready:
+                        batch.append(ready.pop())
+                    else:
+                        batch.append(upcoming)
+                        upcoming = next(fresh, None)
+                for job in _deliverable(store, clock, report, batch):
+                    limiter.wait()
+                    idle.pop().jobs.put(job)
+                    in_flight += 1
             if in_flight:
                 done = _finished(results)
                 in_flight -= len(done)
@@ -409,6 +409,19 @@ def _pending_jobs(store: StateStore, issue_id: int, page_size: int) -> Iterator[
         after = page[-1].id
 
 
+def _deliverable(store: StateStore, clock: Clock, report: SendReport, jobs: list[_Job]) -> list[_Job]:
+    """Those of ``jobs`` whose address is still active and on the list (one
+    query); the others are recorded as skipped."""
+    ids = store.deliveries.deliverable_of([job.delivery.id for job in jobs])
+    for job in jobs:
+        if job.delivery.id not in ids:
+            delivery_id, attempts = job.delivery.id, job.attempts
+            if store.retry(lambda: store.deliveries.mark(delivery_id, "skipped", attempts=attempts, now=clock.now())):
+                report.skipped += 1
+                report.pending -= 1
+    return [job for job in jobs if job.delivery.id in ids]
+
+
 def _finished(results: queue.Queue) -> list[tuple]:
     """The outcomes the workers have reported: the next one, waited for, and
     any that came meanwhile."""
@@ -433,19 +446,11 @@ def _settle_all(
     """Record the outcomes in ``done`` (the calling thread): the sent ones
     in one transaction (a commit each cost more than composing a message),
     the others one by one. Returns the last sequence number used."""
-    sent = [(job, message_id) for _, job, error, message_id in done if error is None]
+    sent = [(job.delivery.id, job.attempts + 1, message_id) for _, job, error, message_id in done if error is None]
     if sent:
         now = clock.now()
-        marks = store.deliveries.mark
-
-        def record() -> int:
-            # Retried if the database goes away meanwhile: the messages are out, their records must follow.
-            return sum(
-                marks(job.delivery.id, "sent", attempts=job.attempts + 1, message_id=message_id, now=now)
-                for job, message_id in sent
-            )
-
-        recorded = store.retry(record)
+        # Retried if the database goes away meanwhile: the messages are out, their records must follow.
+        recorded = store.retry(lambda: store.deliveries.mark_sent(sent, now=now))
         report.sent += recorded
         report.pending -= recorded
     for _, job, error, message_id in done:

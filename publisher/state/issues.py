@@ -190,6 +190,34 @@ class SqlDeliveryRepository:
         )
         return row is not None
 
+    def deliverable_of(self, delivery_ids: list[int]) -> set[int]:
+        """Those of ``delivery_ids`` that are ``deliverable``, in one query."""
+        if not delivery_ids:
+            return set()
+        marks = ", ".join("?" * len(delivery_ids))
+        rows = self._db.query(
+            f"""SELECT d.id FROM deliveries d
+               JOIN issues i ON i.id = d.issue_id
+               JOIN subscribers s ON s.id = d.subscriber_id AND s.status = 'active'
+               JOIN subscriptions l ON l.subscriber_id = s.id AND l.list = i.list AND l.status = 'active'
+               WHERE d.id IN ({marks})""",
+            tuple(delivery_ids),
+        )
+        return {row[0] for row in rows}
+
+    def mark_sent(self, sent: list[tuple[int, int, str | None]], *, now: datetime) -> int:
+        """``mark`` each (delivery id, attempts, message id) of ``sent`` as
+        sent, in one statement run for all; how many were pending."""
+        if not sent:
+            return 0
+        with self._db.change("record deliveries"):
+            return self._db.executemany(
+                """UPDATE deliveries SET status = 'sent', attempts = ?, code = NULL, error = NULL,
+                       message_id = COALESCE(?, message_id), changed = ?
+                   WHERE id = ? AND status = 'pending'""",
+                [(attempts, message_id, iso(now), delivery_id) for delivery_id, attempts, message_id in sent],
+            )
+
     def mark(
         self,
         delivery_id: int,
