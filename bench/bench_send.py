@@ -181,7 +181,7 @@ def run() -> None:
 
         line("message size (average of the prepared ones)", f"{sum(len(d) for _, d in pool) / len(pool):,.0f} bytes")
         line("publisher: prepare_issue (posts, render once, audience)", f"{prepare_seconds:.2f} s")
-        line(f"publisher: deliver_issue, {CONNECTIONS} connections, a commit each", f"{publisher_rate:,.0f} msgs/s")
+        line(f"publisher: deliver_issue, {CONNECTIONS} connections, outcomes committed together", f"{publisher_rate:,.0f} msgs/s")
         line("  with prepare_issue included", f"{total / (send_seconds + prepare_seconds):,.0f} msgs/s")
         line(f"bare smtplib loop, prepared bytes, {CONNECTIONS} connections", f"{bare_rate:,.0f} msgs/s")
         line(f"naive per recipient, 1 connection (sample of {naive_sample})", f"{naive_rate:,.1f} msgs/s")

@@ -22,6 +22,7 @@ from publisher.config import load_config
 from publisher.content import load_posts, publish
 from publisher.mail.digest import IssueMessages, next_issue, recipient
 from publisher.mail.message import MessageError, MessageFactory, build_message
+from publisher.mail.mime import SmtpData, dot_stuffed
 from publisher.model import Personal, RenderedIssue
 from publisher.mail.render import PLACEHOLDER, personalize, placeholder_values, render_issue
 from publisher.state.store import StateStore
@@ -207,6 +208,24 @@ def test_factory_bytes_equal_the_reference_for_any_body(html: str, text: str, na
     assert built(factory(html=html, text=text), who) == reference(who, html=html, text=text)
 
 
+DOTTED = st.lists(st.one_of(BODIES, st.sampled_from([".", "\n.", "\r\n.", ".%%PUB:name%%", "\n%%PUB:name%%"])), max_size=6).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(html=DOTTED, text=DOTTED, name=st.one_of(NAMES, st.sampled_from([".", ".\n.", "a\n.b", "\r\n..", "x" * 70 + "."])))
+@example(html=".%%PUB:name%%\n.", text="%%PUB:name%%", name=".")
+def test_a_message_built_stuffed_is_the_message_dot_stuffed(html: str, text: str, name: str) -> None:
+    made, who = factory(html=html, text=text), personal(name)
+    wire = made.build(
+        to=who, unsubscribe_url=who.unsubscribe_url, message_id="<0123abcd.4567@example.org>", date=NOW,
+        html_values=placeholder_values(made.html_slots, who, html=True),
+        text_values=placeholder_values(made.text_slots, who, html=False),
+        stuff=True,
+    )
+    assert type(wire) is SmtpData
+    assert wire == dot_stuffed(built(made, who))
+
+
 @pytest.mark.parametrize("host", ["x.org", "example.org", "mail.example.org", "news.very-long-domain-name.example.com", "h" * 900 + ".org"])
 def test_message_ids_of_every_length_are_written_as_the_reference_writes_them(host: str) -> None:
     made = factory()
@@ -311,3 +330,27 @@ def test_placeholders_never_reach_a_message(sample_site: Path, monkeypatch: pyte
     message = email.message_from_bytes(data, policy=email.policy.default)
     for part in message.iter_parts():
         assert "%%PUB" not in part.get_content()
+
+
+def test_the_sample_digest_composed_for_smtp_is_it_dot_stuffed_signed_or_not(sample_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    config, issue, rendered = _sample_issue(sample_site, monkeypatch)
+    plain = IssueMessages(config, issue, rendered)
+    signed = IssueMessages(config, issue, rendered)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signed._dkim = type("Dkim", (), {"domain": "example.org", "selector": "news"})()
+    signed._dkim_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    for messages in (plain, signed):
+        for name in ("Ann", ".", "x\n.y"):
+            who = messages.recipient("reader@example.net", name)
+            message_id = messages.message_id(who.email)
+            raw = messages.compose(who, now=NOW, message_id=message_id)
+            wire = messages.compose(who, now=NOW, message_id=message_id, stuff=True)
+            assert type(wire) is SmtpData
+            if messages is plain:
+                assert wire == dot_stuffed(raw)
+            else:  # a new signature each time (its t=): the same message around it
+                assert raw.startswith(b"DKIM-Signature:") and wire.startswith(b"DKIM-Signature:")
+                assert wire.endswith(dot_stuffed(raw.split(b"\r\nFrom: ", 1)[1]))

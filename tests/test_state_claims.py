@@ -67,3 +67,38 @@ def test_released_claims_are_free_at_once_and_extended_ones_stay_held(tmp_path: 
         assert [d.id for d in free] == [d.id for d in held[1:]]
     finally:
         store.close()
+
+
+def test_deliverable_of_names_those_still_subscribed_in_one_query(tmp_path: Path) -> None:
+    from publisher.mail.subscribers import set_subscriber_status
+
+    store, issue = issue_with(tmp_path, 4)
+    try:
+        ids = [d.id for d in store.deliveries.pending(issue)]
+        with store.transaction():
+            set_subscriber_status(store.subscribers, "r1@example.net", "unsubscribed", now=NOW)
+        assert store.deliveries.deliverable_of(ids) == {ids[0], ids[2], ids[3]}
+        assert store.deliveries.deliverable_of([ids[1]]) == set() and store.deliveries.deliverable_of([]) == set()
+        assert all(store.deliveries.deliverable(i) == (i != ids[1]) for i in ids)
+    finally:
+        store.close()
+
+
+def test_mark_sent_records_many_at_once_and_only_those_pending(tmp_path: Path) -> None:
+    store, issue = issue_with(tmp_path, 4)
+    try:
+        ids = [d.id for d in store.deliveries.pending(issue)]
+        assert store.deliveries.mark(ids[0], "failed", attempts=1, code=550, error="no", now=NOW)
+        later = NOW + timedelta(seconds=5)
+        with store.transaction():
+            assert store.deliveries.mark_sent([(ids[0], 2, "<a@x>"), (ids[1], 1, "<b@x>"), (ids[2], 3, None)], now=later) == 2
+        assert store.deliveries.mark_sent([], now=later) == 0
+        rows = store.database.query("SELECT id, status, attempts, code, message_id FROM deliveries ORDER BY id")
+        assert rows == [
+            (ids[0], "failed", 1, 550, None),
+            (ids[1], "sent", 1, None, "<b@x>"),
+            (ids[2], "sent", 3, None, None),
+            (ids[3], "pending", 0, None, None),
+        ]
+    finally:
+        store.close()

@@ -19,7 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from publisher.errors import DeliveryError, TransportError
-from publisher.mail.transports import Connection, OutboxTransport, SmtpTransport, Transport, dot_stuffed
+from publisher.mail.mime import SmtpData
+from publisher.mail.transports import Connection, OutboxTransport, SmtpTransport, Transport, _bare_address, dot_stuffed
 
 from .helpers.smtp_server import SmtpServer
 
@@ -584,3 +585,28 @@ def test_dot_stuffing_is_what_smtplib_sends(message: bytes) -> None:
     if expected[-2:] != b"\r\n":
         expected += b"\r\n"
     assert dot_stuffed(message) == expected + b".\r\n"
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_smtp_sends_a_message_composed_dot_stuffed_as_it_is(offered: bool) -> None:
+    plain = [make_message(n) for n in range(3)]
+    with SmtpServer(pipelining=offered) as server:
+        connection = SmtpTransport(server.settings()).connect()
+        for data in plain:
+            wire = dot_stuffed(data)
+            assert isinstance(wire, SmtpData) and dot_stuffed(wire) is wire  # never stuffed twice
+            connection.send(SENDER, READER, wire)
+        connection.close()
+        received = server.messages
+    assert len(received) == 3
+    for got, sent in zip(received, plain):
+        same_message(got.data, sent)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["a@b", "first.last+tag@sub.example.co.uk", "bounce+x=y@example.org", "a..b@c", ".a@b", "a.@b", "a@b..c",
+     "x@[1.2.3.4]", 'a"b@c', "üñí@x.de", "a@b.", "a b@c", "a@b <c@d>", "<a@b>", "a\r\nb@c", "", "@", "a@"],
+)
+def test_an_address_is_bare_exactly_when_smtplib_quotes_it_as_it_is(address: str) -> None:
+    assert _bare_address(address) == (smtplib.quoteaddr(address) == f"<{address}>")

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from publisher.config import Config
 from publisher.errors import ConfigError
 from publisher.mail.message import MessageFactory, dkim_sign, list_id, make_message_id
+from publisher.mail.mime import dot_stuffed
 from publisher.model import DigestList, Issue, Personal, Post, RenderedIssue, Site, SiteInfo
 from publisher.mail.render import PLACEHOLDER, placeholder_values
 from publisher.state import StateStore
@@ -201,9 +202,11 @@ class IssueMessages:
     def message_id(self, email: str) -> str:
         return make_message_id(self.host, self.issue.list.name, str(self.issue.number), email)
 
-    def compose(self, personal: Personal, *, now: datetime, message_id: str | None = None) -> bytes:
-        """One recipient's complete message (DKIM-signed when configured)."""
+    def compose(self, personal: Personal, *, now: datetime, message_id: str | None = None, stuff: bool = False) -> bytes:
+        """One recipient's complete message (DKIM-signed when configured);
+        ``stuff``: as SMTP's DATA carries it (``mime.SmtpData``)."""
         factory = self.factory
+        signed = self._dkim is not None and self._dkim_key is not None
         data = factory.build(
             to=personal,
             unsubscribe_url=personal.unsubscribe_url,
@@ -211,9 +214,11 @@ class IssueMessages:
             date=now,
             html_values=placeholder_values(factory.html_slots, personal, html=True),
             text_values=placeholder_values(factory.text_slots, personal, html=False),
+            stuff=stuff and not signed,  # the signature is over the message itself
         )
-        if self._dkim is not None and self._dkim_key is not None:
+        if signed:
             data = dkim_sign(data, domain=self._dkim.domain, selector=self._dkim.selector, private_key=self._dkim_key)
+            return dot_stuffed(data) if stuff else data
         return data
 
 

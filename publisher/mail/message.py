@@ -80,7 +80,7 @@ from publisher.mail.headers import (
     unsubscribe_url_word,
     words_value,
 )
-from publisher.mail.mime import BodyTemplate
+from publisher.mail.mime import BodyTemplate, SmtpData
 from publisher.model import Personal
 
 __all__ = [
@@ -226,9 +226,15 @@ class MessageFactory:
         date: datetime,
         html_values: Mapping[str, str] | None = None,
         text_values: Mapping[str, str] | None = None,
+        stuff: bool = False,
     ) -> bytes:
         """One recipient's message; ``message_id`` must be unique to it (the
-        MIME boundary is derived from it), ``date`` timezone-aware."""
+        MIME boundary is derived from it), ``date`` timezone-aware.
+
+        ``stuff``: as SMTP's DATA carries it (``SmtpData``, the same as
+        ``transports.dot_stuffed`` of the message), for the cost of the
+        message alone. No header line can start with "." (each starts with
+        its name or, folded, with a space), so only the parts are stuffed."""
         if date.tzinfo is None or date.utcoffset() is None:
             raise MessageError(f"Date: needs a timezone-aware datetime (got {date!r})")
         message_id = checked_message_id(message_id)
@@ -257,10 +263,13 @@ class MessageFactory:
                 b"\r\n",
                 self._text.header,
             ]
-            self._text.encode(text_values or {}, out)
+            self._text.encode(text_values or {}, out, stuff=stuff)
             out += (delimiter, self._html.header)
-            self._html.encode(html_values or {}, out)
+            self._html.encode(html_values or {}, out, stuff=stuff)
             out += (b"\r\n--", boundary, b"--\r\n")
+            if stuff:
+                out.append(b".\r\n")
+                return SmtpData(b"".join(out))
             return b"".join(out)
         except (ValueError, UnicodeError) as exc:
             raise MessageError(f"message {message_id} to {to.email!r} cannot be written: {exc}") from exc

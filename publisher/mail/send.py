@@ -6,7 +6,8 @@ store in one transaction. ``deliver_issue`` then works through its pending
 deliveries with a pool of transport connections. Each delivery moves
 ``pending -> sent`` (after the server accepted it), ``failed`` (a permanent
 refusal; hard bounces suppress the address) or ``skipped`` (the address left
-the list meanwhile), committed as it happens, so a crash loses at most the
+the list meanwhile), committed as it happens (the messages sent meanwhile by
+other connections in the same transaction), so a crash loses at most the
 messages in flight: one per connection. Transient failures are retried with
 exponential backoff and jitter, then left pending for the next run.
 
@@ -23,15 +24,12 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-import os
 import queue
 import random
-import socket
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from publisher.clock import Clock
@@ -45,6 +43,7 @@ from publisher.model import DigestList, Issue, RenderedIssue, Site
 from publisher.mail.render import render_issue
 from publisher.mail.subscribers import set_subscriber_status
 from publisher.mail.unsubscribe_journal import UnsubscribeJournal
+from publisher.mail.claims import Claims, _Job
 from publisher.state import PendingDelivery, StateStore, is_busy
 
 # Only for annotations: the transports (smtplib, ssl) load when one is made.
@@ -203,13 +202,6 @@ def prepare_issue(
     return ids[0]
 
 
-@dataclass
-class _Job:
-    delivery: PendingDelivery
-    attempts: int  # tries recorded in the store, across every run
-    tries: int = 0  # tries in this run: [mail] attempts bounds these, and the backoff grows with them
-
-
 class _Worker(threading.Thread):
     """One connection: composes and sends what it is handed, one at a time."""
 
@@ -217,7 +209,7 @@ class _Worker(threading.Thread):
         self,
         transport: Transport,
         build: Callable[[PendingDelivery], tuple[bytes, str]],
-        results: queue.Queue,
+        results: queue.SimpleQueue,
         sender: Callable[[int, str], str],
     ):
         super().__init__(daemon=True)
@@ -225,7 +217,7 @@ class _Worker(threading.Thread):
         self.sender = sender  # the envelope sender of a delivery (id, email): VERP or the From address
         self.build = build
         self.results = results
-        self.jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # in C: a hand-over costs less
         self.connection: Connection | None = None
 
     def run(self) -> None:
@@ -282,10 +274,12 @@ def deliver_issue(
     # Prepared once for the issue, shared read-only by the workers.
     messages = IssueMessages(config, issue, rendered)
 
+    stuff = getattr(transport, "takes_smtp_data", False)  # dot-stuffed as it is composed: cheaper
+
     def build(delivery: PendingDelivery) -> tuple[bytes, str]:
         personal = messages.recipient(delivery.email, delivery.name)
         message_id = messages.message_id(delivery.email)
-        return messages.compose(personal, now=clock.now(), message_id=message_id), message_id
+        return messages.compose(personal, now=clock.now(), message_id=message_id, stuff=stuff), message_id
 
     _count(store, issue_id, report)
     claims = Claims(store, issue_id, config, clock, stop) if config.state.url is not None else None
@@ -309,61 +303,6 @@ def _count(store: StateStore, issue_id: int, report: SendReport) -> None:
     report.total = sum(counts.values())
     report.sent, report.failed, report.skipped = counts.get("sent", 0), counts.get("failed", 0), counts.get("skipped", 0)
     report.pending = counts.get("pending", 0)
-
-
-class Claims:
-    """Deliveries claimed in batches, for a store several senders share
-    (``[state] url``): each batch is leased to this sender for ``[state]
-    lease`` seconds, renewed at each new claim; what a crashed sender held
-    is taken over once its lease runs out, so at most the messages it had
-    in flight go out twice. When nothing is left to claim but another
-    sender still holds pending deliveries, this one (its own work done)
-    waits for them to be sent or for the lease to run out."""
-
-    def __init__(self, store: StateStore, issue_id: int, config: Config, clock: Clock, stop: threading.Event | None):
-        self.store, self.issue_id, self.clock, self.stop = store, issue_id, clock, stop
-        self.batch, self.lease = config.state.batch, timedelta(seconds=config.state.lease)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._renew_at = 0.0
-
-    def renew(self) -> None:
-        """Keep this sender's claims for another lease; due again after a quarter of it
-        (a batch may take longer than one lease to send)."""
-        until = self.clock.now() + self.lease
-        self.store.retry(lambda: self.store.deliveries.extend(self.issue_id, self.owner, until=until))
-        self._renew_at = self.clock.monotonic() + self.lease.total_seconds() / 4
-
-    def jobs(self) -> Iterator[_Job]:
-        while self.stop is None or not self.stop.is_set():
-            now = self.clock.now()
-            store, until = self.store, now + self.lease
-            self.renew()
-            page = store.retry(
-                lambda: store.deliveries.claim(self.issue_id, self.owner, limit=self.batch, now=now, until=until)
-            )
-            if page:
-                log.debug("issue %s: %s claimed %d deliveries", self.issue_id, self.owner, len(page))
-                for delivery in page:
-                    if self.clock.monotonic() >= self._renew_at:
-                        self.renew()
-                    yield _Job(delivery, delivery.attempts)
-                continue
-            return
-
-    def others_hold(self) -> bool:
-        """Does another sender hold pending deliveries of the issue? If so,
-        wait a moment (up to a second, or until its lease runs out) first."""
-        if self.stop is not None and self.stop.is_set():
-            return False
-        held = self.store.deliveries.next_lease_end(self.issue_id, self.owner)
-        if held is None:
-            return False
-        self.renew()
-        self.clock.sleep(min(1.0, max(0.05, (held - self.clock.now()).total_seconds())))
-        return True
-
-    def release(self) -> None:
-        self.store.retry(lambda: self.store.deliveries.release(self.issue_id, self.owner))
 
 
 def _apply_journal(config: Config, store: StateStore, now: datetime) -> None:
@@ -405,7 +344,7 @@ def _work_through_pending(
     upcoming = next(fresh, None)
     ready: list[_Job] = []
     delayed: list[tuple[float, int, _Job]] = []
-    results: queue.Queue = queue.Queue()
+    results: queue.SimpleQueue = queue.SimpleQueue()
     size = max(1, min(transport.connections, report.pending if claims is None else claims.batch))
     sender = envelope_sender(config.mail.sender_address, config.mail.bounce_address, config.mail.secret)
     workers = [_Worker(transport, build, results, sender) for _ in range(size)]
@@ -429,25 +368,24 @@ def _work_through_pending(
             while delayed and delayed[0][0] <= now:
                 ready.append(heapq.heappop(delayed)[2])
             while idle and (ready or upcoming is not None) and report.stopped is None:
-                if ready:
-                    job = ready.pop()
-                else:
-                    job, upcoming = upcoming, next(fresh, None)
-                if not store.deliveries.deliverable(job.delivery.id):
-                    delivery_id, attempts = job.delivery.id, job.attempts
-                    if store.retry(lambda: store.deliveries.mark(delivery_id, "skipped", attempts=attempts, now=clock.now())):
-                        report.skipped += 1
-                        report.pending -= 1
-                    continue
-                limiter.wait()
-                idle.pop().jobs.put(job)
-                in_flight += 1
+                # As many as there are idle connections, checked in one query
+                # (one at a time under a rate limit: each is checked just before it goes).
+                batch: list[_Job] = []
+                while len(batch) < (1 if limiter.interval else len(idle)) and (ready or upcoming is not None):
+                    if ready:
+                        batch.append(ready.pop())
+                    else:
+                        batch.append(upcoming)
+                        upcoming = next(fresh, None)
+                for job in _deliverable(store, clock, report, batch):
+                    limiter.wait()
+                    idle.pop().jobs.put(job)
+                    in_flight += 1
             if in_flight:
-                worker, job, error, message_id = results.get()
-                in_flight -= 1
-                idle.append(worker)
-                sequence += 1
-                _settle(config, store, clock, rng, report, job, error, message_id, delayed, sequence)
+                done = _finished(results)
+                in_flight -= len(done)
+                sequence = _settle_all(config, store, clock, rng, report, done, delayed, sequence)
+                idle.extend(worker for worker, *_ in done)  # only now: their outcomes are committed
                 if on_progress is not None:
                     on_progress(report)
                 continue
@@ -471,6 +409,57 @@ def _pending_jobs(store: StateStore, issue_id: int, page_size: int) -> Iterator[
         after = page[-1].id
 
 
+def _deliverable(store: StateStore, clock: Clock, report: SendReport, jobs: list[_Job]) -> list[_Job]:
+    """Those of ``jobs`` whose address is still active and on the list (one
+    query); the others are recorded as skipped."""
+    ids = store.deliveries.deliverable_of([job.delivery.id for job in jobs])
+    for job in jobs:
+        if job.delivery.id not in ids:
+            delivery_id, attempts = job.delivery.id, job.attempts
+            if store.retry(lambda: store.deliveries.mark(delivery_id, "skipped", attempts=attempts, now=clock.now())):
+                report.skipped += 1
+                report.pending -= 1
+    return [job for job in jobs if job.delivery.id in ids]
+
+
+def _finished(results: queue.SimpleQueue) -> list[tuple]:
+    """The outcomes the workers have reported: the next one, waited for, and
+    any that came meanwhile."""
+    done = [results.get()]
+    while True:
+        try:
+            done.append(results.get_nowait())
+        except queue.Empty:
+            return done
+
+
+def _settle_all(
+    config: Config,
+    store: StateStore,
+    clock: Clock,
+    rng: random.Random,
+    report: SendReport,
+    done: list[tuple],
+    delayed: list,
+    sequence: int,
+) -> int:
+    """Record the outcomes in ``done`` (the calling thread): the sent ones
+    in one transaction (a commit each cost more than composing a message),
+    the others one by one. Returns the last sequence number used."""
+    sent = [(job.delivery.id, job.attempts + 1, message_id) for _, job, error, message_id in done if error is None]
+    if sent:
+        now = clock.now()
+        # Retried if the database goes away meanwhile: the messages are out, their records must follow.
+        recorded = store.retry(lambda: store.deliveries.mark_sent(sent, now=now))
+        report.sent += recorded
+        report.pending -= recorded
+    for _, job, error, message_id in done:
+        if error is not None:
+            sequence += 1
+            _settle(config, store, clock, rng, report, job, error, message_id, delayed, sequence)
+    return sequence
+
+
 def _settle(
     config: Config,
     store: StateStore,
@@ -478,21 +467,15 @@ def _settle(
     rng: random.Random,
     report: SendReport,
     job: _Job,
-    error: Exception | None,
+    error: Exception,
     message_id: str | None,
     delayed: list,
     sequence: int,
 ) -> None:
-    """Record one outcome (in the calling thread), and schedule a retry."""
+    """Record one failure (in the calling thread), and schedule a retry."""
     delivery = job.delivery
     attempts = job.attempts + 1
     now = clock.now()
-    if error is None:
-        # Retried if the database goes away meanwhile: the message is out, its record must follow.
-        if store.retry(lambda: store.deliveries.mark(delivery.id, "sent", attempts=attempts, message_id=message_id, now=now)):
-            report.sent += 1
-            report.pending -= 1
-        return
     if isinstance(error, TransportError):
         report.stopped = str(error)
         log.error("list %s: %s; the rest stays pending", report.list_name, error)

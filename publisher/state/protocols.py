@@ -161,6 +161,10 @@ class DeliveryRepository(Protocol):
 
     def deliverable(self, delivery_id: int) -> bool: ...
 
+    def deliverable_of(self, delivery_ids: list[int]) -> set[int]: ...
+
+    def mark_sent(self, sent: list[tuple[int, int, str | None]], *, now: datetime) -> int: ...
+
     def mark(
         self,
         delivery_id: int,
