@@ -245,3 +245,39 @@ def test_a_restart_of_the_database_mid_build_loses_nothing_and_the_build_goes_on
     assert query(url, "SELECT COUNT(*) FROM posts")[0][0] == posts
     assert query(url, "SELECT COUNT(*) FROM builds")[0][0] == 1  # it wrote nothing
     close_pools()
+
+
+def test_a_sender_held_up_longer_than_its_lease_keeps_its_claims(tmp_path: Path, url: str) -> None:
+    """The relay stops answering for longer than a lease (each connection
+    waits out its SMTP timeout, 5 s, against a 4 s lease): the sender keeps
+    renewing what it holds all along, so no claim of a live sender lapses
+    for another to take, and everyone gets one message."""
+    from datetime import datetime, timedelta, timezone
+
+    total, lease = 200, 4
+    with SmtpServer() as server:
+        server.faults.pause_after = 20
+        site = make_site(
+            tmp_path / "site", server.port, 0, connections=2, extra=f'\n[state]\nurl = "{url}"\nlease = {lease}\nbatch = 50\n'
+        )
+        everyone = add_readers(url, total)
+        sender = subprocess.Popen(publisher(site, "send"), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: server.paused.is_set() or sender.poll() is not None, timeout=300, what="the relay to stop answering")
+        assert sender.poll() is None, sender.stderr.read()
+        owner = f"%:{sender.pid}:%"
+        first: list[datetime] = []
+
+        def renewed_for_two_leases() -> bool:
+            rows = query(url, "SELECT lease_until FROM deliveries WHERE status = 'pending' AND lease_owner LIKE ?", (owner,))
+            ends = [datetime.fromisoformat(row[0]) for row in rows]
+            assert ends and min(ends) > datetime.now(timezone.utc), "a claim lapsed while its sender held it"
+            first.append(min(ends))
+            return min(ends) >= first[0] + timedelta(seconds=2 * lease)
+
+        wait_for(renewed_for_two_leases, timeout=300, what="the claims to be renewed through two leases")
+        server.faults.pause_after = 0
+        out, err = sender.communicate(timeout=300)
+        delivered = server.delivered()
+    assert sender.returncode == 0, err
+    assert set(delivered) == everyone and max(delivered.values()) == 1
+    assert f"Issue 1 of 'daily': {total} sent" in out

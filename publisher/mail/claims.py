@@ -53,7 +53,18 @@ class Claims:
         (a batch may take longer than one lease to send)."""
         until = self.clock.now() + self.lease
         self.store.retry(lambda: self.store.deliveries.extend(self.issue_id, self.owner, until=until))
-        self._renew_at = self.clock.monotonic() + self.lease.total_seconds() / 4
+        self._renew_at = self.clock.monotonic() + self.renew_every
+
+    def keep(self) -> None:
+        """Renew the claims when a quarter of the lease has passed since they
+        were last: called as the sender goes, whether or not it takes new
+        jobs, so a slow send never lets them lapse while it holds them."""
+        if self.clock.monotonic() >= self._renew_at:
+            self.renew()
+
+    @property
+    def renew_every(self) -> float:
+        return self.lease.total_seconds() / 4
 
     def jobs(self) -> Iterator[_Job]:
         while self.stop is None or not self.stop.is_set():
@@ -66,8 +77,7 @@ class Claims:
             if page:
                 log.debug("issue %s: %s claimed %d deliveries", self.issue_id, self.owner, len(page))
                 for delivery in page:
-                    if self.clock.monotonic() >= self._renew_at:
-                        self.renew()
+                    self.keep()
                     yield _Job(delivery, delivery.attempts)
                 continue
             return

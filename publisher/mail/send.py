@@ -355,6 +355,8 @@ def _work_through_pending(
     sequence = 0
     try:
         while True:
+            if claims is not None:
+                claims.keep()
             if not (ready or upcoming is not None or delayed or in_flight):
                 # Nothing left here; another sender may still hold some (claims only).
                 if claims is None or report.stopped is not None or not claims.others_hold():
@@ -382,7 +384,7 @@ def _work_through_pending(
                     idle.pop().jobs.put(job)
                     in_flight += 1
             if in_flight:
-                done = _finished(results)
+                done = _finished(results, wait=claims.renew_every if claims is not None else None)
                 in_flight -= len(done)
                 sequence = _settle_all(config, store, clock, rng, report, done, delayed, sequence)
                 idle.extend(worker for worker, *_ in done)  # only now: their outcomes are committed
@@ -392,7 +394,8 @@ def _work_through_pending(
             if report.stopped is not None:
                 break
             if delayed and not ready and upcoming is None:
-                clock.sleep(max(0.0, delayed[0][0] - clock.monotonic()))
+                pause = max(0.0, delayed[0][0] - clock.monotonic())
+                clock.sleep(pause if claims is None else min(pause, claims.renew_every))
     finally:
         for worker in workers:
             worker.jobs.put(None)
@@ -422,10 +425,14 @@ def _deliverable(store: StateStore, clock: Clock, report: SendReport, jobs: list
     return [job for job in jobs if job.delivery.id in ids]
 
 
-def _finished(results: queue.SimpleQueue) -> list[tuple]:
-    """The outcomes the workers have reported: the next one, waited for, and
-    any that came meanwhile."""
-    done = [results.get()]
+def _finished(results: queue.SimpleQueue, wait: float | None) -> list[tuple]:
+    """The outcomes the workers have reported: the next one, waited for (at
+    most ``wait`` seconds: then none, so leased claims are kept meanwhile),
+    and any that came meanwhile."""
+    try:
+        done = [results.get(timeout=wait)]
+    except queue.Empty:
+        return []
     while True:
         try:
             done.append(results.get_nowait())
