@@ -23,6 +23,8 @@ from publisher.model import Post, SiteInfo
 from publisher.text import distinct_slug, summarize, uri_path
 
 if TYPE_CHECKING:
+    from markupsafe import Markup
+
     from publisher.pages.plan import ArchivedIssue, PageOptions
     from publisher.pages.templates import SiteTemplates
 
@@ -53,6 +55,7 @@ class PageContext:
         self.templates = templates
         self.root = urlsplit(info.url).path or "/"
         self._terms: dict[tuple[str, str], str] = {}
+        self._summaries: dict[int, tuple[Post, Markup]] = {}
         self._common = {
             "site": info,
             "href": self.href,
@@ -65,6 +68,7 @@ class PageContext:
             "subscribe": self._subscribe(),
             "has_issues": bool(options.issues),
         }
+        self._common["summary_of"] = self.summary_of
 
     # -- links -----------------------------------------------------------------
 
@@ -117,6 +121,15 @@ class PageContext:
 
     def render(self, template: str, **values: Any) -> bytes:
         return self.templates.render(template, **self._common, **values)
+
+    def summary_of(self, post: Post) -> Markup:
+        """A post as the lists of posts show it (``summary.html``): made once,
+        however many lists show it."""
+        found = self._summaries.get(id(post))
+        if found is None:
+            # The post is kept with its markup, so its id is not reused while this context lives.
+            found = self._summaries[id(post)] = (post, self.templates.fragment("summary.html", **self._common, post=post))
+        return found[1]
 
     def post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
         author = post.author or self.info.author
