@@ -72,11 +72,15 @@ def write_if_changed(path: Path, data: bytes, force: bool = False) -> bool:
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 
-def _stage(path: Path, data: bytes, mode: int, sync: bool = True, folders: set[Path] | None = None) -> str:
+def _stage(
+    path: Path, data: bytes, mode: int, sync: bool = True, folders: set[Path] | None = None, looks: dict | None = None
+) -> str:
     """Write ``data`` to a new temporary file beside ``path``; returns its name.
 
     ``folders``: the folders known to exist (those made here are added), so
-    that a folder of many files is made once, not asked for per file."""
+    that a folder of many files is made once, not asked for per file.
+    ``looks``: where to keep the file's ``os.stat_result`` (a rename keeps
+    its size and modification time)."""
     if folders is None or path.parent not in folders:
         path.parent.mkdir(parents=True, exist_ok=True)
         if folders is not None:
@@ -90,6 +94,8 @@ def _stage(path: Path, data: bytes, mode: int, sync: bool = True, folders: set[P
             os.fchmod(fd, mode)
             if sync:
                 os.fsync(fd)
+            if looks is not None:
+                looks[path] = os.fstat(fd)
         finally:
             os.close(fd)
     except BaseException:
@@ -175,6 +181,7 @@ class StagedFiles:
         self._staged: dict[Path, str] = {}
         self._closed = False
         self.changed: list[Path] = []
+        self.looks: dict[Path, os.stat_result] = {}  # how each file staged looks once in place (size, mtime)
 
     def __enter__(self) -> StagedFiles:
         return self
@@ -199,7 +206,7 @@ class StagedFiles:
         try:
             if self._mark is not None:
                 self._mark.set()
-            self._staged[path] = _stage(path, data, self._mode, sync=not self._many, folders=self._folders)
+            self._staged[path] = _stage(path, data, self._mode, sync=not self._many, folders=self._folders, looks=self.looks)
         except OSError as exc:
             raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         return True

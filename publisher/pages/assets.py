@@ -71,16 +71,19 @@ class _LinkFinder:
 
     def __init__(self, url: str):
         self._url = re.compile(re.escape(url) + r"""[^"'<>]*(?=["'])""", re.IGNORECASE)
-        # A search ignoring case is slow; "://" has no case and is in every place the URL is.
+        # A search ignoring case is slow, unless it starts with text that has
+        # no case: "://", in every place the URL is, then its host.
         self._offset = url.find("://")
+        self._mark = re.compile("://(?i:%s)" % re.escape(url[self._offset + 3 :]))
 
     def _next(self, html: str, at: int) -> re.Match[str] | None:
         if self._offset < 0:
             return self._url.search(html, at)
-        while (mark := html.find("://", at + self._offset)) >= 0:
-            if (match := self._url.match(html, mark - self._offset)) is not None:
+        while (mark := self._mark.search(html, at + self._offset)) is not None:
+            begin = mark.start() - self._offset
+            if (match := self._url.match(html, begin)) is not None:
                 return match
-            at = mark - self._offset + 1
+            at = begin + 1
         return None
 
     def findall(self, html: str) -> list[str]:

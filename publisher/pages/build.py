@@ -131,7 +131,7 @@ def _write_pages(
     outputs, written = [], []
     for document in made:
         path = out / document.name
-        stat = path.stat()
+        stat = staged.looks.get(path) or path.stat()
         outputs.append(PageOutput(document.name, document.digest, stat.st_size, stat.st_mtime_ns, document.post))
         if path in changed:
             written.append(document.name)
