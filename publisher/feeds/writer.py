@@ -79,8 +79,8 @@ def _stage(
 
     ``folders``: the folders known to exist (those made here are added), so
     that a folder of many files is made once, not asked for per file.
-    ``looks``: where to keep the file's ``os.stat_result`` (a rename keeps
-    its size and modification time)."""
+    ``looks``: where to keep the file's size and modification time in ns
+    (a rename keeps them)."""
     if folders is None or path.parent not in folders:
         path.parent.mkdir(parents=True, exist_ok=True)
         if folders is not None:
@@ -95,7 +95,8 @@ def _stage(
             if sync:
                 os.fsync(fd)
             if looks is not None:
-                looks[path] = os.fstat(fd)
+                look = os.fstat(fd)
+                looks[path] = (look.st_size, look.st_mtime_ns)
         finally:
             os.close(fd)
     except BaseException:
@@ -181,7 +182,7 @@ class StagedFiles:
         self._staged: dict[Path, str] = {}
         self._closed = False
         self.changed: list[Path] = []
-        self.looks: dict[Path, os.stat_result] = {}  # how each file staged looks once in place (size, mtime)
+        self.looks: dict[Path, tuple[int, int]] = {}  # each file staged: its size and mtime in ns, as it is once in place
 
     def __enter__(self) -> StagedFiles:
         return self

@@ -131,8 +131,11 @@ def _write_pages(
     outputs, written = [], []
     for document in made:
         path = out / document.name
-        stat = staged.looks.get(path) or path.stat()
-        outputs.append(PageOutput(document.name, document.digest, stat.st_size, stat.st_mtime_ns, document.post))
+        look = staged.looks.get(path)
+        if look is None:  # its file was as it is already
+            stat = path.stat()
+            look = (stat.st_size, stat.st_mtime_ns)
+        outputs.append(PageOutput(document.name, document.digest, *look, document.post))
         if path in changed:
             written.append(document.name)
             log.debug("wrote %s", config.relative(path))

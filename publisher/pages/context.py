@@ -55,7 +55,7 @@ class PageContext:
         self.templates = templates
         self.root = urlsplit(info.url).path or "/"
         self._terms: dict[tuple[str, str], str] = {}
-        self._summaries: dict[int, tuple[Post, Markup]] = {}
+        self._summaries: dict[int, bytes] = {}  # by id(post): the site's posts live as long as this context
         self._common = {
             "site": info,
             "href": self.href,
@@ -127,9 +127,11 @@ class PageContext:
         however many lists show it."""
         found = self._summaries.get(id(post))
         if found is None:
-            # The post is kept with its markup, so its id is not reused while this context lives.
-            found = self._summaries[id(post)] = (post, self.templates.fragment("summary.html", **self._common, post=post))
-        return found[1]
+            markup = self.templates.fragment("summary.html", **self._common, post=post)
+            # Kept as UTF-8: a text with one emoji takes four bytes a character as a str.
+            self._summaries[id(post)] = markup.encode("utf-8")
+            return markup
+        return self.templates.markup(found.decode("utf-8"))
 
     def post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
         author = post.author or self.info.author

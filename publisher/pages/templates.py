@@ -95,6 +95,11 @@ class SiteTemplates:
             message = exc.message if isinstance(exc, TemplateError) and exc.message else f"{exc}"
             raise OutputError(f"{where}{f':{line}' if line else ''}: {message}") from exc
 
+    @staticmethod
+    def markup(text: str) -> Markup:
+        """``text``, made by a template before, for a template to insert as it is."""
+        return Markup(text)
+
     def source(self, name: str) -> bytes:
         """A file's bytes as they are (the stylesheet), from the site's folder first."""
         for folder in self.folders:
