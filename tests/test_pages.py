@@ -15,9 +15,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from publisher.config import load_config
 from publisher.pages import page_name
+from publisher.pages.assets import _ATTRIBUTE, _LinkFinder
+from publisher.pages.build import staging_mark
 
 from .conftest import NOW, SteppedClock, invoke, write_config
 
@@ -254,6 +258,55 @@ def test_a_site_template_overrides_the_default(site: Path) -> None:
     page = page_at(site, feed_items(site)[0]["url"]).read_text(encoding="utf-8")
     assert '<h1 class="mine">A post with a picture</h1>' in page
     assert "<footer" in page, "the default base.html still applies"
+
+
+def test_a_site_summary_template_shows_in_every_list_and_on_no_post_page(site: Path) -> None:
+    folder = site / "templates" / "site"
+    folder.mkdir(parents=True)
+    (folder / "summary.html").write_text('<p class="mine">{{ post.title }}</p>\n', encoding="utf-8")
+    build(site)
+    public = site / "public"
+    for name in ("index.html", "page/2/index.html", "tags/aid/index.html", "authors/editor/index.html", "2024/01/index.html"):
+        page = (public / name).read_text(encoding="utf-8")
+        assert re.findall(r'<p class="mine">([^<]+)</p>', page), name
+        assert '<article class="summary">' not in page, name
+    post = page_at(site, feed_items(site)[0]["url"]).read_text(encoding="utf-8")
+    assert 'class="mine"' not in post
+
+
+def test_a_killed_build_leaves_temporary_files_that_the_next_removes(site: Path) -> None:
+    build(site)
+    config = load_config(site / "publisher.toml")
+    mark = staging_mark(config)
+    assert not mark.exists(), "no mark once the pages are in place"
+    # What a build killed while staging leaves: its mark, and temporary files beside pages.
+    page = page_at(site, feed_items(site)[0]["url"])
+    left = [page.with_name(".index.html.k1ll3d_1.tmp"), site / "public" / "tags" / ".index.html.k1ll3d_2.tmp"]
+    for path in left:
+        path.write_bytes(b"half a page")
+    mark.write_bytes(b"")
+    before = mtimes(site / "public")
+    build(site, clock=SteppedClock(NOW + timedelta(hours=1)))
+    assert not [p for p in left if p.exists()] and not mark.exists()
+    after = mtimes(site / "public")
+    assert after == {name: t for name, t in before.items() if name not in {p.relative_to(site / "public").as_posix() for p in left}}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [" ", "\n", "  ", "src", "SRC", "href", "poster", "title", "=", " = ", '"', "'", "<", ">", "a", "://",
+             "https:", "//example.org/", "https://example.org/", "HTTPS://Example.org/", "https://example.org/a b",
+             "https://other.org/", " " * 70, "src" + " " * 70 + "=", "=" + " " * 80]
+        ),
+        max_size=30,
+    )
+)
+def test_the_links_to_the_site_are_those_the_attribute_pattern_finds(pieces: list[str]) -> None:
+    html = "".join(pieces)
+    url = "https://example.org/"
+    assert _LinkFinder(url).findall(html) == re.findall(_ATTRIBUTE % re.escape(url), html, re.IGNORECASE)
 
 
 def test_an_undefined_name_is_an_error_naming_the_template_and_no_page_changes(site: Path) -> None:

@@ -17,7 +17,7 @@ from publisher.feeds.build import build_site
 from publisher.config import load_config
 from publisher.errors import OutputError, PublisherError
 from publisher.state.store import StateStore
-from publisher.feeds.writer import StagedFiles, remove_temporaries, write_atomic, write_changed, write_if_changed
+from publisher.feeds.writer import StagedFiles, StagingMark, remove_temporaries, write_atomic, write_changed, write_if_changed
 
 from .conftest import NOW, build
 from .helpers.waiting import Poller
@@ -301,6 +301,39 @@ def test_nothing_can_be_staged_once_the_staging_is_over(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="staging is over"):
         staged.add(tmp_path / "atom.xml", b"<feed/>")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rss.xml"]
+
+
+def test_staged_files_know_how_each_file_looks_in_place_and_mode(tmp_path: Path) -> None:
+    (tmp_path / "same.html").write_bytes(b"same")
+    with StagedFiles(many=True, mode=0o640) as staged:
+        for name, data in (("a/index.html", b"<p>a</p>"), ("b/c/index.html", b"<p>c</p>" * 5000), ("same.html", b"same")):
+            staged.add(tmp_path / name, data)
+    assert sorted(staged.looks) == [tmp_path / "a/index.html", tmp_path / "b/c/index.html"], "not the unchanged file"
+    for path, look in staged.looks.items():
+        now = path.stat()
+        assert look == (now.st_size, now.st_mtime_ns)
+        assert stat.S_IMODE(now.st_mode) == 0o640
+    assert temp_files(tmp_path / "a") == [] and temp_files(tmp_path / "b" / "c") == []
+
+
+def test_a_staging_mark_is_there_while_temporary_files_may_be_and_gone_after(tmp_path: Path) -> None:
+    out, mark = tmp_path / "out", StagingMark(tmp_path / "staging")
+    with StagedFiles(many=True, mark=mark) as staged:
+        assert not mark.path.exists(), "set only when a file is staged"
+        staged.add(out / "index.html", b"<p>1</p>")
+        assert mark.path.exists() and temp_files(out)
+    assert not mark.path.exists() and temp_files(out) == []
+    with pytest.raises(RuntimeError):
+        with StagedFiles(many=True, mark=mark) as staged:
+            staged.add(out / "index.html", b"<p>2</p>")
+            raise RuntimeError("a page failed")
+    assert not mark.path.exists() and temp_files(out) == []
+    # What a killed writer leaves: the mark and a temporary file; only the mark makes a look.
+    (out / ".index.html.abcdefgh.tmp").write_bytes(b"half")
+    assert remove_temporaries(out, mark.path) == []
+    mark.path.write_bytes(b"")
+    assert remove_temporaries(out, mark.path) == [out / ".index.html.abcdefgh.tmp"]
+    assert not mark.path.exists() and (out / "index.html").read_bytes() == b"<p>1</p>"
 
 
 def test_staged_files_a_killed_writer_leaves_are_removed_by_remove_temporaries(tmp_path: Path) -> None:

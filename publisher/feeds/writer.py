@@ -18,6 +18,7 @@ renamed into place only when all are written (``StagedFiles``).
 from __future__ import annotations
 
 import os
+import random
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -71,27 +72,85 @@ def write_if_changed(path: Path, data: bytes, force: bool = False) -> bool:
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 
-def _stage(path: Path, data: bytes, mode: int, sync: bool = True, folders: set[Path] | None = None) -> str:
+def _stage(
+    path: Path, data: bytes, mode: int, sync: bool = True, folders: set[Path] | None = None, looks: dict | None = None
+) -> str:
     """Write ``data`` to a new temporary file beside ``path``; returns its name.
 
     ``folders``: the folders known to exist (those made here are added), so
-    that a folder of many files is made once, not asked for per file."""
+    that a folder of many files is made once, not asked for per file.
+    ``looks``: where to keep the file's size and modification time in ns
+    (a rename keeps them)."""
     if folders is None or path.parent not in folders:
         path.parent.mkdir(parents=True, exist_ok=True)
         if folders is not None:
             folders.add(path.parent)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = _new_temporary(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, mode)
             if sync:
-                os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
+                os.fsync(fd)
+            if looks is not None:
+                look = os.fstat(fd)
+                looks[path] = (look.st_size, look.st_mtime_ns)
+        finally:
+            os.close(fd)
     except BaseException:
         os.unlink(tmp_name)
         raise
     return tmp_name
+
+
+_NAME_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+# Two processes forked from one may draw the same names: O_EXCL makes the second draw again.
+_names = random.Random()
+
+
+def _new_temporary(path: Path) -> tuple[int, str]:
+    """A new file ``.NAME.XXXXXXXX.tmp`` beside ``path``, open for writing
+    (as ``tempfile.mkstemp`` makes it, without its cost for each of many files)."""
+    folder, name = os.fspath(path.parent), path.name
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tmp_name = os.path.join(folder, f".{name}.{''.join(_names.choices(_NAME_LETTERS, k=8))}.tmp")
+        try:
+            return os.open(tmp_name, flags, 0o600), tmp_name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path}: no free name for a temporary file beside it")
+
+
+class StagingMark:
+    """A file that is there (durably) while temporary files of a writer may
+    be in its output folder, so that a later run looks through that folder
+    for what a killed one left (``remove_temporaries(folder, mark.path)``)
+    only when it is: not through every folder of a large output each time.
+
+    ``set`` before making a temporary file; ``clear`` once none is left."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            write_atomic(self.path, b"temporary files of a build may be left in its output\n")
+            self._set = True
+
+    def clear(self, *, known: bool = False) -> None:
+        """Remove the mark this run set (``known``: or found); raises ``OutputError``."""
+        if self._set or known:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise OutputError(f"{self.path}: cannot remove: {exc.strerror or exc}") from exc
+            self._set = False
 
 
 class StagedFiles:
@@ -111,9 +170,10 @@ class StagedFiles:
         staged.changed  # the paths replaced, in the order they were added
     """
 
-    def __init__(self, *, force: bool = False, mode: int = 0o644, many: bool = False) -> None:
+    def __init__(self, *, force: bool = False, mode: int = 0o644, many: bool = False, mark: StagingMark | None = None) -> None:
         self._force = force
         self._mode = mode
+        self._mark = mark  # set before the first temporary file is made, cleared when none is left
         # Many files (a site's pages): one flush of the file system before
         # the renames and one after, rather than an fsync per file and per
         # folder, each of which waits for the disk.
@@ -122,6 +182,7 @@ class StagedFiles:
         self._staged: dict[Path, str] = {}
         self._closed = False
         self.changed: list[Path] = []
+        self.looks: dict[Path, tuple[int, int]] = {}  # each file staged: its size and mtime in ns, as it is once in place
 
     def __enter__(self) -> StagedFiles:
         return self
@@ -144,7 +205,9 @@ class StagedFiles:
         if not self._force and _same_bytes(path, data):
             return False
         try:
-            self._staged[path] = _stage(path, data, self._mode, sync=not self._many, folders=self._folders)
+            if self._mark is not None:
+                self._mark.set()
+            self._staged[path] = _stage(path, data, self._mode, sync=not self._many, folders=self._folders, looks=self.looks)
         except OSError as exc:
             raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         return True
@@ -167,7 +230,7 @@ class StagedFiles:
         except OSError as exc:
             raise OutputError(f"{current}: cannot write: {exc.strerror or exc}") from exc
         finally:
-            self.discard()
+            self.discard()  # and the mark, now that no temporary file is left
         self.changed = staged
         return staged
 
@@ -181,6 +244,8 @@ class StagedFiles:
                 except OSError:
                     pass
         self._staged.clear()
+        if self._mark is not None:
+            self._mark.clear()
 
 
 def write_changed(
@@ -204,9 +269,17 @@ def write_changed(
     return staged.changed
 
 
-def remove_temporaries(folder: Path) -> list[Path]:
-    """Remove temporary files a killed writer left under ``folder``."""
+def remove_temporaries(folder: Path, mark: Path | None = None) -> list[Path]:
+    """Remove temporary files a killed writer left under ``folder``; with
+    ``mark`` (the ``StagedFiles`` mark of the writers of ``folder``), only
+    when that is there, and the mark too then."""
     removed: list[Path] = []
+    if mark is not None:
+        if not mark.exists():
+            return removed
+        removed = remove_temporaries(folder)
+        StagingMark(mark).clear(known=True)
+        return removed
     if not folder.is_dir():
         return removed
     # os.walk (scandir underneath): a pages folder has thousands of folders.
@@ -220,3 +293,4 @@ def remove_temporaries(folder: Path) -> list[Path]:
                 except OSError:
                     pass
     return removed
+

@@ -21,6 +21,7 @@ import posixpath
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -47,7 +48,7 @@ def find_assets(config: Config, site: Site) -> dict[str, Path]:
     bases = [p if p.is_dir() else p.parent for p in config.content.paths]
     bases = [str(b) for b in bases + [b.parent for b in bases if b.parent != b]]
     # The content stage made every link absolute: only those under the site's URL can name a file here.
-    links = re.compile(r"""\s(?:src|href|poster)\s*=\s*["'](%s[^"'<>]*)["']""" % re.escape(config.site.url), re.IGNORECASE)
+    links = _LinkFinder(config.site.url)
     for post in site.posts:
         if not post.url or not post.url.startswith(config.site.url):
             continue
@@ -62,7 +63,53 @@ def find_assets(config: Config, site: Site) -> dict[str, Path]:
     return found
 
 
-def _links(post, pattern: re.Pattern[str]) -> list[str]:
+class _LinkFinder:
+    """What ``re.findall(_ATTRIBUTE % url, html, re.IGNORECASE)`` finds: the
+    values of ``src``, ``href`` and ``poster`` attributes that start with
+    ``url``, found by looking for ``url`` first (it is in few places of a
+    post) and checking the attribute only there."""
+
+    def __init__(self, url: str):
+        self._url = re.compile(re.escape(url) + r"""[^"'<>]*(?=["'])""", re.IGNORECASE)
+        # A search ignoring case is slow, unless it starts with text that has
+        # no case: "://", in every place the URL is, then its host.
+        self._offset = url.find("://")
+        self._mark = re.compile("://(?i:%s)" % re.escape(url[self._offset + 3 :]))
+
+    def _next(self, html: str, at: int) -> re.Match[str] | None:
+        if self._offset < 0:
+            return self._url.search(html, at)
+        while (mark := self._mark.search(html, at + self._offset)) is not None:
+            begin = mark.start() - self._offset
+            if (match := self._url.match(html, begin)) is not None:
+                return match
+            at = begin + 1
+        return None
+
+    def findall(self, html: str) -> list[str]:
+        found: list[str] = []
+        floor = at = 0  # where the next attribute may start (after the last found); where to look on
+        while (match := self._next(html, at)) is not None:
+            begin, end = match.span()
+            low = max(floor, begin - _LOOK_BACK)
+            if _BEFORE.search(html, low, begin) or (
+                # Only spaces, letters and "=" in the look back: the attribute may start before it.
+                low > floor and _MAYBE_LONGER.fullmatch(html, low, begin) and _BEFORE.search(html, floor, begin)
+            ):
+                found.append(match.group())
+                floor = at = end + 1  # past the closing quote
+            else:
+                at = begin + 1
+        return found
+
+
+_ATTRIBUTE = r"""\s(?:src|href|poster)\s*=\s*["'](%s[^"'<>]*)["']"""
+_BEFORE = re.compile(r"""\s(?:src|href|poster)\s*=\s*["']\Z""", re.IGNORECASE)
+_MAYBE_LONGER = re.compile(r"""[\sA-Za-z=]*["']""")
+_LOOK_BACK = 64
+
+
+def _links(post, pattern: _LinkFinder) -> list[str]:
     links = pattern.findall(post.content_html)
     if post.image:
         links.append(post.image)
@@ -83,9 +130,10 @@ def _source_of(url: str, post_url: str, name: str, beside: str, bases: list[str]
     return None
 
 
-def copy_asset(source: Path, target: Path, force: bool = False) -> bool:
+def copy_asset(source: Path, target: Path, force: bool = False, before: Callable[[], None] | None = None) -> bool:
     """Copy ``source`` to ``target`` atomically unless it is there already
-    (the same size and modification time: the copy keeps the source's); True if copied."""
+    (the same size and modification time: the copy keeps the source's); True if copied.
+    ``before``: called before the temporary file of a copy is made."""
     try:
         stat = source.stat()
         try:
@@ -95,6 +143,8 @@ def copy_asset(source: Path, target: Path, force: bool = False) -> bool:
         except OSError:
             pass
         target.parent.mkdir(parents=True, exist_ok=True)
+        if before is not None:
+            before()
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle, source.open("rb") as data:

@@ -27,7 +27,7 @@ from pathlib import Path
 from publisher.config import Config
 from publisher.errors import OutputError
 from publisher.feeds.build import writing_lock
-from publisher.feeds.writer import StagedFiles, remove_temporaries
+from publisher.feeds.writer import StagedFiles, StagingMark, remove_temporaries
 from publisher.model import Post, Site
 from publisher.pages.assets import copy_asset, find_assets
 from publisher.pages.context import PageContext
@@ -55,6 +55,14 @@ class PagesReport:
 
 def site_templates(config: Config) -> SiteTemplates:
     return SiteTemplates.load(config.mail.templates / "site")
+
+
+def staging_mark(config: Config) -> Path:
+    """The file beside the state store that is there while pages may be staged
+    (``StagedFiles``): a build looks through the pages folder for what a
+    killed one left only when it is."""
+    state = config.state.path
+    return state.with_name(state.name + ".pages-staging")
 
 
 def page_options(config: Config, store: StateStore, *, robots: bool = True) -> PageOptions:
@@ -96,7 +104,8 @@ def _write_pages(
     config: Config, site: Site, store: StateStore, fingerprint: Callable[[Post], bytes | None] | None, force: bool
 ) -> PagesReport:
     out = config.pages.out
-    for leftover in remove_temporaries(out):
+    mark = StagingMark(staging_mark(config))
+    for leftover in remove_temporaries(out, mark.path):
         log.info("removed %s, left by an interrupted build", config.relative(leftover))
     templates = site_templates(config)
     assets = find_assets(config, site)
@@ -105,7 +114,7 @@ def _write_pages(
     documents = [d for d in documents if d.name not in assets]
     known = store.builds.page_outputs()
     documents += _redirects(config, site, documents, known, PageContext(site.info, options, templates))
-    staged = StagedFiles(force=force, many=True)
+    staged = StagedFiles(force=force, many=True, mark=mark)
     made: list[PageDocument] = []
     try:
         for document in documents:
@@ -122,14 +131,17 @@ def _write_pages(
     outputs, written = [], []
     for document in made:
         path = out / document.name
-        stat = path.stat()
-        outputs.append(PageOutput(document.name, document.digest, stat.st_size, stat.st_mtime_ns, document.post))
+        look = staged.looks.get(path)
+        if look is None:  # its file was as it is already
+            stat = path.stat()
+            look = (stat.st_size, stat.st_mtime_ns)
+        outputs.append(PageOutput(document.name, document.digest, *look, document.post))
         if path in changed:
             written.append(document.name)
             log.debug("wrote %s", config.relative(path))
     copied = []
     for name, source in assets.items():
-        if copy_asset(source, out / name, force):
+        if copy_asset(source, out / name, force, before=mark.set):
             copied.append(name)
             log.debug("copied %s to %s", config.relative(source), config.relative(out / name))
         stat = (out / name).stat()
@@ -137,6 +149,7 @@ def _write_pages(
         output = PageOutput(name, digest, stat.st_size, stat.st_mtime_ns)
         if known.get(name) != output:
             outputs.append(output)
+    mark.clear()  # no temporary file of the assets is left either
     names = {d.name for d in documents} | set(assets)
     removed = _remove_stale(config, out, known, names)
     outputs = [o for o in outputs if o != known.get(o.name)]

@@ -23,6 +23,8 @@ from publisher.model import Post, SiteInfo
 from publisher.text import distinct_slug, summarize, uri_path
 
 if TYPE_CHECKING:
+    from markupsafe import Markup
+
     from publisher.pages.plan import ArchivedIssue, PageOptions
     from publisher.pages.templates import SiteTemplates
 
@@ -53,6 +55,7 @@ class PageContext:
         self.templates = templates
         self.root = urlsplit(info.url).path or "/"
         self._terms: dict[tuple[str, str], str] = {}
+        self._summaries: dict[int, bytes] = {}  # by id(post): the site's posts live as long as this context
         self._common = {
             "site": info,
             "href": self.href,
@@ -65,6 +68,7 @@ class PageContext:
             "subscribe": self._subscribe(),
             "has_issues": bool(options.issues),
         }
+        self._common["summary_of"] = self.summary_of
 
     # -- links -----------------------------------------------------------------
 
@@ -117,6 +121,17 @@ class PageContext:
 
     def render(self, template: str, **values: Any) -> bytes:
         return self.templates.render(template, **self._common, **values)
+
+    def summary_of(self, post: Post) -> Markup:
+        """A post as the lists of posts show it (``summary.html``): made once,
+        however many lists show it."""
+        found = self._summaries.get(id(post))
+        if found is None:
+            markup = self.templates.fragment("summary.html", **self._common, post=post)
+            # Kept as UTF-8: a text with one emoji takes four bytes a character as a str.
+            self._summaries[id(post)] = markup.encode("utf-8")
+            return markup
+        return self.templates.markup(found.decode("utf-8"))
 
     def post_page(self, post: Post, newer: Post | None, older: Post | None) -> bytes:
         author = post.author or self.info.author

@@ -96,12 +96,12 @@ class _Digests:
     """Digests of page inputs: what every page shares, then each page's own."""
 
     def __init__(self, common: object, fingerprint: Callable[[Post], bytes | None] | None):
-        self._common = _canonical([_DIGEST_FORMAT, __version__, common])
+        self._common = hashlib.sha256(_canonical([_DIGEST_FORMAT, __version__, common]))
         self._known = fingerprint
         self._posts: dict[int, bytes] = {}
 
     def of(self, *parts: object, posts: Iterable[Post] = ()) -> str:
-        digest = hashlib.sha256(self._common)
+        digest = self._common.copy()
         digest.update(_canonical(parts))
         for post in posts:
             digest.update(self.post(post))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
 from publisher.errors import OutputError
@@ -30,6 +31,7 @@ TEMPLATE_NAMES = (
     "base.html",
     "post.html",
     "list.html",
+    "summary.html",
     "terms.html",
     "archives.html",
     "issues.html",
@@ -75,8 +77,13 @@ class SiteTemplates:
 
     def render(self, name: str, **context: Any) -> bytes:
         """The template ``name`` rendered; raises ``OutputError`` naming the template and line."""
+        return self.fragment(name, **context).encode("utf-8")
+
+    def fragment(self, name: str, **context: Any) -> Markup:
+        """The template ``name`` rendered, as markup another template inserts
+        as it is; raises ``OutputError`` naming the template and line."""
         try:
-            return self.environment.get_template(name).render(**context).encode("utf-8")
+            return Markup(self.environment.get_template(name).render(**context))
         except (TemplateError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
             where, line = getattr(exc, "filename", None) or name, getattr(exc, "lineno", None)
             if line is None:
@@ -87,6 +94,11 @@ class SiteTemplates:
                         where, line = frame.filename, frame.lineno
             message = exc.message if isinstance(exc, TemplateError) and exc.message else f"{exc}"
             raise OutputError(f"{where}{f':{line}' if line else ''}: {message}") from exc
+
+    @staticmethod
+    def markup(text: str) -> Markup:
+        """``text``, made by a template before, for a template to insert as it is."""
+        return Markup(text)
 
     def source(self, name: str) -> bytes:
         """A file's bytes as they are (the stylesheet), from the site's folder first."""
