@@ -205,14 +205,32 @@ def test_the_sample_feeds_are_unchanged_by_the_cache(tmp_path: Path, sample_site
 def test_files_parsed_in_worker_processes_give_what_parsing_here_gives(
     mixed_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    (mixed_site / "seeds" / "linked.md").write_text(
+        "---\ntitle: Linked\ndate: 2024-02-02T10:00:00Z\n---\nSee [the chart](chart.png) and ![it](img/a.png).\n",
+        encoding="utf-8",
+    )
+    resolved_here: list[str] = []  # the posts whose links this process resolved
+    real = cache.absolutize
+
+    def counting(html: str, url: str) -> str:
+        resolved_here.append(url)
+        return real(html, url)
+
+    monkeypatch.setattr(cache, "absolutize", counting)
     serial_site = tmp_path / "serial"
     shutil.copytree(mixed_site, serial_site)
     serial = build(serial_site)
+    serially = list(resolved_here)
+    resolved_here.clear()
     monkeypatch.setattr(load, "PARALLEL_MIN_FILES", 2)
     monkeypatch.setattr(load, "PARSE_CHUNK", 3)
     monkeypatch.setattr(load, "_parsers", lambda files: 2)  # even on one CPU
     parallel = build(mixed_site)
     assert parallel.site.posts == serial.site.posts
+    linked = next(post for post in parallel.site.posts if post.title == "Linked")
+    assert f'href="{linked.url}chart.png"' in linked.content_html
+    # The workers resolved the links of the posts whose URL they could tell.
+    assert linked.url in serially and linked.url not in resolved_here
     assert [str(e) for e in parallel.errors] == [str(e) for e in serial.errors]
     assert feed_files(mixed_site) == feed_files(serial_site)
     again = build(mixed_site, LATER)  # and what the workers read was cached

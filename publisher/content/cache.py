@@ -121,9 +121,12 @@ class PostCache:
             if entry is not None:
                 outcomes[index] = self._hand_out(shown, entry)
         parsed = _parse_many([(path, shown, data) for _, path, shown, data, _ in misses], config)
-        for (index, _, shown, _, key), outcome in zip(misses, parsed):
+        for (index, _, shown, _, key), (outcome, resolved) in zip(misses, parsed):
             if isinstance(outcome, ReadResult):
-                entry = _Entry(key, outcome.posts, outcome.errors, failed=False, warnings=outcome.warnings, skipped=outcome.skipped)
+                entry = _Entry(
+                    key, outcome.posts, outcome.errors, failed=False, warnings=outcome.warnings, skipped=outcome.skipped,
+                    resolved=list(resolved) if resolved is not None else None,
+                )
             elif isinstance(outcome, ContentError):
                 entry = _Entry(key, (), (outcome,), failed=True)
             else:

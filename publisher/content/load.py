@@ -31,8 +31,8 @@ from publisher.errors import ContentError, toml_error
 from publisher.model import Post
 from publisher.content.readers import ReadOptions, ReadResult, extensions, reader_for
 from publisher.content.readers.metadata import ContentWarning, Metadata, parse_metadata
-from publisher.content.sanitize import clean_html, first_paragraph_text
-from publisher.text import one_line, slugify, summarize, xml_safe
+from publisher.content.sanitize import absolutize, clean_html, first_paragraph_text
+from publisher.text import one_line, slugify, summarize, uri_path, xml_safe
 
 if TYPE_CHECKING:
     from publisher.content.cache import PostCache
@@ -277,15 +277,55 @@ def _parse_one(path: Path, shown: str, data: bytes, config: Config) -> ReadResul
     return _attempt(path, lambda: _cleaned(_read(path, shown, data, config)))
 
 
-def _parse_many(items: list[tuple[Path, str, bytes]], config: Config) -> list[ReadResult | Exception]:
-    """Each item's reading, cleaned: (path, shown, bytes) -> ReadResult or the error."""
+# Per post of a file: the URL it is likely published at and its HTML with
+# relative links resolved against it (None: the same HTML), or None.
+Resolved = list[tuple[str, str | None] | None]
+
+
+def _parse_many(items: list[tuple[Path, str, bytes]], config: Config) -> list[tuple[ReadResult | Exception, Resolved | None]]:
+    """Each item's reading, cleaned: (path, shown, bytes) -> ReadResult or
+    the error, and (when parsed in worker processes) each post's HTML
+    resolved against the URL it will most likely have (``likely_urls``),
+    which publishing then need not work out in this process."""
     workers = _parsers(len(items))
     if workers > 1:
         try:
             return _parse_in_processes(items, config, workers)
         except Exception:  # no process could be started, or one died: parse here instead
             log.warning("parsing in %d worker processes failed; parsing %d files here", workers, len(items), exc_info=True)
-    return [_parse_one(path, shown, data, config) for path, shown, data in items]
+    return [(_parse_one(path, shown, data, config), None) for path, shown, data in items]
+
+
+def permalink_url(config: Config, slug: str, local: datetime) -> str:
+    """The URL of a post published with ``slug`` at ``local`` (the site's time)."""
+    # A slug may be Unicode ("война-и-мир"): the URL is its percent-encoded UTF-8.
+    path = uri_path(
+        config.content.permalink.format(
+            year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}", slug=slug
+        )
+    )
+    return urljoin(config.site.url, path)
+
+
+def _resolved_ahead(config: Config, posts: tuple[Post, ...]) -> Resolved:
+    """Each post's HTML resolved against the URL it will have unless
+    publishing finds otherwise (its own ``url``, or the permalink of its
+    date and slug; a slug taken already, or an undated post, differ)."""
+    out: Resolved = []
+    for post in posts:
+        url = post.url
+        if not url and post.date is not None:
+            url = permalink_url(config, post.slug or slugify(post.title), post.date.astimezone(config.site.timezone))
+        if not url:
+            out.append(None)
+            continue
+        try:
+            html = absolutize(post.content_html, url)
+        except Exception:  # publishing resolves it again, and says what is wrong
+            out.append(None)
+            continue
+        out.append((url, None if html == post.content_html else html))
+    return out
 
 
 def _parsers(files: int) -> int:
@@ -298,15 +338,17 @@ def _parsers(files: int) -> int:
     return max(1, min(cpus, MAX_PARSERS))
 
 
-def _parse_in_processes(items: list[tuple[Path, str, bytes]], config: Config, workers: int) -> list[ReadResult | Exception]:
+def _parse_in_processes(
+    items: list[tuple[Path, str, bytes]], config: Config, workers: int
+) -> list[tuple[ReadResult | Exception, Resolved | None]]:
     # spawn: fresh interpreters, never a fork of this process (which may hold
     # threads and a database connection), and nothing left running after.
     context = multiprocessing.get_context("spawn")
     chunks = [items[i : i + PARSE_CHUNK] for i in range(0, len(items), PARSE_CHUNK)]
-    results: list[ReadResult | Exception] = []
+    results: list[tuple[ReadResult | Exception, Resolved | None]] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for done in pool.map(_parse_chunk, [config] * len(chunks), chunks):
-            results.extend(_unpacked(outcome) for outcome in done)
+            results.extend((_unpacked(outcome), outcome[5] if outcome[0] == "ok" else None) for outcome in done)
     return results
 
 
@@ -317,7 +359,8 @@ def _parse_chunk(config: Config, chunk: list[tuple[Path, str, bytes]]) -> list[t
         outcome = _parse_one(path, shown, data, config)
         if isinstance(outcome, ReadResult):
             errors = [(e.path, e.line, e.reason) for e in outcome.errors]
-            out.append(("ok", outcome.posts, errors, outcome.warnings, outcome.skipped))
+            resolved = _resolved_ahead(config, outcome.posts)
+            out.append(("ok", outcome.posts, errors, outcome.warnings, outcome.skipped, resolved))
         elif isinstance(outcome, ContentError):
             out.append(("rejected", outcome.path, outcome.line, outcome.reason))
         else:
