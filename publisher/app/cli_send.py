@@ -267,7 +267,7 @@ def _send_list(ctx, config: Config, store: StateStore, digest_list: DigestList, 
         code = EXIT_OK
         while issue_id is not None:
             if config.mail.processes > 1:
-                report, others = _deliver_in_processes(ctx, config, store, digest_list, issue_id)
+                report, others = _deliver_in_processes(ctx, config, store, digest_list, issue_id, lock.fd)
                 code = max(code, others)
             else:
                 progress = _Progress(store.deliveries.pending_count(issue_id), quiet)
@@ -290,7 +290,7 @@ def _send_list(ctx, config: Config, store: StateStore, digest_list: DigestList, 
 
 
 def _deliver_in_processes(
-    ctx, config: Config, store: StateStore, digest_list: DigestList, issue_id: int
+    ctx, config: Config, store: StateStore, digest_list: DigestList, issue_id: int, lock_fd: int | None
 ) -> tuple[SendReport, int]:
     """Deliver the issue with ``[mail] processes`` processes, this one and
     the others it starts, each claiming leased batches; the report holds
@@ -303,7 +303,7 @@ def _deliver_in_processes(
     stop = threading.Event()
     others = SenderProcesses(
         config.path.resolve(), digest_list.name, issue_id,
-        count=config.mail.processes - 1, quiet=quiet, verbose=ctx.obj.get("verbose", 0),
+        count=config.mail.processes - 1, quiet=quiet, verbose=ctx.obj.get("verbose", 0), lock_fd=lock_fd,
     )
     with _stop_on_signals(stop, also=others.signal):
         others.start()

@@ -27,19 +27,27 @@ class SenderProcesses:
     one line each. They run in a session of their own, so a Ctrl-C at the
     terminal reaches them once, through :meth:`signal`, not twice."""
 
-    def __init__(self, config_path: Path, list_name: str, issue_id: int, *, count: int, quiet: bool, verbose: int):
+    def __init__(
+        self, config_path: Path, list_name: str, issue_id: int, *,
+        count: int, quiet: bool, verbose: int, lock_fd: int | None = None,
+    ):
         flags = ["-q"] if quiet else ["-v"] * verbose
         self.command = [
             sys.executable, "-m", "publisher", "--config", str(config_path), *flags,
             "send", "--list", list_name, "--join", str(issue_id), "--processes", str(count + 1),
         ]
         self.count = count
+        # The send lock's file, open in each: should this process die first,
+        # the scheduler is kept out until the last of them ends.
+        self.pass_fds = () if lock_fd is None else (lock_fd,)
         self.processes: list[subprocess.Popen] = []
         self.signalled = False
 
     def start(self) -> None:
         for _ in range(self.count):
-            self.processes.append(subprocess.Popen(self.command, stdin=subprocess.DEVNULL, start_new_session=True))
+            self.processes.append(subprocess.Popen(
+                self.command, stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=self.pass_fds
+            ))
 
     def signal(self, signum: int) -> None:
         """Pass ``signum`` on to those still running (safe in a signal handler)."""
