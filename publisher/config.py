@@ -228,6 +228,10 @@ class MailSettings:
     attempts: int = setting(_positive_int, 4, "tries per delivery per run before it is left pending")
     backoff: float = setting(_positive_number, 1.0, "seconds before the first retry; doubles, with jitter")
     backoff_max: float = setting(_positive_number, 60.0)
+    processes: int = setting(
+        _number(int, lambda n: not 1 <= n <= 64, "a whole number from 1 to 64"), 1,
+        "`publisher send` processes sharing an issue (each with its own connections)",
+    )
 
     @staticmethod
     def _check(values: dict[str, Any], table: dict[str, Any]) -> list[str]:

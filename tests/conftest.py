@@ -66,6 +66,7 @@ STORE_FACING = {
     "test_state_claims",
     "test_subscribers",
     "test_send",
+    "test_send_processes",
     "test_digest",
     "test_optin",
     "test_build_cache",

@@ -319,7 +319,7 @@ def test_problems_in_every_section_are_reported_in_order(tmp_path: Path, monkeyp
     )
     mail_keys = (
         "from, reply_to, transport, outbox, secret_env, secret_file, secret_grace, welcome, unsubscribe_mailto, "
-        "bounce_address, templates, attempts, backoff, backoff_max"
+        "bounce_address, templates, attempts, backoff, backoff_max, processes"
     )
     list_keys = (
         "title, description, max_posts, full_content, max_bytes, subject, preheader, schedule, catch_up, max_late, "

@@ -5,12 +5,13 @@ Each imports the stages it runs when it runs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -150,15 +151,30 @@ class _Progress:
     help="Send the next issue to ADDRESS only, as a test; records nothing (repeatable).",
 )
 @click.option("--backfill", type=click.IntRange(min=0), help="A new list's first issue also holds the newest N posts.")
+@click.option(
+    "--processes", type=click.IntRange(min=1, max=64), metavar="N",
+    help="Deliver each issue with N processes on this machine (default: [mail] processes).",
+)
+@click.option("--join", "join_issue", type=int, hidden=True)  # a process of another `publisher send`
 @click.pass_context
-def send(ctx: click.Context, list_name: str | None, dry_run: bool, test_to: tuple[str, ...], backfill: int | None) -> None:
+def send(
+    ctx: click.Context, list_name: str | None, dry_run: bool, test_to: tuple[str, ...], backfill: int | None,
+    processes: int | None, join_issue: int | None,
+) -> None:
     """Create (or resume) the next issue of a list, or of each list, and deliver it."""
     from publisher.state import SendLocked, StateStore
 
     config = with_secret(ctx_config(ctx))
+    if processes is not None:
+        config = dataclasses.replace(config, mail=dataclasses.replace(config.mail, processes=processes))
     lists = [choose_list(config, list_name)] if list_name or len(config.lists) < 2 else list(config.lists.values())
     addresses = _test_addresses(test_to)
     store = StateStore.connect(config.state, readonly=dry_run or bool(addresses))
+    if join_issue is not None:
+        try:
+            sys.exit(_join(ctx, config, store, join_issue))
+        finally:
+            store.close()
     try:
         begun = [d.name for d in lists if store.issues.last_cutoff(d.name) is not None]
         if backfill is not None and begun:
@@ -250,23 +266,84 @@ def _send_list(ctx, config: Config, store: StateStore, digest_list: DigestList, 
             lock.release()
         code = EXIT_OK
         while issue_id is not None:
-            progress = _Progress(store.deliveries.pending_count(issue_id), quiet)
-            try:
-                report = deliver_issue(
-                    config, store, make_transport(config), issue_id, clock=ctx_clock(ctx), on_progress=progress
-                )
-            finally:
-                progress.close()
+            if config.mail.processes > 1:
+                report, others = _deliver_in_processes(ctx, config, store, digest_list, issue_id, lock.fd)
+                code = max(code, others)
+            else:
+                progress = _Progress(store.deliveries.pending_count(issue_id), quiet)
+                try:
+                    report = deliver_issue(
+                        config, store, make_transport(config), issue_id, clock=ctx_clock(ctx), on_progress=progress
+                    )
+                finally:
+                    progress.close()
             _show_report(config, report, quiet)
             if report.stopped is not None:
                 fail(f"send stopped: {report.stopped}; run `publisher send` again to resume")
             if report.pending:
-                return EXIT_REJECTED
-            code = EXIT_REJECTED if report.failed else code
+                return max(code, EXIT_REJECTED)
+            code = max(code, EXIT_REJECTED) if report.failed else code
             issue_id = store.issues.unfinished(digest_list.name)
         return code
     finally:
         lock.release()
+
+
+def _deliver_in_processes(
+    ctx, config: Config, store: StateStore, digest_list: DigestList, issue_id: int, lock_fd: int | None
+) -> tuple[SendReport, int]:
+    """Deliver the issue with ``[mail] processes`` processes, this one and
+    the others it starts, each claiming leased batches; the report holds
+    the issue's totals once every process has ended. The code: EXIT_ERROR
+    if one of the others ended with an error, else EXIT_OK."""
+    from publisher.app.send_processes import SenderProcesses
+    from publisher.mail import deliver_issue
+
+    quiet = ctx.obj["quiet"]
+    stop = threading.Event()
+    others = SenderProcesses(
+        config.path.resolve(), digest_list.name, issue_id,
+        count=config.mail.processes - 1, quiet=quiet, verbose=ctx.obj.get("verbose", 0), lock_fd=lock_fd,
+    )
+    with _stop_on_signals(stop, also=others.signal):
+        others.start()
+        progress = _Progress(store.deliveries.pending_count(issue_id), quiet)
+        try:
+            report = deliver_issue(
+                config, store, make_transport(config), issue_id,
+                clock=ctx_clock(ctx), on_progress=progress, stop=stop, shared=True,
+            )
+        except BaseException:
+            others.signal(signal.SIGTERM)
+            raise
+        finally:
+            progress.close()
+            for line in others.wait():
+                click.echo(line, err=True)
+    counts = store.deliveries.counts(issue_id)  # what every process did
+    report.total = sum(counts.values())
+    report.sent, report.failed = counts.get("sent", 0), counts.get("failed", 0)
+    report.skipped, report.pending = counts.get("skipped", 0), counts.get("pending", 0)
+    if report.pending == 0 and report.stopped is None:
+        store.retry(lambda: store.issues.finish(issue_id, now=ctx_now(ctx)))
+    return report, EXIT_ERROR if others.errors else EXIT_OK
+
+
+def _join(ctx, config: Config, store: StateStore, issue_id: int) -> int:
+    """One of the other processes of a ``publisher send``: deliver its share
+    of the issue; failures and errors on stderr, nothing on stdout."""
+    from publisher.mail import deliver_issue
+
+    stop = threading.Event()
+    with _stop_on_signals(stop, announce=False):
+        report = deliver_issue(
+            config, store, make_transport(config), issue_id, clock=ctx_clock(ctx), stop=stop, shared=True
+        )
+    for failure in report.failures:
+        click.echo(f"failed: {failure}", err=True)
+    if report.stopped is not None and not stop.is_set():
+        fail(f"send stopped: {report.stopped}")
+    return EXIT_OK
 
 
 def _show_report(config: Config, report: SendReport, quiet: bool) -> None:
@@ -365,14 +442,20 @@ def _show_jobs(config: Config, store: StateStore, now) -> None:
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and SIGINT set ``stop``; a second one ends the process at once, as a crash would."""
+def _stop_on_signals(
+    stop: threading.Event, *, also: Callable[[int], None] | None = None, announce: bool = True
+) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop``; a second one ends the process at once, as a crash would.
+    ``also`` is called with each signal first (to pass it on)."""
 
     def on_signal(signum: int, frame: object) -> None:
+        if also is not None:
+            also(signum)
         if stop.is_set():
             signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
-        log.warning("%s: stopping once the messages in flight are recorded", signal.Signals(signum).name)
+        if announce:
+            log.warning("%s: stopping once the messages in flight are recorded", signal.Signals(signum).name)
         stop.set()
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}

@@ -1,5 +1,6 @@
 """Deliveries claimed in leased batches, for a state store several senders
-share (``[state] url``), and the job a delivery becomes in ``deliver_issue``.
+share (``[state] url``, or one ``publisher send`` of several processes,
+``[mail] processes``), and the job a delivery becomes in ``deliver_issue``.
 
     claims = Claims(store, issue_id, config, clock, stop)
     for job in claims.jobs():   # a batch at a time, each leased to this sender

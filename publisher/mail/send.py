@@ -254,12 +254,15 @@ def deliver_issue(
     stop: threading.Event | None = None,
     seed: int | None = None,
     page_size: int = PAGE_SIZE,
+    shared: bool = False,
 ) -> SendReport:
     """Deliver the issue's pending deliveries; returns the counts.
 
     Memory stays flat whatever the audience: deliveries are read from the
     store ``page_size`` at a time, and each message is built by a worker
-    just before it is sent.
+    just before it is sent. ``shared``: other processes deliver the issue
+    too, so deliveries are claimed in leased batches (as they always are on
+    a PostgreSQL store, ``[state] url``).
     """
     _apply_journal(config, store, clock.now())
     info = store.issues.info(issue_id)
@@ -282,7 +285,7 @@ def deliver_issue(
         return messages.compose(personal, now=clock.now(), message_id=message_id, stuff=stuff), message_id
 
     _count(store, issue_id, report)
-    claims = Claims(store, issue_id, config, clock, stop) if config.state.url is not None else None
+    claims = Claims(store, issue_id, config, clock, stop) if shared or config.state.url is not None else None
     try:
         _work_through_pending(
             config, store, transport, issue_id, report, build, claims,

@@ -106,6 +106,13 @@ class ProcessLock:
         """Does this process hold the lock (through this object)?"""
         return self._fd is not None or (self._advisory is not None and self._advisory.held)
 
+    @property
+    def fd(self) -> int | None:
+        """The open lock file while this holds a file lock (None otherwise). A
+        child process given it holds the lock with this one: the lock goes
+        when the last of them ends (or on ``release``)."""
+        return self._fd
+
     def release(self) -> None:
         if self._advisory is not None:
             self._advisory.release()
