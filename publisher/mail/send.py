@@ -340,9 +340,9 @@ def _work_through_pending(
     page_size: int,
 ) -> None:
     """Hand the issue's pending deliveries to a pool of workers, one
-    connection each, and record every outcome in ``report`` as it comes."""
-    # The pending deliveries are read a page at a time, never the whole
-    # audience at once; retries that came due go before the next new one.
+    connection each, and record every outcome in ``report`` as it comes.
+    The pending deliveries are read a page at a time, never the whole
+    audience at once; retries that came due go before the next new one."""
     fresh = claims.jobs() if claims is not None else _pending_jobs(store, issue_id, page_size)
     upcoming = next(fresh, None)
     ready: list[_Job] = []
