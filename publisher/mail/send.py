@@ -354,8 +354,7 @@ def _work_through_pending(
     for worker in workers:
         worker.start()
     idle = list(workers)
-    in_flight = 0
-    sequence = 0
+    in_flight = sequence = 0
     try:
         while True:
             if claims is not None:
