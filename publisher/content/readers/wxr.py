@@ -47,11 +47,11 @@ its line; the other items are still read.
 from __future__ import annotations
 
 import html
-import io
 import logging
 import mimetypes
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
@@ -505,6 +505,30 @@ def _check_doctype(root: etree._Element, data: bytes, path: str) -> None:
         )
 
 
+_PIECE = 65536  # bytes of an export parsed at a time
+_DOCTYPE = re.compile(rb"<!DOCTYPE\s+[^\s\[>]+(\s+(?:SYSTEM|PUBLIC)\b)?")
+_ENTITY = re.compile(rb"<!ENTITY\s+(?:%\s+)?([^\s>]+)")
+
+
+def _check_prolog(data: bytes, path: str) -> None:
+    """``_check_doctype`` on the bytes before the document's first element,
+    before any parser sees them: a parser may choke on what the entities
+    would expand to (some libxml2 and lxml versions do, even when told not
+    to expand them) before it says what the document declares."""
+    head = data[:65536]
+    doctype = _DOCTYPE.search(head)
+    if doctype is None or head.find(b"<rss", 0, doctype.start()) >= 0:
+        return
+    entities = [name.decode("utf-8", "replace") for name in _ENTITY.findall(head, doctype.end())]
+    if entities or doctype.group(1):
+        what = f"declares entities ({', '.join(entities[:3])})" if entities else "refers to an external DTD"
+        raise ContentError(
+            path,
+            head.count(b"\n", 0, doctype.start()) + 1,
+            f"{what}; a WordPress export has no DTD, and entities are never expanded",
+        )
+
+
 def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
     message = re.sub(r", line \d+, column (\d+)$", r" (column \1)", exc.msg or str(exc))
     depth = re.match(r"Excessive depth in document: (\d+)", message)
@@ -531,11 +555,11 @@ def read(data: bytes, path: str, options: ReadOptions) -> ReadResult:
     if not data or data.isspace():  # (not strip(): that would copy a large file)
         raise ContentError(path, 1, "empty file")
     data = _without_control_bytes(data)
+    _check_prolog(data, path)
     export: _Export | None = None
     bound: dict[str, str] = {}
     root: etree._Element | None = None
-    events = etree.iterparse(
-        io.BytesIO(data),
+    parser = etree.XMLPullParser(
         events=("start-ns", "start", "end"),
         resolve_entities=False,
         no_network=True,
@@ -544,28 +568,43 @@ def read(data: bytes, path: str, options: ReadOptions) -> ReadResult:
         remove_comments=True,
         remove_pis=True,
     )
+
+    def handle(event: str, element) -> None:
+        nonlocal root, export
+        if event == "start-ns":
+            if root is None:
+                bound.setdefault(*element)
+        elif event == "start":
+            if root is None:
+                root = element
+                prefixes = wp_prefixes(bound)
+                if root.tag != "rss" or prefixes is None:
+                    raise ContentError(path, 1, NOT_WXR)
+                _check_doctype(root, data, path)
+                export = _Export(path, options, prefixes)
+        elif export is None:
+            return
+        elif element.tag == "item":
+            export.item(element)
+            _forget(element)
+        elif _key(element.tag, export.prefixes) == "wp:author":
+            export.author(element)
+        elif (parent := element.getparent()) is not None and parent.tag == "channel":
+            export.channel(element)
+
+    def parse(step: Callable[[], object]) -> None:
+        """``step`` (a feed, the close), then the events it gave, also when
+        it met a fault: what came before the fault is read."""
+        try:
+            step()
+        finally:
+            for event, element in parser.read_events():
+                handle(event, element)
+
     try:
-        for event, element in events:
-            if event == "start-ns":
-                if root is None:
-                    bound.setdefault(*element)
-            elif event == "start":
-                if root is None:
-                    root = element
-                    prefixes = wp_prefixes(bound)
-                    if root.tag != "rss" or prefixes is None:
-                        raise ContentError(path, 1, NOT_WXR)
-                    _check_doctype(root, data, path)
-                    export = _Export(path, options, prefixes)
-            elif export is None:
-                continue
-            elif element.tag == "item":
-                export.item(element)
-                _forget(element)
-            elif _key(element.tag, export.prefixes) == "wp:author":
-                export.author(element)
-            elif (parent := element.getparent()) is not None and parent.tag == "channel":
-                export.channel(element)
+        for start in range(0, len(data), _PIECE):
+            parse(lambda: parser.feed(data[start : start + _PIECE]))
+        parse(parser.close)
     except etree.XMLSyntaxError as exc:
         line = exc.lineno if exc.lineno and exc.lineno > 0 else 1
         if export is None or (not export.posts and not export.errors):
