@@ -296,15 +296,19 @@ def _parse_many(items: list[tuple[Path, str, bytes]], config: Config) -> list[tu
     return [(_parse_one(path, shown, data, config), None) for path, shown, data in items]
 
 
-def permalink_url(config: Config, slug: str, local: datetime) -> str:
-    """The URL of a post published with ``slug`` at ``local`` (the site's time)."""
+def permalink_path(config: Config, slug: str, local: datetime) -> str:
+    """The path, under ``[site] url``, of a post published with ``slug`` at ``local`` (the site's time)."""
     # A slug may be Unicode ("война-и-мир"): the URL is its percent-encoded UTF-8.
-    path = uri_path(
+    return uri_path(
         config.content.permalink.format(
             year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}", slug=slug
         )
     )
-    return urljoin(config.site.url, path)
+
+
+def permalink_url(config: Config, slug: str, local: datetime) -> str:
+    """The URL of a post published with ``slug`` at ``local`` (the site's time)."""
+    return urljoin(config.site.url, permalink_path(config, slug, local))
 
 
 def _resolved_ahead(config: Config, posts: tuple[Post, ...]) -> Resolved:

@@ -21,11 +21,11 @@ from urllib.parse import urljoin, urlsplit
 from publisher.config import Config
 from publisher.errors import ContentError
 from publisher.model import Post, Site
-from publisher.content.load import _clean
+from publisher.content.load import _clean, permalink_path
 from publisher.content.references import resolve_references
 from publisher.content.sanitize import absolutize
 from publisher.state import PostRecord, PostRepository
-from publisher.text import iri_id, slugify, uri_path
+from publisher.text import iri_id, slugify
 
 if TYPE_CHECKING:
     from publisher.content.cache import PostCache
@@ -157,12 +157,7 @@ class _Identities:
         self._base = base if urljoin(base, "a/b-c/") == base + "a/b-c/" else None
 
     def _url(self, slug: str, local: datetime) -> str:
-        # A slug may be Unicode ("война-и-мир"): the URL is its percent-encoded UTF-8.
-        path = uri_path(
-            self.config.content.permalink.format(
-                year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}", slug=slug
-            )
-        )
+        path = permalink_path(self.config, slug, local)
         if self._base is not None and _PLAIN_PATH.fullmatch(path):
             return self._base + path  # what urljoin gives for such a path, without its cost
         return urljoin(self.config.site.url, path)

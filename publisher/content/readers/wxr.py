@@ -496,13 +496,12 @@ def _check_doctype(root: etree._Element, data: bytes, path: str) -> None:
     dtd = info.internalDTD
     entities = [e.name for e in dtd.iterentities()] if dtd is not None else []
     if entities or info.system_url or info.public_id:
-        names = ", ".join(entities[:3])
-        what = f"declares entities ({names})" if entities else "refers to an external DTD"
-        raise ContentError(
-            path,
-            _line_of(data[:65536], b"<!DOCTYPE"),
-            f"{what}; a WordPress export has no DTD, and entities are never expanded",
-        )
+        raise _doctype_refused(path, _line_of(data[:65536], b"<!DOCTYPE"), entities)
+
+
+def _doctype_refused(path: str, line: int, entities: list[str]) -> ContentError:
+    what = f"declares entities ({', '.join(entities[:3])})" if entities else "refers to an external DTD"
+    return ContentError(path, line, f"{what}; a WordPress export has no DTD, and entities are never expanded")
 
 
 _PIECE = 65536  # bytes of an export parsed at a time
@@ -521,12 +520,7 @@ def _check_prolog(data: bytes, path: str) -> None:
         return
     entities = [name.decode("utf-8", "replace") for name in _ENTITY.findall(head, doctype.end())]
     if entities or doctype.group(1):
-        what = f"declares entities ({', '.join(entities[:3])})" if entities else "refers to an external DTD"
-        raise ContentError(
-            path,
-            head.count(b"\n", 0, doctype.start()) + 1,
-            f"{what}; a WordPress export has no DTD, and entities are never expanded",
-        )
+        raise _doctype_refused(path, head.count(b"\n", 0, doctype.start()) + 1, entities)
 
 
 def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
