@@ -14,8 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 
-from publisher.content import cache, load, publishing
+from publisher.content import cache, load, parsing, publishing
 from publisher.feeds.build import check_site, feed_options
 from publisher.config import load_config
 from publisher.errors import ContentError
@@ -222,15 +224,16 @@ def test_files_parsed_in_worker_processes_give_what_parsing_here_gives(
     serial = build(serial_site)
     serially = list(resolved_here)
     resolved_here.clear()
-    monkeypatch.setattr(load, "PARALLEL_MIN_FILES", 2)
-    monkeypatch.setattr(load, "PARSE_CHUNK", 3)
-    monkeypatch.setattr(load, "_parsers", lambda files: 2)  # even on one CPU
+    monkeypatch.setattr(parsing, "PARALLEL_MIN_FILES", 2)
+    monkeypatch.setattr(parsing, "PARSE_CHUNK", 3)
+    monkeypatch.setattr(parsing, "_parsers", lambda files: 2)  # even on one CPU
     parallel = build(mixed_site)
     assert parallel.site.posts == serial.site.posts
     linked = next(post for post in parallel.site.posts if post.title == "Linked")
     assert f'href="{linked.url}chart.png"' in linked.content_html
-    # The workers resolved the links of the posts whose URL they could tell.
-    assert linked.url in serially and linked.url not in resolved_here
+    # Parsing (in a worker or here) resolved the links of the posts whose URL
+    # it could tell: publishing did not resolve them again.
+    assert linked.url not in serially and linked.url not in resolved_here
     assert [str(e) for e in parallel.errors] == [str(e) for e in serial.errors]
     assert feed_files(mixed_site) == feed_files(serial_site)
     again = build(mixed_site, LATER)  # and what the workers read was cached
@@ -243,10 +246,33 @@ def test_when_worker_processes_fail_the_files_are_parsed_here(
     def no_processes(*args, **kwargs):
         raise OSError("no processes here")
 
-    monkeypatch.setattr(load, "_parsers", lambda files: 2)
-    monkeypatch.setattr(load, "_parse_in_processes", no_processes)
+    monkeypatch.setattr(parsing, "_parsers", lambda files: 2)
+    monkeypatch.setattr(parsing, "_start", no_processes)
     report = build(mixed_site)
     assert len(report.site.posts) >= 8 and any("broken.md" in str(e) for e in report.errors)
+
+
+def test_a_chunk_whose_worker_died_is_parsed_here(mixed_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    serial_site = tmp_path / "serial"
+    shutil.copytree(mixed_site, serial_site)
+    serial = build(serial_site)
+    handed: list[int] = []
+
+    def dying(pool, config, chunk):
+        handed.append(len(chunk))
+        future: Future = Future()
+        future.set_running_or_notify_cancel()  # taken by a worker, which then died
+        future.set_exception(BrokenProcessPool("a worker died"))
+        return future
+
+    monkeypatch.setattr(parsing, "PARALLEL_MIN_FILES", 2)
+    monkeypatch.setattr(parsing, "PARSE_CHUNK", 3)
+    monkeypatch.setattr(parsing, "_parsers", lambda files: 2)
+    monkeypatch.setattr(parsing, "_start", dying)
+    report = build(mixed_site)
+    assert len(handed) >= 2  # the files went to workers, which all died
+    assert report.site.posts == serial.site.posts
+    assert [str(e) for e in report.errors] == [str(e) for e in serial.errors]
 
 
 @pytest.fixture

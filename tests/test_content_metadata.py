@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from publisher.content import load
+from publisher.content import parsing
 from publisher.feeds.build import check_site
 from publisher.config import load_config
 from publisher.state.store import StateStore
@@ -72,8 +72,8 @@ def test_a_key_in_two_spellings_rejects_that_post_only(blank_site: Path) -> None
 def test_warnings_survive_parsing_in_worker_processes(blank_site: Path) -> None:
     path = post(blank_site, "a.md", "---\nlayuot: post\n---\n# Title\n")
     config = load_config(blank_site / "publisher.toml")
-    (outcome,) = load._parse_chunk(config, [(path, "posts/a.md", path.read_bytes())])
-    result = load._unpacked(outcome)
+    (outcome,) = parsing._parse_chunk(config, [(path, "posts/a.md", path.read_bytes())])
+    result = parsing._unpacked(outcome)
     assert [str(w) for w in result.warnings] == ["posts/a.md:2: unknown key 'layuot'"]
 
 

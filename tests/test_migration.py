@@ -311,11 +311,11 @@ def test_a_rebuild_from_the_cache_of_readings_gives_the_same(tmp_path: Path, too
 
 def test_a_page_read_in_a_worker_process_is_still_skipped(tmp_path: Path) -> None:
     from publisher.config import load_config
-    from publisher.content import load
+    from publisher.content import parsing
 
     site = site_of(tmp_path, "jekyll")
     config = load_config(site / "publisher.toml")
     path = site / "posts" / "about.md"
-    (outcome,) = load._parse_chunk(config, [(path, "posts/about.md", path.read_bytes())])
-    result = load._unpacked(outcome)
+    (outcome,) = parsing._parse_chunk(config, [(path, "posts/about.md", path.read_bytes())])
+    result = parsing._unpacked(outcome)
     assert (result.posts, result.skipped) == ((), "a page (layout: page), not a post")

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from html import escape
+from urllib.parse import urljoin, urlsplit
 
-from publisher.content.sanitize import absolutize, clean_html
+import nh3
+from hypothesis import given, strategies as st
+
+from publisher.content.sanitize import absolutize, clean_html, resolved_srcset
 
 
 @pytest.mark.parametrize(
@@ -106,3 +111,87 @@ def test_audio_and_video_players_keep_their_source_and_lose_script() -> None:
         '<audio controls=""><a href="https://e.org/a.mp3">a</a></audio>'
         '<video controls="" src="https://e.org/v.mp4"></video>'
     )
+
+
+_LINKS = st.sampled_from(
+    ["a.png", "../up/b c.html", " spaced.html ", "#fn-1", "/root/", "?q=1&r=2", "é/ü.png", "https://x.example/a", "//cdn.example/x",
+     "mailto:e@example.org", 'q"uote.html', "lt<gt>.html", "a\xa0b.png", "x.png 2x, y.png 400w", ""]
+)  # fmt: skip
+_TAGGED = st.builds(
+    lambda tag, attribute, value, title, text: f'<{tag} title="{escape(title)}" {attribute}="{escape(value)}">{escape(text)}</{tag}>',
+    st.sampled_from(["a", "img", "blockquote", "q", "source", "p"]),
+    st.sampled_from(["href", "src", "cite", "srcset", "alt"]),
+    _LINKS,
+    st.sampled_from(['x href="a.html"', "<b>", "plain", "t\xa0t"]),
+    st.text(alphabet="ab <&>\"'\xa0é", max_size=8),
+)
+
+
+@given(st.lists(_TAGGED, min_size=1, max_size=6))
+def test_clean_html_has_only_its_link_attributes_rewritten(fragments: list[str]) -> None:
+    import lxml.html
+
+    html = clean_html("<p>" + "".join(fragments) + "</p>")
+    out = absolutize(html, BASE)
+
+    def elements(markup: str) -> list:
+        root = lxml.html.fragment_fromstring(markup, create_parent="div")
+        return [(e.tag, dict(e.attrib), e.text, e.tail) for e in root.iter()]
+
+    before, after = elements(html), elements(out)
+    assert [(tag, text, tail) for tag, _, text, tail in before] == [(tag, text, tail) for tag, _, text, tail in after]
+    for (_, old, _, _), (_, new, _, _) in zip(before, after):
+        assert old.keys() == new.keys()
+        for name, value in old.items():
+            if name in ("href", "src", "cite"):
+                link = value.strip()
+                kept = link.startswith(("#", "//")) or urlsplit(link).scheme
+                assert new[name] == (link if kept else urljoin(BASE, link))
+            elif name == "srcset":
+                assert new[name] == resolved_srcset(value, BASE)
+            else:
+                assert new[name] == value
+    # Every other byte is as clean_html wrote it.
+    assert clean_html(out) == out
+
+
+_NESTED = st.recursive(
+    st.sampled_from(["text", "<br>", '<img src="a.png" alt="&lt;b&gt;">', "a &lt; b"]),
+    lambda inner: st.builds(lambda tag, body: f"<{tag}>{''.join(body)}</{tag}>", st.sampled_from(["b", "i", "div", "span", "em"]), st.lists(inner, max_size=3)),
+    max_leaves=20,
+)
+
+
+@given(st.lists(_NESTED, min_size=1, max_size=4), st.integers(min_value=0, max_value=4))
+def test_the_quick_depth_check_agrees_with_flattening(parts: list[str], limit: int) -> None:
+    from publisher.content.sanitize import _deeper_than, _flattened
+
+    html = nh3.clean("".join(parts))
+    assert _deeper_than(html, limit) == (_flattened(html, limit) != html)
+
+
+_PROSE = st.recursive(
+    st.sampled_from(["", " ", "Hello", "a &amp; b", "&lt;tag&gt;", "\xa0", "x<br>y", '<img src="a.png" alt="p>q">', "é"]),
+    lambda inner: st.builds(
+        lambda tag, body: f"<{tag}>{''.join(body)}</{tag}>",
+        st.sampled_from(["p", "b", "blockquote", "pre", "div", "li", 'p class="lead"']),
+        st.lists(inner, max_size=3),
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.lists(_PROSE, max_size=4))
+def test_first_paragraph_text_reads_what_an_html_parser_reads(parts: list[str]) -> None:
+    import lxml.html
+
+    from publisher.content.sanitize import first_paragraph_text
+
+    html = clean_html("".join(parts))
+    if not html.strip():
+        expected = ""
+    else:
+        root = lxml.html.fragment_fromstring(html, create_parent="div")
+        texts = [p.text_content().strip() for p in root.iter("p")]
+        expected = next((text for text in texts if text), root.text_content().strip())
+    assert first_paragraph_text(html) == expected

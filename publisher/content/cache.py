@@ -22,7 +22,8 @@ from publisher import __version__
 from publisher.config import Config
 from publisher.errors import ContentError
 from publisher.model import Author, Comment, Enclosure, Excerpt, Paragraph, Post
-from publisher.content.load import SIDECAR_SUFFIX, _attempt, _clean, _cleaned, _parse_many, read_file
+from publisher.content.load import SIDECAR_SUFFIX, _attempt, _clean, _cleaned, read_file
+from publisher.content.parsing import Parsing
 from publisher.content.publishing import content_hash
 from publisher.content.readers import ReadResult
 from publisher.content.readers.metadata import ContentWarning
@@ -81,12 +82,15 @@ class PostCache:
         bug (not cached).
         """
         outcomes: list[ReadResult | Exception | None] = [None] * len(files)
-        misses: list[tuple[int, Path, str, bytes, str]] = []
+        misses: list[tuple[int, str, str]] = []  # (index, shown, key)
         root = str(config.root)
+        shown_paths = [_shown(root, path, config) for path in files]
+        # Files the cache has never seen are parsed for sure: when they are
+        # many, the parsing workers start on them while the rest are read.
+        parsing = Parsing(config, expected=sum(1 for shown in shown_paths if shown not in self._stored))
         prefix = self._prefix(config)
         now = _wall_ns()  # before any file is looked at: the racy window errs long
-        for index, (path, sidecar_seen) in enumerate(files.items()):
-            shown = _shown(root, path, config)
+        for index, ((path, sidecar_seen), shown) in enumerate(zip(files.items(), shown_paths)):
             self._seen.add(shown)
             stored = self._stored.pop(shown, None)  # what is left at the end is of files gone
             signature = _signature(path, prefix + shown, now, sidecar_seen)
@@ -116,12 +120,12 @@ class PostCache:
                         # or it would be read and hashed again every build.
                         self._resigned[shown] = (key, signature)
                 if entry is None:
-                    misses.append((index, Path(path), shown, data, key))
+                    misses.append((index, shown, key))
+                    parsing.add(Path(path), shown, data)
             self._signatures[shown] = signature
             if entry is not None:
                 outcomes[index] = self._hand_out(shown, entry)
-        parsed = _parse_many([(path, shown, data) for _, path, shown, data, _ in misses], config)
-        for (index, _, shown, _, key), (outcome, resolved) in zip(misses, parsed):
+        for (index, shown, key), (outcome, resolved) in zip(misses, parsing.outcomes()):
             if isinstance(outcome, ReadResult):
                 entry = _Entry(
                     key, outcome.posts, outcome.errors, failed=False, warnings=outcome.warnings, skipped=outcome.skipped,

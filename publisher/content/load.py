@@ -5,7 +5,7 @@ paths, reads each with the reader for its extension (plus an optional
 sidecar ``NAME.meta.toml`` beside it) and collects one ``ContentError`` per
 file it cannot publish. With a ``PostCache`` (``content.cache``), files
 unchanged since their last reading are not parsed again; when many are to
-be parsed, worker processes parse them.
+be parsed, worker processes help (``content.parsing``).
 
     loaded = load_posts(config, cache)
 """
@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import multiprocessing
 import os
 import re
 import tomllib
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +29,7 @@ from publisher.errors import ContentError, toml_error
 from publisher.model import Post
 from publisher.content.readers import ReadOptions, ReadResult, extensions, reader_for
 from publisher.content.readers.metadata import ContentWarning, Metadata, parse_metadata
-from publisher.content.sanitize import absolutize, clean_html, first_paragraph_text
+from publisher.content.sanitize import clean_html, first_paragraph_text
 from publisher.text import one_line, slugify, summarize, uri_path, xml_safe
 
 if TYPE_CHECKING:
@@ -262,40 +260,6 @@ def _attempt(path: Path, read: Callable[[], ReadResult]) -> ReadResult | Excepti
         return exc
 
 
-# -- parsing many files ---------------------------------------------------------
-#
-# Parsing (Markdown above all) is most of a cold build. When many files are
-# to be parsed and the machine has more than one CPU, worker processes parse
-# them, PARSE_CHUNK files at a time; the results are the same as parsing here.
-
-PARALLEL_MIN_FILES = 400  # below this, starting the workers costs more than it saves
-PARSE_CHUNK = 32
-MAX_PARSERS = 8
-
-
-def _parse_one(path: Path, shown: str, data: bytes, config: Config) -> ReadResult | Exception:
-    return _attempt(path, lambda: _cleaned(_read(path, shown, data, config)))
-
-
-# Per post of a file: the URL it is likely published at and its HTML with
-# relative links resolved against it (None: the same HTML), or None.
-Resolved = list[tuple[str, str | None] | None]
-
-
-def _parse_many(items: list[tuple[Path, str, bytes]], config: Config) -> list[tuple[ReadResult | Exception, Resolved | None]]:
-    """Each item's reading, cleaned: (path, shown, bytes) -> ReadResult or
-    the error, and (when parsed in worker processes) each post's HTML
-    resolved against the URL it will most likely have (``likely_urls``),
-    which publishing then need not work out in this process."""
-    workers = _parsers(len(items))
-    if workers > 1:
-        try:
-            return _parse_in_processes(items, config, workers)
-        except Exception:  # no process could be started, or one died: parse here instead
-            log.warning("parsing in %d worker processes failed; parsing %d files here", workers, len(items), exc_info=True)
-    return [(_parse_one(path, shown, data, config), None) for path, shown, data in items]
-
-
 def permalink_path(config: Config, slug: str, local: datetime) -> str:
     """The path, under ``[site] url``, of a post published with ``slug`` at ``local`` (the site's time)."""
     # A slug may be Unicode ("война-и-мир"): the URL is its percent-encoded UTF-8.
@@ -309,75 +273,6 @@ def permalink_path(config: Config, slug: str, local: datetime) -> str:
 def permalink_url(config: Config, slug: str, local: datetime) -> str:
     """The URL of a post published with ``slug`` at ``local`` (the site's time)."""
     return urljoin(config.site.url, permalink_path(config, slug, local))
-
-
-def _resolved_ahead(config: Config, posts: tuple[Post, ...]) -> Resolved:
-    """Each post's HTML resolved against the URL it will have unless
-    publishing finds otherwise (its own ``url``, or the permalink of its
-    date and slug; a slug taken already, or an undated post, differ)."""
-    out: Resolved = []
-    for post in posts:
-        url = post.url
-        if not url and post.date is not None:
-            url = permalink_url(config, post.slug or slugify(post.title), post.date.astimezone(config.site.timezone))
-        if not url:
-            out.append(None)
-            continue
-        try:
-            html = absolutize(post.content_html, url)
-        except Exception:  # publishing resolves it again, and says what is wrong
-            out.append(None)
-            continue
-        out.append((url, None if html == post.content_html else html))
-    return out
-
-
-def _parsers(files: int) -> int:
-    if files < PARALLEL_MIN_FILES:
-        return 1
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_PARSERS))
-
-
-def _parse_in_processes(
-    items: list[tuple[Path, str, bytes]], config: Config, workers: int
-) -> list[tuple[ReadResult | Exception, Resolved | None]]:
-    # spawn: fresh interpreters, never a fork of this process (which may hold
-    # threads and a database connection), and nothing left running after.
-    context = multiprocessing.get_context("spawn")
-    chunks = [items[i : i + PARSE_CHUNK] for i in range(0, len(items), PARSE_CHUNK)]
-    results: list[tuple[ReadResult | Exception, Resolved | None]] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for done in pool.map(_parse_chunk, [config] * len(chunks), chunks):
-            results.extend((_unpacked(outcome), outcome[5] if outcome[0] == "ok" else None) for outcome in done)
-    return results
-
-
-def _parse_chunk(config: Config, chunk: list[tuple[Path, str, bytes]]) -> list[tuple]:
-    """In a worker: parse ``chunk``; errors as plain tuples (ContentError does not pickle)."""
-    out: list[tuple] = []
-    for path, shown, data in chunk:
-        outcome = _parse_one(path, shown, data, config)
-        if isinstance(outcome, ReadResult):
-            errors = [(e.path, e.line, e.reason) for e in outcome.errors]
-            resolved = _resolved_ahead(config, outcome.posts)
-            out.append(("ok", outcome.posts, errors, outcome.warnings, outcome.skipped, resolved))
-        elif isinstance(outcome, ContentError):
-            out.append(("rejected", outcome.path, outcome.line, outcome.reason))
-        else:
-            out.append(("bug", f"{type(outcome).__name__}: {outcome}"))
-    return out
-
-
-def _unpacked(outcome: tuple) -> ReadResult | Exception:
-    if outcome[0] == "ok":
-        return ReadResult(outcome[1], tuple(ContentError(*error) for error in outcome[2]), outcome[3], outcome[4])
-    if outcome[0] == "rejected":
-        return ContentError(*outcome[1:])
-    return RuntimeError(outcome[1])
 
 
 def _clean(post: Post) -> Post:

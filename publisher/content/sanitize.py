@@ -12,7 +12,7 @@ sanitising; lxml resolves relative links.
 from __future__ import annotations
 
 import re
-from html import escape
+from html import escape, unescape
 from urllib.parse import urljoin
 
 import lxml.html
@@ -45,16 +45,33 @@ _VOID = frozenset("area base br col embed hr img input link meta param source tr
 _TAG = re.compile(r'<(/?)([A-Za-z][A-Za-z0-9-]*)(?:\s+[^\s=/>]+(?:="[^"]*")?)*\s*/?>')
 
 
+_CLEANER = nh3.Cleaner(tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=_SCHEMES, link_rel=None)
+
+
 def clean_html(html: str) -> str:
     """``html`` with everything unsafe removed, XML-safe, nested at most ``MAX_DEPTH`` deep."""
-    cleaned = nh3.clean(
-        xml_safe(html),
-        tags=_TAGS,
-        attributes=_ATTRIBUTES,
-        url_schemes=_SCHEMES,
-        link_rel=None,
-    )
-    return _flattened(cleaned, MAX_DEPTH)
+    cleaned = _CLEANER.clean(xml_safe(html))
+    return _flattened(cleaned, MAX_DEPTH) if _deeper_than(cleaned, MAX_DEPTH) else cleaned
+
+
+# Where a tag opens or closes in HTML as nh3 writes it (every "<" opens one:
+# text and attribute values have theirs escaped).
+_TAG_START = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)")
+
+
+def _deeper_than(html: str, limit: int) -> bool:
+    """Whether elements of ``html`` (as nh3 writes it) nest deeper than ``limit``."""
+    if html.count("<") <= limit:
+        return False
+    depth = 0
+    for closing, name in _TAG_START.findall(html):
+        if closing:
+            depth -= 1
+        elif name.lower() not in _VOID:
+            depth += 1
+            if depth > limit:
+                return True
+    return False
 
 
 def _flattened(html: str, limit: int) -> str:
@@ -161,10 +178,63 @@ def absolutize(html: str, base_url: str) -> str:
     resolved against ``base_url``.
 
     HTML without relative URLs is returned as it is, the very same string,
-    unparsed. Otherwise it is parsed and serialised again by lxml.
+    unparsed. HTML as ``clean_html`` writes it has only its link attributes
+    rewritten, every other byte kept; other HTML is parsed and serialised
+    again by lxml.
     """
     if not _has_relative_url(html):
         return html
+    out: list[str] = []
+    last = tags = 0
+    for tag in _TAG.finditer(html):
+        tags += 1
+        text = tag.group(0)
+        if tag.group(1) or '="' not in text:
+            continue
+        rewritten = _rewritten_tag(text, base_url)
+        if rewritten is not text:
+            out += (html[last : tag.start()], rewritten)
+            last = tag.end()
+    if tags != html.count("<"):  # not as clean_html writes it: a "<" that opens no tag
+        return _absolutized_by_lxml(html, base_url)
+    out.append(html[last:])
+    return "".join(out)
+
+
+# An attribute as clean_html writes it (html5ever's serialiser): its value,
+# if any, in double quotes, with "&", '"', "<", ">" and U+00A0 escaped.
+_ATTRIBUTE = re.compile(r'\s+([^\s=/>]+)(?:="([^"]*)")?')
+_LINK_ATTRIBUTES = frozenset({"href", "src", "cite"})
+_ESCAPES = str.maketrans({"&": "&amp;", '"': "&quot;", "<": "&lt;", ">": "&gt;", "\xa0": "&nbsp;"})
+
+
+def _rewritten_tag(text: str, base_url: str) -> str:
+    """A start tag (as clean_html writes it) with its link attributes resolved;
+    the very same string when none changed."""
+    out: list[str] = []
+    last = 0
+    for attribute in _ATTRIBUTE.finditer(text):
+        name, value = attribute.group(1).lower(), attribute.group(2)
+        if value is None or (name not in _LINK_ATTRIBUTES and name != "srcset"):
+            continue
+        link = unescape(value)
+        if name == "srcset":
+            new = resolved_srcset(link, base_url)
+        else:
+            # The link stripped (as lxml's rewrite_links does); same-page and
+            # protocol-relative ones stay as they are, as when nothing else is resolved.
+            stripped = link.strip()
+            new = stripped if _ABSOLUTE_URL.match(stripped) else urljoin(base_url, stripped)
+        if new != link:
+            out += (text[last : attribute.start(2)], new.translate(_ESCAPES))
+            last = attribute.end(2)
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _absolutized_by_lxml(html: str, base_url: str) -> str:
     parts = lxml.html.fragments_fromstring(html, parser=_parser())
     out = []
     for part in parts:
@@ -173,7 +243,7 @@ def absolutize(html: str, base_url: str) -> str:
             continue
         # Same-page links (#fn-1) stay relative so they work in an email too.
         part.rewrite_links(
-            lambda link: link if link.startswith("#") else urljoin(base_url, link),
+            lambda link: link if _ABSOLUTE_URL.match(link) else urljoin(base_url, link),
             resolve_base_href=False,
         )
         for element in part.iter():
@@ -184,13 +254,23 @@ def absolutize(html: str, base_url: str) -> str:
     return "".join(out)
 
 
+# In HTML as nh3 writes it, a ">" inside a tag ends it (attribute values
+# have theirs escaped), and every <p> is closed (a <p> holds no <p>).
+_PARAGRAPH = re.compile(r"<p(?:\s[^>]*)?>(.*?)</p>", re.S)
+_ANY_TAG = re.compile(r"<[^>]*>")
+
+
 def first_paragraph_text(html: str) -> str:
-    """The plain text of the first non-empty paragraph (or of all the text)."""
+    """The plain text of the first non-empty paragraph (or of all the text) of
+    ``html`` as ``clean_html`` writes it."""
     if not html.strip():
         return ""
-    root = lxml.html.fragment_fromstring(html, create_parent="div", parser=_parser())
-    for paragraph in root.iter("p"):
-        text = paragraph.text_content().strip()
+    for paragraph in _PARAGRAPH.finditer(html):
+        text = _text_of(paragraph.group(1))
         if text:
             return text
-    return root.text_content().strip()
+    return _text_of(html)
+
+
+def _text_of(html: str) -> str:
+    return unescape(_ANY_TAG.sub("", html)).strip()

@@ -65,6 +65,9 @@ class SiteTemplates:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            # Loaded for one build (the digest is of the files as they were):
+            # no look at each file's time before each page.
+            auto_reload=False,
         )
         digest = hashlib.sha256()
         for folder in folders:
