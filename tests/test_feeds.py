@@ -422,3 +422,30 @@ def test_a_tag_keeps_its_feed_when_a_colliding_tag_arrives(blank_site: Path) -> 
     assert _self_link(feeds / "tags" / before) == link
     assert [e.title for e in after.entries] == ["cpp.txt"]
     assert len([name for name in _tag_feeds(feeds) if name.endswith(".atom.xml")]) == 3
+
+
+def test_an_entry_made_once_for_many_feeds_gives_the_bytes_of_one_made_for_each(sample_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest feeds (the site's, each tag's and author's) share each post's
+    entry; every feed is byte for byte what making each entry afresh gives."""
+    from publisher.feeds import formats
+
+    for day in range(1, 8):  # posts in several tags and feeds, one with an enclosure, the seed's comments
+        extra = f'tags = ["Gaza", "Tag {day % 3}"]' + ('\nenclosure = "https://example.org/a.mp3"' if day == 3 else "")
+        text = f"+++\ndate = 2024-01-{day:02d}T10:00:00Z\n{extra}\n+++\nPost {day}\n\nBody {day} with [a link](../x/).\n"
+        (sample_site / "seeds" / f"p{day}.md").write_text(text, encoding="utf-8")
+    report = build(sample_site)
+    assert not report.errors
+    made: list[int] = []
+    real = formats._Entries.add
+
+    def counting(self, fg, post, comments):
+        made.append(id(post))
+        return real(self, fg, post, comments)
+
+    monkeypatch.setattr(formats._Entries, "add", counting)
+    shared = build_feeds(report.site)
+    assert len(made) > len(set(made))  # posts were shown in several feeds
+    monkeypatch.setattr(formats, "_add_entries", lambda fg, site, spec, options, comments, entries=None: [
+        formats._fill(fg.add_entry(order="append"), post, site, options, comments) for post in spec.posts
+    ])
+    assert build_feeds(report.site) == shared

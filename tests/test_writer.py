@@ -525,3 +525,22 @@ def test_a_build_failing_while_making_a_feed_changes_no_feed_and_leaves_no_tempo
         assert store.builds.last() == last
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("count", [3, 40])
+def test_a_few_files_are_flushed_one_by_one_many_with_one_flush_of_the_disk(tmp_path: Path, count: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from publisher.feeds import writer
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append("file"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "sync", lambda: synced.append("all"))
+    with StagedFiles() as staged:
+        for n in range(count):
+            staged.add(tmp_path / f"{n}.xml", b"<rss/>")
+            assert synced == [], "nothing flushed before the renames are due"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.xml" for n in range(count))
+    if count <= writer.SYNC_EACH_UP_TO:
+        assert synced.count("file") == count + 1 and "all" not in synced  # each file, then the folder
+    else:
+        assert synced == ["all", "all"]

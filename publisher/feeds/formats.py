@@ -25,6 +25,7 @@ bytes are made from, so a build can skip serialising those it wrote before.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections import defaultdict
@@ -35,6 +36,7 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -212,30 +214,80 @@ def _generator(site: Site, spec: _Spec, name: str, media_type: str, options: Fee
     return fg
 
 
-def _add_entries(fg: FeedGenerator, site: Site, spec: _Spec, options: FeedOptions, comments: bool) -> None:
+def _add_entries(
+    fg: FeedGenerator, site: Site, spec: _Spec, options: FeedOptions, comments: bool, entries: _Entries | None = None
+) -> None:
     for post in spec.posts:
-        author = _author(post, site)
-        fe = fg.add_entry(order="append")
-        fe.id(post.id)
-        fe.guid(post.id, permalink=post.id == post.url)
-        fe.title(post.title)
-        fe.link(href=post.url, rel="alternate")
-        fe.publisher.enclosures = post.enclosures
-        fe.published(post.date)
-        fe.updated(post.updated or post.date)
-        fe.author(_person(author))
-        fe.dc.dc_creator(xml_safe(author.name))
-        for tag in post.tags:
-            fe.category(term=xml_safe(tag))
-        if post.summary:
-            fe.summary(post.summary)
-            fe.description(post.summary)
-        if options.full_content:
-            fe.content(post.content_html, type="html")
-        if comments and post.comments:
-            fe.comments(post.url + "#comments")
-            fe.publisher.count = len(post.comments)
-            fe.publisher.comments_feed = _url(site, COMMENTS)
+        if entries is not None:
+            entries.add(fg, post, comments)
+            continue
+        _fill(fg.add_entry(order="append"), post, site, options, comments)
+
+
+def _fill(fe: FeedEntry, post: Post, site: Site, options: FeedOptions, comments: bool) -> None:
+    author = _author(post, site)
+    fe.id(post.id)
+    fe.guid(post.id, permalink=post.id == post.url)
+    fe.title(post.title)
+    fe.link(href=post.url, rel="alternate")
+    fe.publisher.enclosures = post.enclosures
+    fe.published(post.date)
+    fe.updated(post.updated or post.date)
+    fe.author(_person(author))
+    fe.dc.dc_creator(xml_safe(author.name))
+    for tag in post.tags:
+        fe.category(term=xml_safe(tag))
+    if post.summary:
+        fe.summary(post.summary)
+        fe.description(post.summary)
+    if options.full_content:
+        fe.content(post.content_html, type="html")
+    if comments and post.comments:
+        fe.comments(post.url + "#comments")
+        fe.publisher.count = len(post.comments)
+        fe.publisher.comments_feed = _url(site, COMMENTS)
+
+
+class _ReusedEntry(FeedEntry):
+    """An entry whose RSS and Atom elements are built once and copied into
+    each feed it is added to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._elements: dict[tuple[str, bool], etree._Element] = {}
+
+    def rss_entry(self, extensions: bool = True) -> etree._Element:
+        return self._element("rss", extensions)
+
+    def atom_entry(self, extensions: bool = True) -> etree._Element:
+        return self._element("atom", extensions)
+
+    def _element(self, kind: str, extensions: bool) -> etree._Element:
+        made = self._elements.get((kind, extensions))
+        if made is None:
+            build = FeedEntry.rss_entry if kind == "rss" else FeedEntry.atom_entry
+            made = self._elements[(kind, extensions)] = build(self, extensions=extensions)
+        return copy.deepcopy(made)
+
+
+class _Entries:
+    """The entries of the posts the newest feeds show (the site's, each
+    tag's, each author's: the same few posts again and again), each made
+    once a build. Not for the archives: each post is in one of them, once."""
+
+    def __init__(self, site: Site, options: FeedOptions) -> None:
+        self.site, self.options = site, options
+        self._made: dict[tuple[int, bool], tuple[Post, _ReusedEntry]] = {}  # the post kept: its id stays unique
+
+    def add(self, fg: FeedGenerator, post: Post, comments: bool) -> None:
+        made = self._made.get((id(post), comments))
+        if made is not None:
+            fg.add_entry(made[1], order="append")
+            return
+        entry = _ReusedEntry()
+        fg.add_entry(entry, order="append")  # which loads the feed's extensions into it
+        _fill(entry, post, self.site, self.options, comments)
+        self._made[(id(post), comments)] = (post, entry)
 
 
 def _stylesheet(data: bytes, site: Site, options: FeedOptions) -> bytes:
@@ -248,16 +300,16 @@ def _stylesheet(data: bytes, site: Site, options: FeedOptions) -> bytes:
     return declaration + b'\n<?xml-stylesheet type="text/xsl" href="' + href + b'"?>\n' + rest
 
 
-def _rss(site: Site, spec: _Spec, name: str, options: FeedOptions, comments: bool = True) -> bytes:
+def _rss(site: Site, spec: _Spec, name: str, options: FeedOptions, entries: _Entries | None = None) -> bytes:
     fg = _generator(site, spec, name, "application/rss+xml", options)
-    fg.publisher.comment_counts = comments and any(p.comments for p in spec.posts)
-    _add_entries(fg, site, spec, options, comments)
+    fg.publisher.comment_counts = any(p.comments for p in spec.posts)
+    _add_entries(fg, site, spec, options, True, entries)
     return _stylesheet(fg.rss_str(pretty=True), site, options)
 
 
-def _atom(site: Site, spec: _Spec, name: str, options: FeedOptions) -> bytes:
+def _atom(site: Site, spec: _Spec, name: str, options: FeedOptions, entries: _Entries | None = None) -> bytes:
     fg = _generator(site, spec, name, "application/atom+xml", options)
-    _add_entries(fg, site, spec, options, comments=False)
+    _add_entries(fg, site, spec, options, False, entries)
     return _stylesheet(fg.atom_str(pretty=True), site, options)
 
 
@@ -319,8 +371,8 @@ def _three(site: Site, spec: _Spec, options: FeedOptions, plan: _Plan, rss_spec:
     else:
         names = (RSS, ATOM, JSON_FEED)
     rss_spec = rss_spec or spec
-    plan.add(names[0], "rss", rss_spec, lambda: _rss(site, rss_spec, names[0], options))
-    plan.add(names[1], "atom", spec, lambda: _atom(site, spec, names[1], options))
+    plan.add(names[0], "rss", rss_spec, lambda: _rss(site, rss_spec, names[0], options, plan.entries))
+    plan.add(names[1], "atom", spec, lambda: _atom(site, spec, names[1], options, plan.entries))
     plan.add(names[2], "json", spec, lambda: _json(site, spec, names[2], options))
 
 
@@ -489,6 +541,7 @@ class _Plan:
 
     def __init__(self, site: Site, options: FeedOptions, known: Callable[[Post], bytes | None] | None):
         self.documents: list[FeedDocument] = []
+        self.entries = _Entries(site, options)
         self._known = known
         self._fingerprints: dict[int, bytes] = {}
         self._common = _canonical([_DIGEST_FORMAT, __version__, site.info, options])

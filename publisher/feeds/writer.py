@@ -153,6 +153,20 @@ class StagingMark:
             self._set = False
 
 
+# Up to this many files are flushed to disk one by one before they are
+# renamed into place; more, with one flush of the file system (an fsync
+# waits for the disk, each time).
+SYNC_EACH_UP_TO = 16
+
+
+def _fsync_file(name: str) -> None:
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class StagedFiles:
     """Files written one at a time as they are made, renamed into place all or none.
 
@@ -174,9 +188,10 @@ class StagedFiles:
         self._force = force
         self._mode = mode
         self._mark = mark  # set before the first temporary file is made, cleared when none is left
-        # Many files (a site's pages): one flush of the file system before
-        # the renames and one after, rather than an fsync per file and per
-        # folder, each of which waits for the disk.
+        # Many files (a site's pages, or more than SYNC_EACH_UP_TO staged):
+        # one flush of the file system before the renames and one after,
+        # rather than an fsync per file and per folder, each of which waits
+        # for the disk.
         self._many = many
         self._folders: set[Path] = set()
         self._staged: dict[Path, str] = {}
@@ -207,7 +222,7 @@ class StagedFiles:
         try:
             if self._mark is not None:
                 self._mark.set()
-            self._staged[path] = _stage(path, data, self._mode, sync=not self._many, folders=self._folders, looks=self.looks)
+            self._staged[path] = _stage(path, data, self._mode, sync=False, folders=self._folders, looks=self.looks)
         except OSError as exc:
             raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         return True
@@ -218,11 +233,15 @@ class StagedFiles:
         staged = list(self._staged)
         current: Path | None = None
         try:
-            if self._many and staged:
+            many = self._many or len(staged) > SYNC_EACH_UP_TO
+            if many:
                 os.sync()  # every staged byte on disk before any name points at it
+            else:
+                for current, tmp_name in self._staged.items():
+                    _fsync_file(tmp_name)
             for current, tmp_name in self._staged.items():
                 os.replace(tmp_name, current)
-            if self._many and staged:
+            if many:
                 os.sync()
             else:
                 for current in dict.fromkeys(path.parent for path in staged):
