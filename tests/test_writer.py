@@ -544,3 +544,16 @@ def test_a_few_files_are_flushed_one_by_one_many_with_one_flush_of_the_disk(tmp_
         assert synced.count("file") == count + 1 and "all" not in synced  # each file, then the folder
     else:
         assert synced == ["all", "all"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_staged_files_get_their_mode_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        with StagedFiles(mode=0o644) as staged:
+            staged.add(tmp_path / "index.html", b"<p>a</p>")
+        write_changed({tmp_path / "private.txt": b"secret"}, mode=0o600)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "index.html").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "private.txt").stat().st_mode) == 0o600

@@ -73,25 +73,32 @@ _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 
 def _stage(
-    path: Path, data: bytes, mode: int, sync: bool = True, folders: set[Path] | None = None, looks: dict | None = None
+    path: Path,
+    data: bytes,
+    mode: int,
+    sync: bool = True,
+    folders: set[Path] | None = None,
+    looks: dict | None = None,
+    umask: int | None = None,
 ) -> str:
     """Write ``data`` to a new temporary file beside ``path``; returns its name.
 
     ``folders``: the folders known to exist (those made here are added), so
     that a folder of many files is made once, not asked for per file.
     ``looks``: where to keep the file's size and modification time in ns
-    (a rename keeps them)."""
+    (a rename keeps them). ``umask``: the process's, if known."""
     if folders is None or path.parent not in folders:
         path.parent.mkdir(parents=True, exist_ok=True)
         if folders is not None:
             folders.add(path.parent)
-    fd, tmp_name = _new_temporary(path)
+    fd, tmp_name = _new_temporary(path, mode)
     try:
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fchmod(fd, mode)
+            if mode & (_umask() if umask is None else umask):  # made without some of the mode's bits
+                os.fchmod(fd, mode)
             if sync:
                 os.fsync(fd)
             if looks is not None:
@@ -105,20 +112,34 @@ def _stage(
     return tmp_name
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it (Linux); 0o777 where it
+    cannot be read, so that every file's mode is set after it is made."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o777
+
+
 _NAME_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 # Two processes forked from one may draw the same names: O_EXCL makes the second draw again.
 _names = random.Random()
 
 
-def _new_temporary(path: Path) -> tuple[int, str]:
-    """A new file ``.NAME.XXXXXXXX.tmp`` beside ``path``, open for writing
-    (as ``tempfile.mkstemp`` makes it, without its cost for each of many files)."""
+def _new_temporary(path: Path, mode: int = 0o600) -> tuple[int, str]:
+    """A new file ``.NAME.XXXXXXXX.tmp`` beside ``path``, open for writing, made
+    with ``mode`` less the umask (as ``tempfile.mkstemp`` makes one, without
+    its cost for each of many files)."""
     folder, name = os.fspath(path.parent), path.name
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     for _ in range(100):
         tmp_name = os.path.join(folder, f".{name}.{''.join(_names.choices(_NAME_LETTERS, k=8))}.tmp")
         try:
-            return os.open(tmp_name, flags, 0o600), tmp_name
+            return os.open(tmp_name, flags, mode), tmp_name
         except FileExistsError:
             continue
     raise FileExistsError(f"{path}: no free name for a temporary file beside it")
@@ -187,6 +208,7 @@ class StagedFiles:
     def __init__(self, *, force: bool = False, mode: int = 0o644, many: bool = False, mark: StagingMark | None = None) -> None:
         self._force = force
         self._mode = mode
+        self._umask = _umask()
         self._mark = mark  # set before the first temporary file is made, cleared when none is left
         # Many files (a site's pages, or more than SYNC_EACH_UP_TO staged):
         # one flush of the file system before the renames and one after,
@@ -222,7 +244,9 @@ class StagedFiles:
         try:
             if self._mark is not None:
                 self._mark.set()
-            self._staged[path] = _stage(path, data, self._mode, sync=False, folders=self._folders, looks=self.looks)
+            self._staged[path] = _stage(
+                path, data, self._mode, sync=False, folders=self._folders, looks=self.looks, umask=self._umask
+            )
         except OSError as exc:
             raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         return True
