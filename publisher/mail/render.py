@@ -49,7 +49,7 @@ from publisher.dates import format_day
 from publisher.errors import PublisherError
 from publisher.mail.plaintext import html_text, tidy_text, wrap
 from publisher.model import DigestList, Excerpt, Issue, Personal, RenderedIssue, SiteInfo
-from publisher.resources import default_templates
+from publisher.resources import compiled_templates, default_templates
 from publisher.text import one_line
 
 log = logging.getLogger("publisher.render")
@@ -212,6 +212,7 @@ class _IssueRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            bytecode_cache=compiled_templates(),
         )
         self.env.globals.update(personal=placeholder, stylesheet=self._stylesheet)
         self.env.filters.update(

@@ -53,11 +53,15 @@ def find_assets(config: Config, site: Site) -> dict[str, Path]:
         if not post.url or not post.url.startswith(config.site.url):
             continue
         beside = os.path.dirname(os.path.join(config.root, post.source))
+        here = None  # the post's folder under the site, as a path: worked out once a post
         for url in dict.fromkeys(_links(post, links)):
             name = page_name(config.site.url, url)
             if name is None or name.endswith("index.html") or name in found:
                 continue
-            path = _source_of(url, post.url, name, beside, bases, root)
+            if here is None:
+                page = unquote(urlsplit(post.url).path)
+                here = page if page.endswith("/") else posixpath.dirname(page) + "/"
+            path = _source_of(url, here, name, beside, bases, root)
             if path is not None:
                 found[name] = path
     return found
@@ -116,17 +120,17 @@ def _links(post, pattern: _LinkFinder) -> list[str]:
     return [link.replace("&amp;", "&") for link in links]
 
 
-def _source_of(url: str, post_url: str, name: str, beside: str, bases: list[str], root: Path) -> Path | None:
-    """The file ``url`` names: beside the post, else under a content folder."""
-    page = unquote(urlsplit(post_url).path)
-    here = page if page.endswith("/") else posixpath.dirname(page)
-    relative = posixpath.relpath(unquote(urlsplit(url).path), here)
+def _source_of(url: str, here: str, name: str, beside: str, bases: list[str], root: Path) -> Path | None:
+    """The file ``url`` names: beside the post (``here`` is its folder's path
+    under the site, ending in "/"), else under a content folder."""
+    path = unquote(urlsplit(url).path)
+    relative = path[len(here) :] if path.startswith(here) else posixpath.relpath(path, here)
     for candidate in [os.path.join(beside, relative)] + [os.path.join(base, name) for base in bases]:
         if not os.path.isfile(candidate):  # one stat; most links name no file of ours
             continue
-        path = Path(os.path.realpath(candidate))
-        if path.is_relative_to(root):
-            return path
+        found = Path(os.path.realpath(candidate))
+        if found.is_relative_to(root):
+            return found
     return None
 
 

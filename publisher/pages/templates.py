@@ -22,7 +22,7 @@ from markupsafe import Markup
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 
 from publisher.errors import OutputError
-from publisher.resources import default_templates
+from publisher.resources import compiled_templates, default_templates
 
 log = logging.getLogger("publisher.pages.templates")
 
@@ -68,6 +68,7 @@ class SiteTemplates:
             # Loaded for one build (the digest is of the files as they were):
             # no look at each file's time before each page.
             auto_reload=False,
+            bytecode_cache=compiled_templates(),
         )
         digest = hashlib.sha256()
         for folder in folders:
