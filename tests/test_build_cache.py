@@ -214,9 +214,9 @@ def test_files_parsed_in_worker_processes_give_what_parsing_here_gives(
     resolved_here: list[str] = []  # the posts whose links this process resolved
     real = cache.absolutize
 
-    def counting(html: str, url: str) -> str:
+    def counting(html: str, url: str, **options) -> str:
         resolved_here.append(url)
-        return real(html, url)
+        return real(html, url, **options)
 
     monkeypatch.setattr(cache, "absolutize", counting)
     serial_site = tmp_path / "serial"

@@ -195,3 +195,14 @@ def test_first_paragraph_text_reads_what_an_html_parser_reads(parts: list[str]) 
         texts = [p.text_content().strip() for p in root.iter("p")]
         expected = next((text for text in texts if text), root.text_content().strip())
     assert first_paragraph_text(html) == expected
+
+
+@given(st.lists(_TAGGED, min_size=1, max_size=6))
+def test_html_known_to_be_clean_is_resolved_as_any_html_is(fragments: list[str]) -> None:
+    html = clean_html("<div>" + "".join(fragments) + "</div>")
+    assert absolutize(html, BASE, cleaned=True) == absolutize(html, BASE)
+
+
+def test_a_quoted_greater_than_sign_does_not_hide_a_link() -> None:
+    out = absolutize('<a title="a>b" href="x.html">x</a>', BASE)
+    assert 'href="https://example.org/2024/01/post/x.html"' in out

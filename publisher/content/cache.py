@@ -69,8 +69,8 @@ class PostCache:
         # keep the ids unique): they are clean already, and each knows its
         # file's entry, for the resolved HTML.
         self._handed: dict[int, tuple[str, _Entry, int]] = {}
-        # Posts published from those, by identity: (the post, its entry, its index).
-        self._published: dict[int, tuple[Post, _Entry, int]] = {}
+        # Posts published from those, by identity: (the post, its entry's key, its index).
+        self._published: dict[int, tuple[Post, str, int]] = {}
 
     def read_all(self, files: dict[str, bool | None], config: Config) -> list[tuple[str, ReadResult | Exception]]:
         """Each file's reading, cleaned, in order: from the cache where its key
@@ -145,7 +145,7 @@ class PostCache:
         and resolved HTML (``fingerprint`` knows it then)."""
         handed = self._handed.get(id(post))
         if handed is not None:
-            self._published[id(result)] = (result, handed[1], handed[2])
+            self._published[id(result)] = (result, handed[1].key, handed[2])
 
     def fingerprint(self, post: Post) -> bytes | None:
         """For a post published from the cache: bytes that change when any of
@@ -156,10 +156,10 @@ class PostCache:
         known = self._published.get(id(post))
         if known is None:
             return None
-        _, entry, index = known
+        _, key, index = known
         date = post.date.isoformat() if post.date is not None else ""
         updated = post.updated.isoformat() if post.updated is not None else ""
-        text = f"{entry.key}\x00{index}\x00{post.id}\x00{post.slug}\x00{post.url}\x00{date}\x00{updated}"
+        text = f"{key}\x00{index}\x00{post.id}\x00{post.slug}\x00{post.url}\x00{date}\x00{updated}"
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
     def _hand_out(self, shown: str, entry: _Entry) -> ReadResult | ContentError:
@@ -204,12 +204,12 @@ class PostCache:
         """``post``'s HTML with relative links resolved against ``url``."""
         handed = self._handed.get(id(post))
         if handed is None:
-            return absolutize(post.content_html, url)
+            return absolutize(post.content_html, url, cleaned=True)
         shown, entry, index = handed
         resolved = entry.resolved[index]
         if resolved is not None and resolved[0] == url:
             return resolved[1] if resolved[1] is not None else post.content_html
-        html = absolutize(post.content_html, url)
+        html = absolutize(post.content_html, url, cleaned=True)
         entry.resolved[index] = (url, None if html == post.content_html else html)
         self._changed[shown] = entry
         return html
@@ -231,6 +231,9 @@ class PostCache:
         self._stored = {}
         self._changed = {}
         self._resigned = {}
+        # Saved: the posts as read (before publishing made their links
+        # absolute) are needed no more; the fingerprints of those published stay.
+        self._handed = {}
 
 
 def _decoded(shown: str, key: str, data: bytes, authors: dict[tuple, Author]) -> _Entry | None:

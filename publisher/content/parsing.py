@@ -146,7 +146,7 @@ def resolved_ahead(config: Config, posts: tuple[Post, ...]) -> Resolved:
             out.append(None)
             continue
         try:
-            html = absolutize(post.content_html, url)
+            html = absolutize(post.content_html, url, cleaned=True)
         except Exception:  # publishing resolves it again, and says what is wrong
             out.append(None)
             continue

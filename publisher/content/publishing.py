@@ -289,7 +289,7 @@ class _Identities:
             record.guid, record.slug, record.content_hash, record.updated, record.date
         ) != (guid, slug, digest, updated, own):
             self._remember(PostRecord(post.source, guid, slug, first_seen, digest, updated, own))
-        html = cache.absolutize(post, url) if cache is not None else absolutize(post.content_html, url)
+        html = cache.absolutize(post, url) if cache is not None else absolutize(post.content_html, url, cleaned=True)
         # A relative image is resolved as the links of its HTML are: feeds and emails are read elsewhere.
         image = urljoin(url, post.image) if post.image else post.image
         result = _published_copy(

@@ -173,32 +173,29 @@ def resolved_srcset(value: str, base_url: str) -> str:
     return "".join(out)
 
 
-def absolutize(html: str, base_url: str) -> str:
+def absolutize(html: str, base_url: str, *, cleaned: bool = False) -> str:
     """``html`` with relative ``href``, ``src``, ``cite`` and ``srcset`` URLs
     resolved against ``base_url``.
 
-    HTML without relative URLs is returned as it is, the very same string,
-    unparsed. HTML as ``clean_html`` writes it has only its link attributes
-    rewritten, every other byte kept; other HTML is parsed and serialised
-    again by lxml.
+    HTML without relative URLs is returned as it is, the very same string.
+    HTML as ``clean_html`` writes it (``cleaned``: the caller knows it is)
+    has only its link attributes rewritten, every other byte kept; other
+    HTML is parsed and serialised again by lxml.
     """
-    if not _has_relative_url(html):
-        return html
-    out: list[str] = []
-    last = tags = 0
-    for tag in _TAG.finditer(html):
-        tags += 1
-        text = tag.group(0)
-        if tag.group(1) or '="' not in text:
-            continue
-        rewritten = _rewritten_tag(text, base_url)
-        if rewritten is not text:
-            out += (html[last : tag.start()], rewritten)
-            last = tag.end()
-    if tags != html.count("<"):  # not as clean_html writes it: a "<" that opens no tag
-        return _absolutized_by_lxml(html, base_url)
-    out.append(html[last:])
-    return "".join(out)
+    tags = _TAG_WITH_ATTRIBUTES
+    if not cleaned:
+        if not _has_relative_url(html):
+            return html
+        if html.count("<") != sum(1 for _ in _TAG.finditer(html)):  # a "<" that opens no tag
+            return _absolutized_by_lxml(html, base_url)
+        tags = _TAG  # a ">" may be inside a value
+    out = tags.sub(lambda tag: _rewritten_tag(tag.group(0), base_url), html)
+    return html if out == html else out
+
+
+# A start tag with attributes, as clean_html writes it: a ">" inside the
+# tag ends it (attribute values have theirs escaped), and every "<" opens a tag.
+_TAG_WITH_ATTRIBUTES = re.compile(r"<[A-Za-z][A-Za-z0-9-]*\s[^>]*>")
 
 
 # An attribute as clean_html writes it (html5ever's serialiser): its value,
