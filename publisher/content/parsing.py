@@ -110,7 +110,14 @@ class Parsing:
             self._workers = 0
             return
         self._chunks.append((self._sent, future))
+        future.add_done_callback(lambda done, start=self._sent: self._parsed(done, start, end))
         self._sent = end
+
+    def _parsed(self, future: Future, start: int, end: int) -> None:
+        """A worker's chunk is parsed: its files' bytes are needed no more."""
+        if not future.cancelled() and future.exception() is None:
+            for index in range(start, end):
+                self.items[index] = self.items[index][:2] + (b"",)
 
     def _here(self, start: int, results: list[Parsed | None]) -> None:
         """Parse, in this process, the items from ``start`` to the next chunk's first."""
@@ -119,6 +126,7 @@ class Parsing:
         for index in range(start, end):
             if results[index] is None:
                 path, shown, data = self.items[index]
+                self.items[index] = (path, shown, b"")  # the bytes are needed no more once parsed
                 outcome = parse_one(path, shown, data, self.config)
                 resolved = resolved_ahead(self.config, outcome.posts) if isinstance(outcome, ReadResult) else None
                 results[index] = (outcome, resolved)
