@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from publisher.config import Config
 from publisher.errors import OutputError
@@ -49,19 +49,20 @@ def find_assets(config: Config, site: Site) -> dict[str, Path]:
     bases = [str(b) for b in bases + [b.parent for b in bases if b.parent != b]]
     # The content stage made every link absolute: only those under the site's URL can name a file here.
     links = _LinkFinder(config.site.url)
+    site_url = config.site.url
     for post in site.posts:
-        if not post.url or not post.url.startswith(config.site.url):
+        if not post.url or not post.url.startswith(site_url):
             continue
         beside = os.path.dirname(os.path.join(config.root, post.source))
-        here = None  # the post's folder under the site, as a path: worked out once a post
+        here = None  # the post's folder under the site ("2024/05/hello/"): worked out once a post
         for url in dict.fromkeys(_links(post, links)):
-            name = page_name(config.site.url, url)
+            name = page_name(site_url, url)
             if name is None or name.endswith("index.html") or name in found:
                 continue
             if here is None:
-                page = unquote(urlsplit(post.url).path)
-                here = page if page.endswith("/") else posixpath.dirname(page) + "/"
-            path = _source_of(url, here, name, beside, bases, root)
+                rest = unquote(post.url[len(site_url) :].partition("?")[0].partition("#")[0])
+                here = rest if rest.endswith("/") or not rest else posixpath.dirname(rest) + "/"
+            path = _source_of(name, here, beside, bases, root)
             if path is not None:
                 found[name] = path
     return found
@@ -120,11 +121,14 @@ def _links(post, pattern: _LinkFinder) -> list[str]:
     return [link.replace("&amp;", "&") for link in links]
 
 
-def _source_of(url: str, here: str, name: str, beside: str, bases: list[str], root: Path) -> Path | None:
-    """The file ``url`` names: beside the post (``here`` is its folder's path
-    under the site, ending in "/"), else under a content folder."""
-    path = unquote(urlsplit(url).path)
-    relative = path[len(here) :] if path.startswith(here) else posixpath.relpath(path, here)
+def _source_of(name: str, here: str, beside: str, bases: list[str], root: Path) -> Path | None:
+    """The file the link to ``name`` (a path under the site) names: beside
+    the post (``here`` is its folder's path under the site, "" or ending
+    in "/"), else under a content folder."""
+    if name.startswith(here):
+        relative = name[len(here) :]
+    else:
+        relative = posixpath.relpath(name, here or ".")
     for candidate in [os.path.join(beside, relative)] + [os.path.join(base, name) for base in bases]:
         if not os.path.isfile(candidate):  # one stat; most links name no file of ours
             continue
