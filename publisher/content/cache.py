@@ -71,6 +71,7 @@ class PostCache:
         self._handed: dict[int, tuple[str, _Entry, int]] = {}
         # Posts published from those, by identity: (the post, its entry's key, its index).
         self._published: dict[int, tuple[Post, str, int]] = {}
+        self._fingerprints: dict[int, bytes] = {}  # of those, as the feeds and then the pages ask
 
     def read_all(self, files: dict[str, bool | None], config: Config) -> list[tuple[str, ReadResult | Exception]]:
         """Each file's reading, cleaned, in order: from the cache where its key
@@ -153,6 +154,9 @@ class PostCache:
 
         Its entry's key and place fix every field read from the file; the
         rest is what publishing set (the HTML resolved follows the URL)."""
+        found = self._fingerprints.get(id(post))
+        if found is not None:
+            return found
         known = self._published.get(id(post))
         if known is None:
             return None
@@ -160,7 +164,8 @@ class PostCache:
         date = post.date.isoformat() if post.date is not None else ""
         updated = post.updated.isoformat() if post.updated is not None else ""
         text = f"{key}\x00{index}\x00{post.id}\x00{post.slug}\x00{post.url}\x00{date}\x00{updated}"
-        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        found = self._fingerprints[id(post)] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        return found
 
     def _hand_out(self, shown: str, entry: _Entry) -> ReadResult | ContentError:
         for index, post in enumerate(entry.posts):

@@ -582,7 +582,7 @@ _POST_FIELDS = tuple(f.name for f in fields(Post))
 
 def _canonical(value: object) -> bytes:
     """``value`` (dataclasses, datetimes, time zones and plain data) as JSON bytes."""
-    return json.dumps(value, default=_plain, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def _plain(value: object) -> object:
@@ -593,3 +593,6 @@ def _plain(value: object) -> object:
     if isinstance(value, tzinfo):
         return str(value)
     raise TypeError(f"{type(value).__name__} has no canonical form")
+
+
+_ENCODER = json.JSONEncoder(default=_plain, ensure_ascii=False, separators=(",", ":"))  # made once: json.dumps makes one a call

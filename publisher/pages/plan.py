@@ -242,7 +242,8 @@ def _issue_pages(context: PageContext, digests: _Digests, add, options: PageOpti
 
 
 def _canonical(value: object) -> bytes:
-    return json.dumps(value, default=_plain, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """``value`` (dataclasses, datetimes, time zones and plain data) as JSON bytes."""
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def _plain(value: object) -> object:
@@ -258,3 +259,5 @@ def _plain(value: object) -> object:
         return sorted(value)
     raise TypeError(f"{type(value).__name__} has no canonical form")
 
+
+_ENCODER = json.JSONEncoder(default=_plain, ensure_ascii=False, separators=(",", ":"))  # made once: json.dumps makes one a call
