@@ -63,6 +63,7 @@ from publisher.errors import ContentError
 from publisher.model import Author, Comment, Enclosure, Post
 from publisher.content.readers import ReadOptions, ReadResult
 from publisher.content.readers.metadata import ContentWarning
+from publisher.content.readers.xmldoc import check_doctype, check_prolog, syntax_reason, without_control_bytes
 from publisher.content.readers.wordpress import GALLERY_PLACEHOLDER, gallery_html, plain_paragraphs, plain_text, render_content
 from publisher.text import one_line, summarize, xml_safe
 
@@ -100,10 +101,6 @@ _GALLERY = re.compile(GALLERY_PLACEHOLDER.replace("{ids}", '([^"]*)'))
 # The file size in an attachment's serialized PHP metadata: s:8:"filesize";i:12345;
 _FILESIZE = re.compile(r's:8:"filesize";i:(\d+);')
 
-# C0 control characters XML 1.0 forbids. WordPress exports often carry a
-# few pasted from word processors, and libxml2 stops at the first one; they
-# are removed before parsing (xml_safe would remove them from the text anyway).
-_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 # -- items ------------------------------------------------------------------
@@ -485,71 +482,15 @@ def _enclosure(value: str) -> Enclosure | None:
 # -- the document -----------------------------------------------------------
 
 
-def _line_of(data: bytes, needle: bytes) -> int:
-    at = data.find(needle)
-    return data.count(b"\n", 0, at) + 1 if at >= 0 else 1
-
-
-def _check_doctype(root: etree._Element, data: bytes, path: str) -> None:
-    """Refuse entity declarations and external DTDs: WordPress writes neither."""
-    info = root.getroottree().docinfo
-    dtd = info.internalDTD
-    entities = [e.name for e in dtd.iterentities()] if dtd is not None else []
-    if entities or info.system_url or info.public_id:
-        raise _doctype_refused(path, _line_of(data[:65536], b"<!DOCTYPE"), entities)
-
-
-def _doctype_refused(path: str, line: int, entities: list[str]) -> ContentError:
-    what = f"declares entities ({', '.join(entities[:3])})" if entities else "refers to an external DTD"
-    return ContentError(path, line, f"{what}; a WordPress export has no DTD, and entities are never expanded")
-
-
 _PIECE = 65536  # bytes of an export parsed at a time
-_DOCTYPE = re.compile(rb"<!DOCTYPE\s+[^\s\[>]+(\s+(?:SYSTEM|PUBLIC)\b)?")
-_ENTITY = re.compile(rb"<!ENTITY\s+(?:%\s+)?([^\s>]+)")
-
-
-def _check_prolog(data: bytes, path: str) -> None:
-    """``_check_doctype`` on the bytes before the document's first element,
-    before any parser sees them: a parser may choke on what the entities
-    would expand to (some libxml2 and lxml versions do, even when told not
-    to expand them) before it says what the document declares."""
-    head = data[:65536]
-    doctype = _DOCTYPE.search(head)
-    if doctype is None or head.find(b"<rss", 0, doctype.start()) >= 0:
-        return
-    entities = [name.decode("utf-8", "replace") for name in _ENTITY.findall(head, doctype.end())]
-    if entities or doctype.group(1):
-        raise _doctype_refused(path, head.count(b"\n", 0, doctype.start()) + 1, entities)
-
-
-def _syntax_reason(exc: etree.XMLSyntaxError) -> str:
-    message = re.sub(r", line \d+, column (\d+)$", r" (column \1)", exc.msg or str(exc))
-    depth = re.match(r"Excessive depth in document: (\d+)", message)
-    if depth:  # libxml2's limit, even with huge_tree; its advice to raise it does not apply
-        where = re.search(r"\(column \d+\)", message)
-        return f"elements nested more than {depth.group(1)} levels deep{' ' + where.group(0) if where else ''}"
-    if message.startswith(("Invalid bytes in character encoding", "Input is not proper UTF-8")):
-        where = re.search(r"\(column \d+\)", message)
-        return f"not valid UTF-8{' ' + where.group(0) if where else ''}; save the export as UTF-8"
-    return f"not well-formed XML: {message}"
-
-
-def _without_control_bytes(data: bytes) -> bytes:
-    if b"\x00" in data[:4]:  # UTF-16 or UTF-32: NUL bytes belong to the encoding
-        return data
-    if _CONTROL_BYTES.search(data) is None:
-        return data
-    log.debug("removing control characters XML forbids")
-    return _CONTROL_BYTES.sub(b"", data)
 
 
 def read(data: bytes, path: str, options: ReadOptions) -> ReadResult:
     """The published posts of a WordPress export, and the items it rejected."""
     if not data or data.isspace():  # (not strip(): that would copy a large file)
         raise ContentError(path, 1, "empty file")
-    data = _without_control_bytes(data)
-    _check_prolog(data, path)
+    data = without_control_bytes(data)
+    check_prolog(data, path)
     export: _Export | None = None
     bound: dict[str, str] = {}
     root: etree._Element | None = None
@@ -574,7 +515,7 @@ def read(data: bytes, path: str, options: ReadOptions) -> ReadResult:
                 prefixes = wp_prefixes(bound)
                 if root.tag != "rss" or prefixes is None:
                     raise ContentError(path, 1, NOT_WXR)
-                _check_doctype(root, data, path)
+                check_doctype(root, data, path)
                 export = _Export(path, options, prefixes)
         elif export is None:
             return
@@ -602,9 +543,9 @@ def read(data: bytes, path: str, options: ReadOptions) -> ReadResult:
     except etree.XMLSyntaxError as exc:
         line = exc.lineno if exc.lineno and exc.lineno > 0 else 1
         if export is None or (not export.posts and not export.errors):
-            raise ContentError(path, line, _syntax_reason(exc)) from None
+            raise ContentError(path, line, syntax_reason(exc)) from None
         kept = f"; the {len(export.posts)} posts before it were read" if export.posts else ""
-        export.errors.append(ContentError(path, line, _syntax_reason(exc) + kept))
+        export.errors.append(ContentError(path, line, syntax_reason(exc) + kept))
     if export is None:
         raise ContentError(path, 1, NOT_WXR)
     return export.result()
