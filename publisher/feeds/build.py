@@ -35,6 +35,7 @@ from publisher.model import Post, Site
 from publisher.resources import default_templates
 from publisher.content import load_feed_sources
 from publisher.state import BuildRecord, FeedOutput, PostRecord, PostRepository, StateStore
+from publisher.state.posts import records_of
 from publisher.text import uri_path
 from publisher.feeds.websub import ping_hub
 from publisher.feeds.writer import StagedFiles, remove_temporaries
@@ -156,20 +157,21 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     def identities(repository: PostRepository) -> tuple[Site, tuple[ContentError, ...]]:
         return publish(posts, store=repository, now=now, config=config, cache=cache, notes=notes)
 
-    records = store.posts.records()
-    changes = _IdentityChanges(records)
+    # Compared as stored (a snapshot): cheaper than the records made of them.
+    snapshot = store.posts.snapshot()
+    changes = _IdentityChanges(records_of(snapshot))
     site, publish_errors = identities(changes)
     lock = writing_lock(config)
     try:
-        current = store.posts.records()
-        if current != records:
+        current = store.posts.snapshot()
+        if current != snapshot:
             log.info("post records changed while this build waited for another: identities worked out again")
-            records, changes = current, _IdentityChanges(current)
+            snapshot, changes = current, _IdentityChanges(records_of(current))
             site, publish_errors = identities(changes)
         documents = _documents(config, site, cache)
         known = store.builds.feed_outputs()
         staged, made = _stage_feeds(config, documents, known, force=force)
-        again = _commit_identities(store, records, changes, cache, staged, work_out_again=identities)
+        again = _commit_identities(store, snapshot, changes, cache, staged, work_out_again=identities)
         if again is not None:
             # The feeds staged are not of the identities committed: made again.
             site, publish_errors = again
@@ -200,7 +202,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
 
 def _commit_identities(
     store: StateStore,
-    records: dict[str, PostRecord],
+    snapshot: tuple[tuple, ...],
     changes: _IdentityChanges,
     cache: PostCache,
     staged: StagedFiles,
@@ -209,7 +211,7 @@ def _commit_identities(
 ) -> tuple[Site, tuple[ContentError, ...]] | None:
     """Step 3 of ``build_site``: in one short write transaction, record the
     identities in ``changes`` (and the cache of readings) if the post
-    records are still ``records``, those they were worked out from; None
+    records are still as in ``snapshot``, those they were worked out from; None
     then. If a process that does not take the build's lock changed them,
     the identities are worked out again there, under the store's lock
     (``work_out_again(store.posts)``), and the site and errors that gives
@@ -217,7 +219,7 @@ def _commit_identities(
     discarded when nothing could be committed."""
     try:
         with store.transaction():
-            if store.posts.records() != records:
+            if store.posts.snapshot() != snapshot:
                 log.info("post records changed while this build made the feeds: identities worked out again")
                 again = work_out_again(store.posts)
             else:

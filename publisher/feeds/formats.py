@@ -549,8 +549,7 @@ class _Plan:
     def add(self, name: str, kind: str, spec: _Spec, render: Callable[[], bytes]) -> None:
         digest = hashlib.sha256(self._common)
         digest.update(_canonical([name, kind, spec.stem, spec.title, spec.description, spec.links]))
-        for post in spec.posts:
-            digest.update(self._fingerprint(post))
+        digest.update(b"".join([self._fingerprint(post) for post in spec.posts]))  # as one update a post
         self.documents.append(FeedDocument(name, digest.hexdigest(), render))
 
     def _fingerprint(self, post: Post) -> bytes:

@@ -103,8 +103,7 @@ class _Digests:
     def of(self, *parts: object, posts: Iterable[Post] = ()) -> str:
         digest = self._common.copy()
         digest.update(_canonical(parts))
-        for post in posts:
-            digest.update(self.post(post))
+        digest.update(b"".join([self.post(post) for post in posts]))  # as one update a post
         return digest.hexdigest()
 
     def post(self, post: Post) -> bytes:

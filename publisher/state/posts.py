@@ -23,6 +23,11 @@ def _post_record(row: tuple) -> PostRecord:
     return PostRecord(row[0], row[1], row[2], from_iso(row[3]), row[4], from_iso(row[5]), from_optional_iso(row[6]))
 
 
+def records_of(snapshot: tuple[tuple, ...]) -> dict[str, PostRecord]:
+    """``SqlPostRepository.records()`` of what ``snapshot()`` gave."""
+    return {row[0]: _post_record(row) for row in snapshot}
+
+
 class SqlPostRepository:
     """Each published post's identity (guid and slug, fixed the first time
     it is published) and dates (first seen; updated when its content hash
@@ -37,7 +42,12 @@ class SqlPostRepository:
 
     def records(self) -> dict[str, PostRecord]:
         """Every remembered post, by source (one query, for a whole build)."""
-        return {row[0]: _post_record(row) for row in self._db.query(f"SELECT {_POST_COLUMNS} FROM posts")}
+        return records_of(self.snapshot())
+
+    def snapshot(self) -> tuple[tuple, ...]:
+        """The post records as stored, cheap to compare: equal snapshots,
+        equal ``records()`` (``records_of`` makes them from one)."""
+        return tuple(self._db.query(f"SELECT {_POST_COLUMNS} FROM posts ORDER BY source"))
 
     def remember(self, record: PostRecord) -> None:
         """Store ``record``; an unchanged record writes nothing."""

@@ -41,6 +41,13 @@ class PostRepository(Protocol):
     def forget(self, source: str) -> None: ...
 
 
+class StoredPosts(PostRepository, Protocol):
+    """The post identities of the store itself, which a build also compares
+    cheaply to see whether another process changed them."""
+
+    def snapshot(self) -> tuple[tuple, ...]: ...
+
+
 class BuildRepository(Protocol):
     """What the builds leave for the next one: cached readings of content
     files (source -> (key, data, signature)), feed outputs, build records."""

@@ -35,7 +35,7 @@ from publisher.state.protocols import (
     FetchRepository,
     IssueRepository,
     JobRepository,
-    PostRepository,
+    StoredPosts,
     SubscriberRepository,
     WebEventRepository,
 )
@@ -64,7 +64,7 @@ class StateStore:
         self,
         database: Database,
         *,
-        posts: PostRepository,
+        posts: StoredPosts,
         builds: BuildRepository,
         fetches: FetchRepository,
         subscribers: SubscriberRepository,
