@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -67,3 +67,14 @@ def test_check_language_says_why(language: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason) as caught:
         check_language(language)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("language", ["en", "en-US", "en-GB", "en-AU", "en-IN", "en-001"])
+def test_english_dates_are_what_babel_writes_with_the_english_pattern(language: str) -> None:
+    from babel import Locale
+    from babel.dates import format_date
+
+    locale = Locale.parse(language, sep="-")
+    for day in (date(2024, 5, 3), date(1999, 12, 31), date(2025, 1, 1), date(5, 2, 9)):
+        moment = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc)
+        assert format_day(moment, timezone.utc, language) == format_date(day, "d MMMM y", locale=locale)
