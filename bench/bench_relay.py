@@ -51,6 +51,19 @@ class Sending:
         return self.messages / self.seconds
 
 
+def _site(root: Path, relay: SlowRelay, connections: int, total: int, state: str = "") -> Path:
+    """A site sending to ``relay``, its store made and holding ``total``
+    subscribers; ``state``: lines added to its ``[state]`` table."""
+    config_path = write_site(root, posts=40, smtp_port=relay.port, connections=connections, digest_posts=7)
+    if state:
+        text = config_path.read_text(encoding="utf-8")
+        config_path.write_text(text.replace('[state]\npath = ".publisher/state.db"\n', '[state]\npath = ".publisher/state.db"\n' + state))
+    _, store = open_site(config_path)
+    store.close()
+    add_subscribers(config_path.parent / ".publisher" / "state.db", total)
+    return config_path
+
+
 def _one_process(root: Path, relay: SlowRelay, connections: int, total: int) -> tuple[Sending, bytes]:
     """``deliver_issue`` to ``total`` subscribers, and one of the messages (unstuffed)."""
     from publisher.clock import SystemClock
@@ -58,10 +71,7 @@ def _one_process(root: Path, relay: SlowRelay, connections: int, total: int) -> 
     from publisher.mail.send import deliver_issue, frozen_issue, prepare_issue
     from publisher.mail.transports import SmtpTransport
 
-    config_path = write_site(root, posts=40, smtp_port=relay.port, connections=connections, digest_posts=7)
-    _, store = open_site(config_path)
-    store.close()
-    add_subscribers(config_path.parent / ".publisher" / "state.db", total)
+    config_path = _site(root, relay, connections, total)
     config, store = open_site(config_path)
     try:
         issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)
@@ -134,13 +144,8 @@ def _processes(root: Path, relay: SlowRelay, processes: int, connections: int, t
     from bench.common import SECRET, SECRET_ENV
     from publisher.mail.send import prepare_issue
 
-    config_path = write_site(root, posts=40, smtp_port=relay.port, connections=connections, digest_posts=7)
-    text = config_path.read_text(encoding="utf-8")
     # A claim at a time fills every connection: at least as many deliveries as connections.
-    config_path.write_text(text.replace('[state]\npath = ".publisher/state.db"\n', '[state]\npath = ".publisher/state.db"\nbatch = 1024\n'))
-    _, store = open_site(config_path)
-    store.close()
-    add_subscribers(config_path.parent / ".publisher" / "state.db", total)
+    config_path = _site(root, relay, connections, total, state="batch = 1024\n")
     config, store = open_site(config_path)
     try:
         issue_id = prepare_issue(config, store, config.lists["daily"], now=NOW)

@@ -57,10 +57,7 @@ def test_three_processes_deliver_to_everyone_once_and_each_does_a_share(tmp_path
     with SmtpServer(reject=rejected) as server:
         server.faults.pause_after = 100  # held until every process has claimed a batch
         site = sending_site(tmp_path / "site", server.port, total, "batch = 50\n")
-        sender = subprocess.Popen(
-            publisher(site, "send", "--processes", "3"), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        wait_for(lambda: len(holders(site)) == 3 or sender.poll() is not None, timeout=300, what="three processes to claim")
+        sender = three_claiming(site, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert sender.poll() is None
         owners = set(holders(site))
         assert {pid_of(owner) for owner in owners} - {sender.pid}  # the others are processes of their own
@@ -122,6 +119,19 @@ def test_a_killed_process_s_batch_is_taken_over_and_everyone_gets_the_issue(tmp_
     assert victim not in takers and takers
 
 
+def three_claiming(site: Path, **streams) -> subprocess.Popen:
+    """``publisher send --processes 3`` started, once its three processes have
+    each claimed a batch (or it has ended)."""
+    sender = subprocess.Popen(publisher(site, "send", "--processes", "3"), env=env(), **streams)
+    wait_for(lambda: len(holders(site)) == 3 or sender.poll() is not None, timeout=300, what="three processes to claim")
+    return sender
+
+
+def workers_of(site: Path, sender: subprocess.Popen) -> list[int]:
+    """The processes other than ``sender`` holding claims."""
+    return [pid_of(owner) for owner in holders(site) if pid_of(owner) != sender.pid]
+
+
 def alive(pid: int) -> bool:
     """Is the process there and not a zombie (its parent has not reaped it yet)?"""
     try:
@@ -137,11 +147,8 @@ def test_sigterm_stops_every_process_and_the_next_send_finishes(tmp_path: Path) 
     with SmtpServer() as server:
         server.faults.pause_after = 60
         site = sending_site(tmp_path / "site", server.port, total, "batch = 50\n")
-        sender = subprocess.Popen(
-            publisher(site, "send", "--processes", "3"), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        wait_for(lambda: len(holders(site)) == 3 or sender.poll() is not None, timeout=300, what="three processes to claim")
-        workers = [pid_of(owner) for owner in holders(site) if pid_of(owner) != sender.pid]
+        sender = three_claiming(site, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        workers = workers_of(site, sender)
         sender.send_signal(signal.SIGTERM)
         server.faults.pause_after = 0  # the messages in flight are answered, then each process stops
         out, err = sender.communicate(timeout=300)
@@ -165,11 +172,8 @@ def test_the_others_keep_the_send_lock_when_the_first_process_dies(tmp_path: Pat
     with SmtpServer() as server:
         server.faults.pause_after = 30
         site = sending_site(tmp_path / "site", server.port, total, "batch = 20\n")
-        sender = subprocess.Popen(
-            publisher(site, "send", "--processes", "3"), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_for(lambda: len(holders(site)) == 3 or sender.poll() is not None, timeout=300, what="three processes to claim")
-        workers = [pid_of(owner) for owner in holders(site) if pid_of(owner) != sender.pid]
+        sender = three_claiming(site, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        workers = workers_of(site, sender)
         sender.send_signal(signal.SIGKILL)
         sender.wait(timeout=60)
         # The others wait on the paused server: alive, holding the lock.

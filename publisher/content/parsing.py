@@ -50,7 +50,7 @@ class Parsing:
     def __init__(self, config: Config, expected: int) -> None:
         self.config = config
         self.items: list[Item] = []
-        self._chunks: list[tuple[int, Future]] = []  # (first item, its future)
+        self._chunks: list[tuple[int, int, Future]] = []  # (first item, the one after its last, its future)
         self._sent = 0  # items handed to the workers so far
         self._pool: ProcessPoolExecutor | None = None
         self._workers = _parsers(expected) - 1  # this process parses too
@@ -72,27 +72,25 @@ class Parsing:
         results: list[Parsed | None] = [None] * len(self.items)
         try:
             # The chunks no worker has taken yet, from the last back, here.
-            for start, future in reversed(self._chunks):
+            for start, end, future in reversed(self._chunks):
                 if not future.cancel():
                     break  # taken, and so are all before it
-                self._here(start, results)
-            for start, future in self._chunks:
+                self._here(start, end, results)
+            for start, end, future in self._chunks:
                 if results[start] is not None:
                     continue
                 try:
                     done = future.result()
                 except Exception:  # a worker died or could not start: parse its chunk here
                     log.warning("a parsing worker failed; parsing its files here", exc_info=True)
-                    self._here(start, results)
+                    self._here(start, end, results)
                     continue
                 for offset, outcome in enumerate(done):
                     results[start + offset] = (_unpacked(outcome), outcome[5] if outcome[0] == "ok" else None)
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
-        for start in range(len(self.items)):  # no worker (or none could start)
-            if results[start] is None:
-                self._here(start, results)
+        self._here(self._sent, len(self.items), results)  # those no worker was sent (or could be)
         return results  # type: ignore[return-value]
 
     def _send(self, end: int) -> None:
@@ -109,7 +107,7 @@ class Parsing:
             log.warning("parsing in worker processes failed; parsing the files here", exc_info=True)
             self._workers = 0
             return
-        self._chunks.append((self._sent, future))
+        self._chunks.append((self._sent, end, future))
         future.add_done_callback(lambda done, start=self._sent: self._parsed(done, start, end))
         self._sent = end
 
@@ -119,10 +117,8 @@ class Parsing:
             for index in range(start, end):
                 self.items[index] = self.items[index][:2] + (b"",)
 
-    def _here(self, start: int, results: list[Parsed | None]) -> None:
-        """Parse, in this process, the items from ``start`` to the next chunk's first."""
-        following = [first for first, _ in self._chunks if first > start]
-        end = min(following, default=len(self.items))
+    def _here(self, start: int, end: int, results: list[Parsed | None]) -> None:
+        """Parse, in this process, the items from ``start`` to before ``end``."""
         for index in range(start, end):
             if results[index] is None:
                 path, shown, data = self.items[index]

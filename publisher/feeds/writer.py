@@ -72,38 +72,27 @@ def write_if_changed(path: Path, data: bytes, force: bool = False) -> bool:
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 
-def _stage(
-    path: Path,
-    data: bytes,
-    mode: int,
-    sync: bool = True,
-    folders: set[Path] | None = None,
-    looks: dict | None = None,
-    umask: int | None = None,
-) -> str:
-    """Write ``data`` to a new temporary file beside ``path``; returns its name.
+def _stage(path: Path, data: bytes, mode: int, folders: set[Path], looks: dict, umask: int) -> str:
+    """Write ``data`` to a new temporary file beside ``path`` (not flushed:
+    ``StagedFiles.commit`` does that); returns its name.
 
     ``folders``: the folders known to exist (those made here are added), so
     that a folder of many files is made once, not asked for per file.
     ``looks``: where to keep the file's size and modification time in ns
-    (a rename keeps them). ``umask``: the process's, if known."""
-    if folders is None or path.parent not in folders:
+    (a rename keeps them). ``umask``: the process's."""
+    if path.parent not in folders:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if folders is not None:
-            folders.add(path.parent)
+        folders.add(path.parent)
     fd, tmp_name = _new_temporary(path, mode)
     try:
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            if mode & (_umask() if umask is None else umask):  # made without some of the mode's bits
+            if mode & umask:  # made without some of the mode's bits
                 os.fchmod(fd, mode)
-            if sync:
-                os.fsync(fd)
-            if looks is not None:
-                look = os.fstat(fd)
-                looks[path] = (look.st_size, look.st_mtime_ns)
+            look = os.fstat(fd)
+            looks[path] = (look.st_size, look.st_mtime_ns)
         finally:
             os.close(fd)
     except BaseException:
@@ -244,9 +233,7 @@ class StagedFiles:
         try:
             if self._mark is not None:
                 self._mark.set()
-            self._staged[path] = _stage(
-                path, data, self._mode, sync=False, folders=self._folders, looks=self.looks, umask=self._umask
-            )
+            self._staged[path] = _stage(path, data, self._mode, self._folders, self.looks, self._umask)
         except OSError as exc:
             raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         return True
