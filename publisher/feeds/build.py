@@ -157,8 +157,7 @@ def build_site(config: Config, *, store: StateStore, now: datetime, force: bool 
     def identities(repository: PostRepository) -> tuple[Site, tuple[ContentError, ...]]:
         return publish(posts, store=repository, now=now, config=config, cache=cache, notes=notes)
 
-    # Compared as stored (a snapshot): cheaper than the records made of them.
-    snapshot = store.posts.snapshot()
+    snapshot = store.posts.snapshot()  # compared as stored: cheaper than records made of it
     changes = _IdentityChanges(records_of(snapshot))
     site, publish_errors = identities(changes)
     lock = writing_lock(config)
