@@ -143,6 +143,36 @@ def test_readable_files_are_made_private_with_a_warning(tmp_path: Path, caplog: 
     assert "1 messages were readable by others" in caplog.text
 
 
+def test_opening_while_the_last_other_connection_closes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server opens the database for each request: the last connection
+    closing removes state.db-wal and -shm while another one opens. That
+    open must not fail for a file gone between its listing and its chmod."""
+    import publisher.state.database as database
+
+    db = tmp_path / "state" / "state.db"
+    other = StateStore.open(db)
+    other.subscribers.find("a@example.net")  # a read: the -wal and -shm files exist
+    wal, shm = db.with_name("state.db-wal"), db.with_name("state.db-shm")
+    assert wal.exists() and shm.exists()
+    real = database.make_private
+    seen: list[str] = []
+
+    def closing_meanwhile(path: Path, mode: int) -> bool:
+        seen.append(path.name)
+        if path == wal:
+            other.close()  # the last other connection: SQLite removes both files
+            assert not wal.exists() and not shm.exists()
+        return real(path, mode)
+
+    monkeypatch.setattr(database, "make_private", closing_meanwhile)
+    store = StateStore.open(db)
+    try:
+        assert store.subscribers.find("a@example.net") is None
+    finally:
+        store.close()
+    assert seen[-3:] == ["state.db", "state.db-wal", "state.db-shm"]
+
+
 def test_no_repr_shows_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = make_web_site(tmp_path / "site", 8080, extra='\n[mail.smtp]\nhost = "relay.example"\nusername = "news"\n')
     monkeypatch.setenv("TEST_PUBLISHER_WEB_SECRET", "the-signing-secret-value-1234567")

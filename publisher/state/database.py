@@ -312,9 +312,12 @@ def _private_file(path: Path) -> None:
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
     except FileExistsError:
-        for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            if existing.exists():
-                make_private(existing, PRIVATE_FILE)
+        make_private(path, PRIVATE_FILE)
+        for beside in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            try:
+                make_private(beside, PRIVATE_FILE)
+            except FileNotFoundError:
+                pass  # none, or the last connection closing has just removed it
 
 
 class ScratchDatabase(Database):
