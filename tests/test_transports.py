@@ -610,3 +610,14 @@ def test_smtp_sends_a_message_composed_dot_stuffed_as_it_is(offered: bool) -> No
 )
 def test_an_address_is_bare_exactly_when_smtplib_quotes_it_as_it_is(address: str) -> None:
     assert _bare_address(address) == (smtplib.quoteaddr(address) == f"<{address}>")
+
+
+def test_the_outbox_helper_lists_messages_in_delivery_order(tmp_path: Path):
+    from .helpers.web_server import outbox_messages
+
+    new = tmp_path / "outbox" / "new"
+    new.mkdir(parents=True)
+    # Within one second, by name the later microsecond count sorts first.
+    for name, subject in (("1796310802.M83348P1Q0.vm.eml", "first"), ("1796310802.M170173P1Q1.vm.eml", "second")):
+        (new / name).write_bytes(f"Subject: {subject}\r\n\r\nbody\r\n".encode())
+    assert [m["Subject"] for m in outbox_messages(tmp_path / "outbox")] == ["first", "second"]

@@ -220,14 +220,25 @@ class Client:
 
 
 def outbox_messages(outbox: Path) -> list[EmailMessage]:
+    """The outbox's messages in the order they were delivered."""
     folder = outbox / "new"
     if not folder.is_dir():
         return []
     return [
         email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        for path in sorted(folder.iterdir())
-        if path.suffix == ".eml"
+        for path in sorted((p for p in folder.iterdir() if p.suffix == ".eml"), key=delivered)
     ]
+
+
+_MAILDIR_NAME = re.compile(r"(\d+)\.M(\d+)P(\d+)Q(\d+)\.")
+
+
+def delivered(path: Path) -> tuple[int, ...]:
+    """The delivery order of a Maildir file ``<sec>.M<usec>P<pid>Q<seq>.<host>``:
+    its numbers compared as numbers (by name, M83348 would come after M170173)."""
+    match = _MAILDIR_NAME.match(path.name)
+    assert match, f"not a Maildir name: {path.name}"
+    return tuple(int(n) for n in match.groups())
 
 
 def confirmations_to(outbox: Path, address: str) -> list[EmailMessage]:
