@@ -26,6 +26,7 @@ from . import archive, csrf, hooks, index, leaving, subscribe
 from .context import EXTENSION, STORE_THREADS, WebContext, close_store, context, page
 from .feed_files import FeedFiles
 from .headers import CSP, SECURITY_HEADERS, PublicHost
+from .quiet import Quiet
 from .ratelimit import store_busy
 from .site_files import SiteFiles
 
@@ -67,6 +68,9 @@ def create_app(
         site_templates=config.mail.templates / "web",
     )
     app = _flask_app(site)
+    # Innermost: the views' answers counted, for the mailer to wait for quiet.
+    site.mailer.quiet = quiet = Quiet(app.wsgi_app)
+    app.wsgi_app = quiet  # type: ignore[method-assign]
     if config.pages.enabled:
         app.wsgi_app = SiteFiles(app.wsgi_app, config.pages.out)  # type: ignore[method-assign]
     app.wsgi_app = FeedFiles(  # type: ignore[method-assign]
