@@ -78,9 +78,13 @@ def test_the_settling_time_follows_the_last_answer() -> None:
     assert quiet.wait(float("inf")) is True
 
 
-def test_the_mailer_waits_for_the_request_that_queued_the_work(config: Config) -> None:
+def _mailer_behind_quiet(config: Config, *, longest: float) -> tuple[Quiet, ConfirmationMailer]:
     quiet = Quiet(_hello, settle=0.0)
-    mailer = ConfirmationMailer(config, OutboxTransport(config.mail.outbox), quiet=quiet, longest=3600)
+    return quiet, ConfirmationMailer(config, OutboxTransport(config.mail.outbox), quiet=quiet, longest=longest)
+
+
+def test_the_mailer_waits_for_the_request_that_queued_the_work(config: Config) -> None:
+    quiet, mailer = _mailer_behind_quiet(config, longest=3600)
     answer = quiet(create_environ("/subscribe", method="POST"), _start)  # being answered
     assert mailer.submit("new@example.net", "", ["daily"], now=NOW)
     wait_for(lambda: quiet.waiting == 1, what="the mailer waiting for quiet")
@@ -92,8 +96,7 @@ def test_the_mailer_waits_for_the_request_that_queued_the_work(config: Config) -
 
 
 def test_past_its_deadline_the_mailer_works_even_while_requests_keep_coming(config: Config) -> None:
-    quiet = Quiet(_hello, settle=0.0)
-    mailer = ConfirmationMailer(config, OutboxTransport(config.mail.outbox), quiet=quiet, longest=0.0)
+    quiet, mailer = _mailer_behind_quiet(config, longest=0.0)
     quiet(create_environ("/"), _start)  # never answered
     assert mailer.submit("busy@example.net", "", ["daily"], now=NOW)
     wait_for(lambda: len(outbox_messages(config.mail.outbox)) == 1, what="the confirmation email")
@@ -102,8 +105,7 @@ def test_past_its_deadline_the_mailer_works_even_while_requests_keep_coming(conf
 
 
 def test_closing_the_mailer_sends_what_waits_for_quiet(config: Config) -> None:
-    quiet = Quiet(_hello, settle=0.0)
-    mailer = ConfirmationMailer(config, OutboxTransport(config.mail.outbox), quiet=quiet, longest=3600)
+    quiet, mailer = _mailer_behind_quiet(config, longest=3600)
     quiet(create_environ("/"), _start)  # never answered
     assert mailer.submit("first@example.net", "", ["daily"], now=NOW)
     assert mailer.submit("second@example.net", "", ["daily"], now=NOW)
