@@ -5,6 +5,7 @@ held open by hand and released; every wait is for an event."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,10 @@ def test_wait_returns_at_its_deadline_while_a_request_is_in_flight() -> None:
     quiet = Quiet(_hello, settle=0.0)
     quiet(create_environ("/"), _start)
     assert quiet.wait(0.0) is False  # a deadline already past: no waiting
-    quiet.stop()
+    stopper = threading.Thread(target=lambda: (wait_for(lambda: quiet.waiting == 1), quiet.stop()))
+    stopper.start()
+    assert quiet.wait(float("inf")) is False  # no deadline: until stopped
+    stopper.join()
     assert quiet.wait(float("inf")) is False  # stopped: nothing waits
 
 

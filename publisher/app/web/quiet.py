@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 # Long enough for the server's own thread to send the last answer's bytes
 # after the application has returned them.
 SETTLE = 0.02
+# One wait's limit (a deadline may be infinite; the lock's timeout may not).
+_LONGEST_WAIT = 3600.0
 
 
 class Quiet:
@@ -66,7 +68,7 @@ class Quiet:
                         if quiet_for >= self.settle:
                             return True
                         timeout = min(self.settle - quiet_for, deadline - now)
-                    self._changed.wait(timeout)
+                    self._changed.wait(min(timeout, _LONGEST_WAIT))
                 return False
             finally:
                 self._waiting -= 1
