@@ -57,7 +57,7 @@ class _Job:
     name: str
     lists: tuple[str, ...]
     now: datetime
-    due: float = 0.0  # when it is handled even if requests keep coming (monotonic clock)
+    due: float  # when it is handled even if requests keep coming (monotonic clock)
 
 
 class ConfirmationMailer:
@@ -86,18 +86,16 @@ class ConfirmationMailer:
 
     def submit(self, email: str, name: str, lists: Sequence[str], *, now: datetime) -> bool:
         """Queue a subscribe request; False when the queue is full (the request is shed)."""
-        return self._put(_Job("subscribe", email, name, tuple(lists), now, self._due()))
+        return self._put("subscribe", email, name, lists, now)
 
     def welcome(self, email: str, lists: Sequence[str], *, now: datetime) -> bool:
         """Queue the welcome email of a subscriber who just confirmed ``lists``."""
         if not self.config.mail.welcome:
             return False
-        return self._put(_Job("welcome", email, "", tuple(lists), now, self._due()))
+        return self._put("welcome", email, "", lists, now)
 
-    def _due(self) -> float:
-        return time.monotonic() + self.longest
-
-    def _put(self, job: _Job) -> bool:
+    def _put(self, kind: str, email: str, name: str, lists: Sequence[str], now: datetime) -> bool:
+        job = _Job(kind, email, name, tuple(lists), now, due=time.monotonic() + self.longest)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the confirmation mailer is closed")
